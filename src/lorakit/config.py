@@ -1,0 +1,161 @@
+"""Configuration: where conf/ lives, custom resolvers, and one validation pass over the composed config.
+
+`validate(cfg)` runs before any model loads and raises a single `ConfigError` that lists every problem
+with its fix, so a user fixes a config in one go rather than one crash at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF_DIR = ROOT / "conf"
+STAGES = ("prepare", "train", "evaluate")
+METRICS = ("exact_match", "json_valid", "bleu", "rouge_l")
+LOGGERS = ("none", "wandb")
+SECRET_KEY = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
+
+
+class ConfigError(ValueError):
+    """The composed configuration is invalid; the message lists every problem and its fix."""
+
+
+def register_resolvers() -> None:
+    """Register `${lorakit_root:}` (the project folder holding conf/ and data/)."""
+    if not OmegaConf.has_resolver("lorakit_root"):
+        OmegaConf.register_new_resolver("lorakit_root", lambda: str(ROOT))
+
+
+def _fields_of_dataclass(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls) if f.init}
+
+
+def _init_params(cls: type) -> set[str]:
+    return {p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs")}
+
+
+def _unknown(section: str, keys: Any, known: set[str], owner: str) -> list[str]:
+    problems = []
+    for key in keys:
+        if key not in known:
+            near = [k for k in known if k.startswith(str(key)[:4])][:3]
+            hint = f" (did you mean {', '.join(sorted(near))}?)" if near else ""
+            problems.append(f"{section}.{key}: not a {owner} field{hint}; remove it or fix the spelling")
+    return problems
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
+    """Check the whole config; raise one ConfigError listing every problem and how to fix it.
+
+    Args:
+        cfg: the composed Hydra config.
+        cuda: whether a CUDA GPU is present (detected when None; tests pass it explicitly).
+
+    Raises:
+        ConfigError: with one line per problem.
+    """
+    from peft import LoraConfig
+    from transformers import BitsAndBytesConfig
+    from trl import SFTConfig
+
+    cuda = cuda_available() if cuda is None else cuda
+    problems: list[str] = []
+
+    stages = list(cfg.stages)
+    for s in stages:
+        if s not in STAGES:
+            problems.append(f"stages: unknown stage {s!r}; choose from {list(STAGES)}")
+    if [s for s in STAGES if s in stages] != stages:
+        problems.append(f"stages: {stages} is out of order; stages run as {list(STAGES)}, list them in that order")
+
+    train_keys = set(cfg.train.keys())
+    problems += _unknown("train", train_keys, _fields_of_dataclass(SFTConfig), "trl.SFTConfig")
+    if "output_dir" in train_keys:
+        problems.append("train.output_dir: lorakit sets it (run_dir/checkpoints); remove it and set hydra.run.dir")
+    if cfg.train.get("report_to") not in (None, "none"):
+        problems.append("train.report_to: lorakit sets it from the logger; use logger=wandb or logger=none instead")
+
+    problems += _unknown("lora", cfg.lora.keys(), _fields_of_dataclass(LoraConfig), "peft.LoraConfig")
+    if "r" in cfg.lora and (not isinstance(cfg.lora.r, int) or cfg.lora.r <= 0):
+        problems.append(f"lora.r: must be a positive integer, got {cfg.lora.r!r}")
+
+    quant = OmegaConf.to_container(cfg.quant, resolve=True)
+    problems += _unknown("quant", quant.keys(), _init_params(BitsAndBytesConfig), "transformers.BitsAndBytesConfig")
+    four, eight = bool(quant.get("load_in_4bit")), bool(quant.get("load_in_8bit"))
+    if four and eight:
+        problems.append("quant: load_in_4bit and load_in_8bit are both set; pick one: quant=nf4 or quant=int8")
+    if (four or eight) and not cuda:
+        problems.append(
+            f"quant: {'4' if four else '8'}-bit quantization (bitsandbytes) needs a CUDA GPU and none was found; "
+            "add quant=none to train in full precision on this machine"
+        )
+    for flag in ("bf16", "fp16"):
+        if cfg.train.get(flag) and not cuda:
+            problems.append(f"train.{flag}: mixed precision needs a CUDA GPU; set train.{flag}=null (fp32 on CPU)")
+
+    model = cfg.model
+    if not model.get("name_or_path"):
+        problems.append("model.name_or_path: empty; set a hub id or a local folder")
+    if bool(model.get("gguf_package")) != bool(model.get("gguf_file")):
+        problems.append("model.gguf_package and model.gguf_file: set both (embedded GGUF model) or neither")
+
+    data = cfg.data
+    if data.format != "openai_chat":
+        problems.append(f"data.format: {data.format!r} is not supported yet; use openai_chat")
+    if "prepare" in stages:
+        if OmegaConf.is_missing(data, "train_file"):
+            problems.append("data.train_file: required; add data.train_file=path/to/train.jsonl")
+        elif not Path(data.train_file).is_file():
+            problems.append(f"data.train_file: {data.train_file} does not exist; check the path (relative to {Path.cwd()})")
+        if data.test_file is not None and not Path(data.test_file).is_file():
+            problems.append(f"data.test_file: {data.test_file} does not exist; check the path or set data.test_file=null")
+    for key in ("val_fraction", "test_fraction"):
+        value = data.get(key)
+        if not isinstance(value, (int, float)) or not 0 <= value < 1:
+            problems.append(f"data.{key}: must be a number in [0, 1), got {value!r}")
+    if not isinstance(data.max_length, int) or data.max_length < 16:
+        problems.append(f"data.max_length: must be an integer >= 16 tokens, got {data.max_length!r}")
+
+    run_dir = Path(cfg.run_dir)
+    if "train" in stages and "prepare" not in stages and not (run_dir / "data" / "train").is_dir():
+        problems.append(f"stages: train without prepare needs prepared data in {run_dir}/data; add prepare to stages "
+                        "or set hydra.run.dir to an earlier run's folder")
+    if "train" in stages and cfg.get("adapter_dir"):
+        problems.append("adapter_dir: only for evaluating an existing adapter; remove it or drop the train stage")
+    if "evaluate" in stages and "train" not in stages:
+        adapter = Path(cfg.adapter_dir or run_dir / "adapter")
+        if not (adapter / "adapter_config.json").is_file():
+            problems.append(f"adapter_dir: {adapter} holds no adapter_config.json; set adapter_dir=path/to/run/adapter")
+
+    for metric in cfg.eval.metrics:
+        if metric not in METRICS:
+            problems.append(f"eval.metrics: unknown metric {metric!r}; choose from {list(METRICS)}")
+    if not isinstance(cfg.eval.batch_size, int) or cfg.eval.batch_size < 1:
+        problems.append(f"eval.batch_size: must be a positive integer, got {cfg.eval.batch_size!r}")
+
+    if cfg.logger.type not in LOGGERS:
+        problems.append(f"logger.type: {cfg.logger.type!r} is unknown; use logger=none or logger=wandb")
+
+    if problems:
+        raise ConfigError("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def redact(container: Any) -> Any:
+    """Return a copy of a plain config container with secret-looking values replaced by '***'."""
+    if isinstance(container, dict):
+        return {k: ("***" if SECRET_KEY.search(str(k)) and v else redact(v)) for k, v in container.items()}
+    if isinstance(container, list):
+        return [redact(v) for v in container]
+    return container

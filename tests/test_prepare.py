@@ -1,0 +1,100 @@
+"""Prepare stage: JSONL checks with file:line errors, loss masking on the real chat template, deterministic splits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import compose_cfg, tool_picker_rows, write_jsonl
+from lorakit import prepare
+from lorakit.prepare import IGNORE, DataError, read_chat_jsonl, tokenize_with_labels
+
+CONVERSATION = [
+    {"role": "system", "content": "You convert units."},
+    {"role": "user", "content": "3 km in miles?"},
+    {"role": "assistant", "content": "1.86 miles"},
+    {"role": "user", "content": "and 10 km?"},
+    {"role": "assistant", "content": "6.21 miles"},
+]
+
+
+def test_only_assistant_tokens_and_their_end_of_turn_are_trained(tokenizer):
+    eot = prepare.end_of_turn_ids(tokenizer)
+    [row] = tokenize_with_labels(tokenizer, [CONVERSATION], eot)
+    ids, labels = row["input_ids"], row["labels"]
+    assert len(ids) == len(labels)
+    trained = [i for i, lab in enumerate(labels) if lab != IGNORE]
+    assert all(labels[i] == ids[i] for i in trained)
+    # The trained tokens are exactly each reply followed by its end-of-turn token, in two separate runs.
+    runs, current = [], [trained[0]]
+    for i in trained[1:]:
+        if i == current[-1] + 1:
+            current.append(i)
+        else:
+            runs.append(current)
+            current = [i]
+    runs.append(current)
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert [tokenizer.decode([ids[i] for i in run]) for run in runs] == ["1.86 miles<|im_end|>", "6.21 miles<|im_end|>"]
+    assert all(ids[run[-1]] == im_end for run in runs)
+    # Every other token (system, user, role headers, newlines between turns) is masked.
+    masked_text = tokenizer.decode([ids[i] for i in range(len(ids)) if labels[i] == IGNORE])
+    assert "You convert units." in masked_text and "3 km in miles?" in masked_text and "miles" not in masked_text.replace(
+        "3 km in miles?", "")
+    # The full sequence is exactly the chat template's rendering.
+    assert tokenizer.decode(ids) == tokenizer.apply_chat_template(CONVERSATION, tokenize=False)
+
+
+def test_malformed_lines_are_reported_with_file_and_line(tmp_path):
+    good = tool_picker_rows("train", 1)[0]
+    path = write_jsonl(tmp_path / "train.jsonl", [
+        good,
+        '{"messages": [{"role": "user", "content": "hi"}',  # truncated JSON
+        {"messages": [{"role": "bot", "content": "hello"}]},
+        {"messages": [{"role": "user", "content": "only a question"}]},
+        "",
+        {"prompt": "x", "completion": "y"},
+        good,
+    ])
+    with pytest.raises(DataError) as err:
+        read_chat_jsonl(path)
+    msg = str(err.value)
+    assert "4 malformed line(s)" in msg
+    assert f"{path}:2: not valid JSON" in msg
+    assert f"{path}:3: message 1 has role 'bot'; expected one of system, user, assistant, tool" in msg
+    assert f"{path}:4: no assistant message" in msg
+    assert f'{path}:6: missing or empty "messages" list' in msg
+    assert f"{path}:1:" not in msg and f"{path}:7:" not in msg
+
+
+def test_non_utf8_line_is_reported(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(json.dumps(tool_picker_rows("train", 1)[0]).encode() + b"\n\xff\xfe\n")
+    with pytest.raises(DataError, match=r"bad.jsonl:2: not valid UTF-8"):
+        read_chat_jsonl(path)
+
+
+def test_split_is_deterministic_and_disjoint():
+    rest, held = prepare.split_indices(100, 0.1, seed=3)
+    assert len(held) == 10 and len(rest) == 90 and not set(rest) & set(held)
+    assert prepare.split_indices(100, 0.1, seed=3) == (rest, held)
+    assert prepare.split_indices(100, 0.1, seed=4) != (rest, held)
+    assert prepare.split_indices(5, 0.1, seed=0)[1] != []  # a non-zero fraction always holds out one
+
+
+def test_prepare_accounts_for_every_example(tmp_path, tokenizer):
+    rows = tool_picker_rows("train", 40)
+    rows[5]["messages"][1]["content"] = "word " * 600  # far over max_length
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    cfg = compose_cfg("+experiment=quickstart", f"data.train_file={train}", "data.test_file=null",
+                      "data.test_fraction=0.2", "data.val_fraction=0.25", run_dir=tmp_path / "run")
+    summary = prepare.run(cfg, tokenizer, prepare.end_of_turn_ids(tokenizer), tmp_path / "run")
+    ex = summary["examples"]
+    assert ex["train"] + ex["validation"] + ex["test"] + ex["dropped"] == 40
+    assert ex["test"] + sum(d["split"] == "test" for d in summary["dropped"]) == 8
+    assert summary["dropped"][0]["line"] == 6 and summary["dropped"][0]["reason"].startswith("too_long")
+    written = json.loads((tmp_path / "run" / "data" / "data_summary.json").read_text())
+    assert written["examples"] == ex and written["train_tokens"]["assistant_trained"] > 0
+    test_lines = [json.loads(x)["line"] for x in (tmp_path / "run" / "data" / "test.jsonl").read_text().splitlines()]
+    assert len(test_lines) == ex["test"]

@@ -1,0 +1,69 @@
+"""Training on the tiny local Llama: LoRA weights move, base weights do not, and a saved adapter reloads exactly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers import compose_cfg, tool_picker_rows, write_jsonl
+from lorakit import prepare, train
+from lorakit.evaluate import generate
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_dir):
+    """Prepare 24 tool_picker examples and build a trainer for the tiny model (not yet trained)."""
+    from lorakit.models import load_tokenizer
+
+    tmp = tmp_path_factory.mktemp("train")
+    data = write_jsonl(tmp / "train.jsonl", tool_picker_rows("train", 24))
+    cfg = compose_cfg("+experiment=quickstart", "model=tiny-llama", f"data.train_file={data}", "data.test_file=null",
+                      "+train.max_steps=4", "train.learning_rate=1e-2", run_dir=tmp)
+    tokenizer = load_tokenizer(tiny_dir)
+    eot = prepare.end_of_turn_ids(tokenizer)
+    prepare.run(cfg, tokenizer, eot, tmp)
+    trainer = train.build_trainer(cfg, tmp, tiny_dir, tokenizer, cuda=False, report_to="none")
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    return trainer, before, tokenizer, eot, tmp
+
+
+def test_only_lora_weights_change(trained):
+    trainer, before, *_ = trained
+    after = dict(trainer.model.named_parameters())
+    lora = [n for n in after if "lora_" in n]
+    base = [n for n in after if "lora_" not in n]
+    assert lora and base
+    assert all(after[n].requires_grad for n in lora) and not any(after[n].requires_grad for n in base)
+    assert all(torch.equal(after[n], before[n]) for n in base), "a base weight changed during LoRA training"
+    changed = [n for n in lora if not torch.equal(after[n], before[n])]
+    assert len(changed) == len(lora), f"{len(lora) - len(changed)} LoRA tensors did not move"
+
+
+def test_saved_adapter_reloads_to_identical_outputs(trained, tiny_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    trainer, _, tokenizer, eot, tmp = trained
+    trainer.model.save_pretrained(str(tmp / "adapter"))
+    model = trainer.model.eval()
+    reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_dir), str(tmp / "adapter")).eval()
+    ids = tokenizer(["<|im_start|>user\nplay jazz<|im_end|>\n<|im_start|>assistant\n"], return_tensors="pt")
+    with torch.no_grad():
+        a, b = model(**ids).logits, reloaded(**ids).logits
+        with reloaded.disable_adapter():
+            base = reloaded(**ids).logits
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, base), "the adapter has no effect, so this test would prove nothing"
+    prompts = [prepare.prompt_and_reference(tokenizer, r["messages"])[0] for r in tool_picker_rows("test", 3)]
+    kwargs = {"batch_size": 2, "max_new_tokens": 8, "eot_ids": eot}
+    assert generate(model, tokenizer, prompts, **kwargs) == generate(reloaded, tokenizer, prompts, **kwargs)
+
+
+def test_batched_generation_matches_one_by_one(trained):
+    trainer, _, tokenizer, eot, _ = trained
+    prompts = [prepare.prompt_and_reference(tokenizer, r["messages"])[0] for r in tool_picker_rows("test", 5)]
+    kwargs = {"max_new_tokens": 6, "eot_ids": eot}
+    model = trainer.model.eval()
+    assert generate(model, tokenizer, prompts, batch_size=5, **kwargs) == [
+        generate(model, tokenizer, [p], batch_size=1, **kwargs)[0] for p in prompts]
