@@ -39,12 +39,13 @@ def test_tiny_run_writes_every_artifact_and_logs_to_wandb_offline(tmp_path):
     assert (run / "adapter" / "adapter_config.json").is_file() and (run / "adapter" / "chat_template.jinja").is_file()
     assert json.loads((run / "data" / "data_summary.json").read_text())["examples"]["test"] == 6
     assert "| exact_match |" in out.stdout + out.stderr  # the table is printed at the end
-    # W&B: a real offline run with the summary metrics in it.
+    # W&B: a real offline run holding the training curve, data summary, metrics and the predictions table.
     [wandb_run] = list((run / "wandb").glob("offline-run-*"))
-    assert list(wandb_run.glob("*.wandb"))
-    summary = json.loads((wandb_run / "files" / "wandb-summary.json").read_text())
-    assert summary["eval/tuned/exact_match"] == metrics["tuned"]["exact_match"]
-    assert summary["data/examples/train"] > 0
+    [records] = list(wandb_run.glob("*.wandb"))
+    for key in (b"train/loss", b"data/examples/train", b"eval/base/exact_match", b"eval/tuned/rouge_l", b"time_s/train"):
+        assert key in records.read_bytes(), key
+    [table] = list((wandb_run / "files" / "media" / "table" / "eval").glob("predictions*.table.json"))
+    assert [row[1] for row in json.loads(table.read_text())["data"]] == [p["reference"] for p in preds]
 
     # stages=[evaluate] alone re-evaluates the saved adapter into a new run folder, with the same results.
     again = tmp_path / "again"
