@@ -67,3 +67,22 @@ def test_batched_generation_matches_one_by_one(trained):
     model = trainer.model.eval()
     assert generate(model, tokenizer, prompts, batch_size=5, **kwargs) == [
         generate(model, tokenizer, [p], batch_size=1, **kwargs)[0] for p in prompts]
+
+
+def test_compact_loss_equals_trl_loss_and_gradients(trained):
+    """The trainer's CPU loss (LM head on labelled positions only) matches TRL's own, value and gradients."""
+    trainer, *_ = trained
+    model = trainer.model.eval()  # no LoRA dropout, so both paths see the same network; gradients still flow
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    n_items = int((batch["labels"][:, 1:] != -100).sum())
+    losses, grads = [], []
+    for compute in (trainer.compute_loss, super(type(trainer), trainer).compute_loss):
+        model.zero_grad()
+        loss = compute(model, dict(batch), num_items_in_batch=n_items)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert torch.allclose(losses[0], losses[1], rtol=1e-4), losses  # chunked logsumexp rounds differently
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], rtol=1e-3, atol=1e-6), name
