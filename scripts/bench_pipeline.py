@@ -4,8 +4,8 @@ Usage:
     .venv/bin/python scripts/bench_pipeline.py                      # quickstart settings, full tool_picker data
     .venv/bin/python scripts/bench_pipeline.py --train 64 --test 20 --epochs 1    # a quick smoke run
 
-Both sides use the same model (the embedded SmolLM2-135M-Instruct), data, LoRA rank/alpha/targets, epochs,
-batch size, learning rate and max_new_tokens, and both train, then evaluate the base model and the tuned
+Both sides use the same model (the embedded SmolLM2-135M-Instruct), training examples (lorakit's validation split is
+turned off for this), LoRA rank/alpha/targets, epochs, batch size, learning rate and max_new_tokens, and both train, then evaluate the base model and the tuned
 adapter on the test set with greedy decoding. The baseline is what a user writes from the TRL and PEFT docs:
 `SFTTrainer` on the `messages` dataset with TRL's defaults, then a `generate` loop, one example at a time.
 Prints train / evaluate / total wall time for each side, their ratio, and held-out exact match.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -75,8 +76,10 @@ def lorakit_run(train_file: Path, test_file: Path, out: Path, overrides: list[st
 
     register_resolvers()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        # val_fraction=0: both sides train on exactly the same examples (the baseline has no validation split)
         cfg = compose("config", overrides=["+experiment=quickstart", f"data.train_file={train_file}",
-                                           f"data.test_file={test_file}", f"run_dir={out}", *overrides])
+                                           f"data.test_file={test_file}", "data.val_fraction=0", f"run_dir={out}",
+                                           *overrides])
     t0 = time.perf_counter()
     metrics = run(cfg)
     total = time.perf_counter() - t0
@@ -93,6 +96,7 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=None, help="use the first N test examples (default: all)")
     ap.add_argument("--epochs", type=float, default=None, help="override the quickstart's epochs on both sides")
     args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
     from lorakit.config import register_resolvers
 

@@ -112,13 +112,17 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
         problems.append("model.gguf_package and model.gguf_file: set both (embedded GGUF model) or neither")
 
     data = cfg.data
+    run_dir = Path(cfg.run_dir)
     if data.format != "openai_chat":
         problems.append(f"data.format: {data.format!r} is not supported yet; use openai_chat")
-    if "prepare" in stages:
+    # Evaluating without prepare reads the test set from data.test_file, or splits it off data.train_file.
+    evaluates_unprepared = "evaluate" in stages and not (run_dir / "data" / "test.jsonl").is_file()
+    if "prepare" in stages or (evaluates_unprepared and data.test_file is None):
         if OmegaConf.is_missing(data, "train_file"):
             problems.append("data.train_file: required; add data.train_file=path/to/train.jsonl")
         elif not Path(data.train_file).is_file():
             problems.append(f"data.train_file: {data.train_file} does not exist; check the path (relative to {Path.cwd()})")
+    if "prepare" in stages or evaluates_unprepared:
         if data.test_file is not None and not Path(data.test_file).is_file():
             problems.append(f"data.test_file: {data.test_file} does not exist; check the path or set data.test_file=null")
     for key in ("val_fraction", "test_fraction"):
@@ -128,7 +132,6 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
     if not isinstance(data.max_length, int) or data.max_length < 16:
         problems.append(f"data.max_length: must be an integer >= 16 tokens, got {data.max_length!r}")
 
-    run_dir = Path(cfg.run_dir)
     if "train" in stages and "prepare" not in stages and not (run_dir / "data" / "train").is_dir():
         problems.append(f"stages: train without prepare needs prepared data in {run_dir}/data; add prepare to stages "
                         "or set hydra.run.dir to an earlier run's folder")
