@@ -98,3 +98,11 @@ def test_prepare_accounts_for_every_example(tmp_path, tokenizer):
     assert written["examples"] == ex and written["train_tokens"]["assistant_trained"] > 0
     test_lines = [json.loads(x)["line"] for x in (tmp_path / "run" / "data" / "test.jsonl").read_text().splitlines()]
     assert len(test_lines) == ex["test"]
+
+
+def test_no_validation_split(tmp_path, tokenizer):
+    train = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 10))
+    cfg = compose_cfg("+experiment=quickstart", f"data.train_file={train}", "data.val_fraction=0", run_dir=tmp_path)
+    summary = prepare.run(cfg, tokenizer, prepare.end_of_turn_ids(tokenizer), tmp_path)
+    assert summary["examples"]["train"] == 10 and summary["examples"]["validation"] == 0
+    assert not (tmp_path / "data" / "validation").exists()

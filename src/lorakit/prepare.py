@@ -147,6 +147,8 @@ def tokenize_with_labels(tokenizer, conversations: list[list[dict]], eot_ids: se
     Within each assistant span, tokens after the last end-of-turn token (e.g. a newline the template adds
     between turns) stay masked: the model should learn to stop, not to write template filler.
     """
+    if not conversations:
+        return []
     rendered = [assistant_spans(tokenizer, msgs) for msgs in conversations]
     enc = tokenizer([text for text, _ in rendered], add_special_tokens=False, return_offsets_mapping=True)
     out = []
