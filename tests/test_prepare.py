@@ -106,3 +106,15 @@ def test_no_validation_split(tmp_path, tokenizer):
     summary = prepare.run(cfg, tokenizer, prepare.end_of_turn_ids(tokenizer), tmp_path)
     assert summary["examples"]["train"] == 10 and summary["examples"]["validation"] == 0
     assert not (tmp_path / "data" / "validation").exists()
+
+
+def test_prepare_stage_alone_checks_data_without_training(tmp_path):
+    from lorakit.pipeline import run
+
+    train = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 12))
+    cfg = compose_cfg("+experiment=quickstart", f"data.train_file={train}", "data.test_file=null", "stages=[prepare]",
+                      run_dir=tmp_path / "run")
+    assert run(cfg) is None
+    summary = json.loads((tmp_path / "run" / "data" / "data_summary.json").read_text())
+    assert sum(summary["examples"].values()) == 12
+    assert not (tmp_path / "run" / "adapter").exists() and not (tmp_path / "run" / "metrics.json").exists()

@@ -60,7 +60,8 @@ def run(cfg: DictConfig) -> dict | None:
         model_path = resolve(cfg.model)
         adapter_dir = Path(cfg.adapter_dir).resolve() if cfg.adapter_dir else run_dir / "adapter"
         # An existing adapter is evaluated with the tokenizer and chat template it was trained with.
-        tokenizer = load_tokenizer(str(adapter_dir) if "train" not in cfg.stages else model_path)
+        evaluates_existing = "evaluate" in cfg.stages and "train" not in cfg.stages
+        tokenizer = load_tokenizer(str(adapter_dir) if evaluates_existing else model_path)
         eot_ids = prepare.end_of_turn_ids(tokenizer, _generation_config(model_path))
         results = None
         if "prepare" in cfg.stages:
