@@ -2,12 +2,14 @@
 
 Usage:
     .venv/bin/python scripts/bench_pipeline.py                      # quickstart settings, full tool_picker data
+    .venv/bin/python scripts/bench_pipeline.py --data contacts         # another task from data/
     .venv/bin/python scripts/bench_pipeline.py --train 64 --test 20 --epochs 1    # a quick smoke run
 
-Both sides use the same model (the embedded SmolLM2-135M-Instruct), training examples (lorakit's validation split is
-turned off for this), LoRA rank/alpha/targets, epochs, batch size, learning rate and max_new_tokens, and both train, then evaluate the base model and the tuned
-adapter on the test set with greedy decoding. The baseline is what a user writes from the TRL and PEFT docs:
-`SFTTrainer` on the `messages` dataset with TRL's defaults, then a `generate` loop, one example at a time.
+Both sides use the same model (the embedded SmolLM2-135M-Instruct), training examples (lorakit's validation
+split is turned off for this), LoRA rank/alpha/targets, epochs, batch size, learning rate and max_new_tokens;
+both train, then evaluate the base model and the tuned adapter on the test set with greedy decoding. The
+baseline is what a user writes from the TRL and PEFT docs: `SFTTrainer` on the `messages` dataset with TRL's
+defaults, then a `generate` loop, one example at a time.
 Prints train / evaluate / total wall time for each side, their ratio, and held-out exact match.
 """
 
@@ -64,7 +66,7 @@ def baseline(model_dir: str, train_file: Path, test_rows: list[dict], out: Path,
     refs = [row["messages"][-1]["content"] for row in test_rows]
     em = lambda outs: sum(o == r.strip() for o, r in zip(outs, refs, strict=True)) / len(refs)  # noqa: E731
     return {"train_s": t_train, "eval_s": t_eval, "total_s": t_train + t_eval,
-            "base_exact_match": em(base_out), "tuned_exact_match": em(tuned_out)}
+            "base_exact_match": em(base_out), "tuned_exact_match": em(tuned_out), "tuned": tuned_out}
 
 
 def lorakit_run(train_file: Path, test_file: Path, out: Path, overrides: list[str]) -> dict:
@@ -84,9 +86,10 @@ def lorakit_run(train_file: Path, test_file: Path, out: Path, overrides: list[st
     metrics = run(cfg)
     total = time.perf_counter() - t0
     timings = json.loads((out / "timings.json").read_text())
+    tuned = [json.loads(line)["tuned"] for line in (out / "predictions.jsonl").read_text().splitlines()]
     return {"train_s": timings["prepare"] + timings["train"], "eval_s": timings["evaluate"], "total_s": total,
             "base_exact_match": metrics["base"]["exact_match"], "tuned_exact_match": metrics["tuned"]["exact_match"],
-            "cfg": cfg}
+            "tuned": tuned, "cfg": cfg}
 
 
 def main() -> None:
@@ -128,6 +131,12 @@ def main() -> None:
     for name, r in (("baseline", theirs), ("lorakit", ours)):
         print(f"{name:10}{r['train_s']:10.1f}{r['eval_s']:10.1f}{r['total_s']:10.1f}"
               f"{r['base_exact_match']:10.3f}{r['tuned_exact_match']:10.3f}")
+    refs = [r["messages"][-1]["content"].strip() for r in test_rows]
+    only_ours = sum(o == r != t for o, t, r in zip(ours["tuned"], theirs["tuned"], refs, strict=True))
+    only_theirs = sum(t == r != o for o, t, r in zip(ours["tuned"], theirs["tuned"], refs, strict=True))
+    print(f"tuned answers right for one side only: lorakit {only_ours}, baseline {only_theirs}; "
+          f"predictions in {tmp}")
+    (tmp / "baseline_tuned.json").write_text(json.dumps(theirs["tuned"], indent=1))
     print(f"ratio lorakit/baseline: total {ours['total_s'] / theirs['total_s']:.2f}x, "
           f"train {ours['train_s'] / theirs['train_s']:.2f}x, evaluate {ours['eval_s'] / theirs['eval_s']:.2f}x "
           f"(evaluation {theirs['eval_s'] / ours['eval_s']:.1f}x faster)")
