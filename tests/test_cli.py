@@ -15,9 +15,9 @@ from lorakit.config import ROOT
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "", "WANDB_API_KEY": "", "PYTHONUNBUFFERED": "1"}
-    env.pop("WANDB_MODE")
-    env.pop("WANDB_API_KEY")
+    # No WANDB_MODE and no key: lorakit itself must choose offline mode.
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_MODE", "WANDB_API_KEY")}
+    env.update(HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "train", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=900)
 
