@@ -113,16 +113,17 @@ def main() -> None:
 
     ours = lorakit_run(train_file, test_file, tmp / "lorakit", overrides)
     cfg = ours.pop("cfg")
-    from lorakit.models import resolve
+    from lorakit.evaluate import default_max_new_tokens
+    from lorakit.models import load_tokenizer, resolve
 
     test_rows = [json.loads(x) for x in test_file.read_text().splitlines()]
-    refs_tokens = max(len(x) for x in __import__("transformers").AutoTokenizer.from_pretrained(resolve(cfg.model))(
-        [r["messages"][-1]["content"] for r in test_rows], add_special_tokens=False)["input_ids"])
+    references = [r["messages"][-1]["content"] for r in test_rows]
+    max_new_tokens = cfg.eval.max_new_tokens or default_max_new_tokens(load_tokenizer(resolve(cfg.model)), references)
     theirs = baseline(
         resolve(cfg.model), train_file, test_rows, tmp / "baseline", epochs=cfg.train.num_train_epochs,
         lr=cfg.train.learning_rate, batch=cfg.train.per_device_train_batch_size, r=cfg.lora.r,
         alpha=cfg.lora.lora_alpha, dropout=cfg.lora.lora_dropout, targets=list(cfg.lora.target_modules),
-        max_new_tokens=cfg.eval.max_new_tokens or int(1.25 * refs_tokens) + 16, seed=cfg.seed,
+        max_new_tokens=max_new_tokens, seed=cfg.seed,
     )
     print(f"\n{args.data}: {len(lines['train'][: args.train])} train / {len(test_rows)} test examples, "
           f"{cfg.train.num_train_epochs} epoch(s), lr {cfg.train.learning_rate}, batch "
@@ -131,7 +132,7 @@ def main() -> None:
     for name, r in (("baseline", theirs), ("lorakit", ours)):
         print(f"{name:10}{r['train_s']:10.1f}{r['eval_s']:10.1f}{r['total_s']:10.1f}"
               f"{r['base_exact_match']:10.3f}{r['tuned_exact_match']:10.3f}")
-    refs = [r["messages"][-1]["content"].strip() for r in test_rows]
+    refs = [r.strip() for r in references]
     only_ours = sum(o == r != t for o, t, r in zip(ours["tuned"], theirs["tuned"], refs, strict=True))
     only_theirs = sum(t == r != o for o, t, r in zip(ours["tuned"], theirs["tuned"], refs, strict=True))
     print(f"tuned answers right for one side only: lorakit {only_ours}, baseline {only_theirs}; "

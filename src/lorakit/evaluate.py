@@ -54,6 +54,12 @@ def generate(model, tokenizer, prompts: list[str], *, batch_size: int, max_new_t
     return outputs
 
 
+def default_max_new_tokens(tokenizer, references: list[str]) -> int:
+    """Room for the longest reference answer with a margin: 1.25 x its length in tokens + 16."""
+    longest = max(len(ids) for ids in tokenizer(references, add_special_tokens=False)["input_ids"])
+    return int(1.25 * longest) + 16
+
+
 def load_test_set(cfg: DictConfig, run_dir: Path, tokenizer) -> list[dict]:
     """The prepared test set of this run, or (evaluate-only runs) the one the data config defines."""
     path = run_dir / "data" / "test.jsonl"
@@ -80,8 +86,7 @@ def run(cfg: DictConfig, run_dir: Path, model_path: str, adapter_dir: Path, toke
     if not rows:
         raise ValueError("the test set is empty: set data.test_file or data.test_fraction > 0")
     prompts, references = zip(*(prompt_and_reference(tokenizer, r["messages"]) for r in rows), strict=True)
-    max_new = cfg.eval.max_new_tokens or int(
-        1.25 * max(len(ids) for ids in tokenizer(list(references), add_special_tokens=False)["input_ids"])) + 16
+    max_new = cfg.eval.max_new_tokens or default_max_new_tokens(tokenizer, list(references))
     log.info("evaluating base and tuned on %d test examples (max %d new tokens, batch %d)", len(rows), max_new,
              cfg.eval.batch_size)
 
