@@ -18,10 +18,11 @@ from omegaconf import DictConfig
 
 from lorakit.config import CONF_DIR, ConfigError, register_resolvers
 from lorakit.models import ModelNotFoundError
+from lorakit.oom import OutOfMemory
 from lorakit.pipeline import run
 from lorakit.prepare import DataError, TemplateError
 
-USER_ERRORS = (ConfigError, DataError, TemplateError, ModelNotFoundError)
+USER_ERRORS = (ConfigError, DataError, TemplateError, ModelNotFoundError, OutOfMemory)
 register_resolvers()
 
 

@@ -5,18 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
+from lorakit.config import ROOT, compose
 
-from lorakit.config import CONF_DIR, ROOT, register_resolvers
-
-register_resolvers()
 TOOL_PICKER = ROOT / "data" / "tool_picker"
 
 
 def compose_cfg(*overrides: str, run_dir: Path | str = "/tmp/lorakit-unused"):
     """Compose conf/config.yaml with overrides, as `python -m train` would."""
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=[*overrides, f"run_dir={run_dir}"])
+    return compose(*overrides, f"run_dir={run_dir}")
 
 
 def write_jsonl(path: Path, rows: list) -> Path:

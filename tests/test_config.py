@@ -38,7 +38,7 @@ def test_all_problems_reported_at_once(tmp_path):
     cfg = compose_cfg(
         "+experiment=quickstart", "quant=nf4", "+quant.load_in_8bit=true", "+train.learning_rat=1e-4",
         "+lora.rank=8", "train.bf16=true", "stages=[train,prepare]", "eval.metrics=[exact_match,accuracy]",
-        "data.train_file=does/not/exist.jsonl", run_dir=tmp_path,
+        "data.train_file=does/not/exist.jsonl", "train.use_liger_kernel=true", run_dir=tmp_path,
     )
     with pytest.raises(ConfigError) as err:
         validate(cfg, cuda=False)
@@ -52,12 +52,14 @@ def test_all_problems_reported_at_once(tmp_path):
         "out of order",
         "unknown metric 'accuracy'",
         "data.train_file: does/not/exist.jsonl does not exist",
+        "train.use_liger_kernel: Liger's kernels are Triton GPU kernels and need CUDA",
     ]:
         assert expected in msg, f"{expected!r} missing from:\n{msg}"
 
 
-def test_evaluate_alone_needs_an_adapter(tmp_path):
-    cfg = compose_cfg("+experiment=quickstart", "stages=[evaluate]", run_dir=tmp_path)
+@pytest.mark.parametrize("stages", ["[evaluate]", "[merge]", "[evaluate,merge]"])
+def test_evaluate_or_merge_alone_needs_an_adapter(tmp_path, stages):
+    cfg = compose_cfg("+experiment=quickstart", f"stages={stages}", run_dir=tmp_path)
     with pytest.raises(ConfigError, match="adapter_dir"):
         validate(cfg, cuda=False)
 

@@ -7,6 +7,7 @@ with its fix, so a user fixes a config in one go rather than one crash at a time
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import inspect
 import re
 from pathlib import Path
@@ -16,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = ROOT / "conf"
-STAGES = ("prepare", "train", "evaluate")
+STAGES = ("prepare", "train", "evaluate", "merge")
 METRICS = ("exact_match", "json_valid", "bleu", "rouge_l")
 LOGGERS = ("none", "wandb")
 SECRET_KEY = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
@@ -30,6 +31,16 @@ def register_resolvers() -> None:
     """Register `${lorakit_root:}` (the project folder holding conf/ and data/)."""
     if not OmegaConf.has_resolver("lorakit_root"):
         OmegaConf.register_new_resolver("lorakit_root", lambda: str(ROOT))
+
+
+def compose(*overrides: str) -> DictConfig:
+    """Compose conf/config.yaml with command-line style overrides, as `python -m train` would (no run folder)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_resolvers()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides))
 
 
 def _fields_of_dataclass(cls: type) -> set[str]:
@@ -101,6 +112,12 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
             f"quant: {'4' if four else '8'}-bit quantization (bitsandbytes) needs a CUDA GPU and none was found; "
             "add quant=none to train in full precision on this machine"
         )
+    if cfg.train.get("use_liger_kernel") and not cuda:
+        problems.append("train.use_liger_kernel: Liger's kernels are Triton GPU kernels and need CUDA; "
+                        "set train.use_liger_kernel=false on this machine")
+    if cfg.train.get("use_liger_kernel") and cuda and importlib.util.find_spec("liger_kernel") is None:
+        problems.append("train.use_liger_kernel: the liger-kernel package is not installed; "
+                        "pip install -c constraints.txt -e .[cuda] (or set train.use_liger_kernel=false)")
     for flag in ("bf16", "fp16"):
         if cfg.train.get(flag) and not cuda:
             problems.append(f"train.{flag}: mixed precision needs a CUDA GPU; set train.{flag}=null (fp32 on CPU)")
@@ -137,7 +154,7 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
                         "or set hydra.run.dir to an earlier run's folder")
     if "train" in stages and cfg.get("adapter_dir"):
         problems.append("adapter_dir: only for evaluating an existing adapter; remove it or drop the train stage")
-    if "evaluate" in stages and "train" not in stages:
+    if ("evaluate" in stages or "merge" in stages) and "train" not in stages:
         adapter = Path(cfg.adapter_dir or run_dir / "adapter")
         if not (adapter / "adapter_config.json").is_file():
             problems.append(f"adapter_dir: {adapter} holds no adapter_config.json; set adapter_dir=path/to/run/adapter")

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from lorakit import metrics as M
+from lorakit import oom
 from lorakit.models import load_model
 from lorakit.prepare import load_examples, prompt_and_reference, read_chat_jsonl, test_rows
 from lorakit.report import write_report
@@ -94,10 +95,13 @@ def run(cfg: DictConfig, run_dir: Path, model_path: str, adapter_dir: Path, toke
     model = PeftModel.from_pretrained(load_model(model_path, cfg.model, quant, cuda=cuda), str(adapter_dir))
     model.eval()
     kwargs = {"batch_size": cfg.eval.batch_size, "max_new_tokens": max_new, "eot_ids": eot_ids}
-    with model.disable_adapter():
-        base = generate(model, tokenizer, list(prompts), desc="base", **kwargs)
-    tuned_model = model if quant else model.merge_and_unload()
-    tuned = generate(tuned_model, tokenizer, list(prompts), desc="tuned", **kwargs)
+    try:
+        with model.disable_adapter():
+            base = generate(model, tokenizer, list(prompts), desc="base", **kwargs)
+        tuned_model = model if quant else model.merge_and_unload()
+        tuned = generate(tuned_model, tokenizer, list(prompts), desc="tuned", **kwargs)
+    except torch.OutOfMemoryError as err:
+        raise oom.eval_advice(err, cfg.eval.batch_size) from None
 
     results = {"base": M.compute(cfg.eval.metrics, base, references),
                "tuned": M.compute(cfg.eval.metrics, tuned, references)}

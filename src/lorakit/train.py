@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lorakit import attention, oom
 from lorakit.models import compute_dtype, load_model
 from lorakit.trainer import CompactLossSFTTrainer
 
@@ -36,16 +37,22 @@ def sft_config(cfg: DictConfig, run_dir: Path, *, cuda: bool, has_validation: bo
         args["fp16"] = args.get("fp16") or dtype == torch.float16
     if args.get("activation_checkpointing") is None and args.get("gradient_checkpointing") is None:
         args["activation_checkpointing"] = cuda  # TRL defaults it on; on CPU the recomputation only costs time
+    if args.get("activation_checkpointing") and not args.get("gradient_checkpointing_kwargs"):
+        # non-reentrant: works with frozen (quantized) inputs without forcing input grads, and with kwargs
+        args["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
     if not has_validation:
         args["eval_strategy"] = "no"
     args = {k: v for k, v in args.items() if v is not None}
-    return SFTConfig(
-        output_dir=str(run_dir / "checkpoints"),
-        report_to=report_to,
-        max_length=cfg.data.max_length,  # the prepare stage already dropped longer examples
-        use_cpu=not cuda,
-        **args,
-    )
+    # The prepare stage already dropped longer examples. TRL refuses max_length with padding-free batches (it would
+    # not truncate them), so it is only passed for padded batches, where it is a no-op.
+    max_length = None if args.get("padding_free") or args.get("packing") else cfg.data.max_length
+    return SFTConfig(output_dir=str(run_dir / "checkpoints"), report_to=report_to, max_length=max_length,
+                     use_cpu=not cuda, **args)
+
+
+def uses_varlen_attention(args) -> bool:
+    """Padding-free batches (and best-fit packing, which is padding-free) need boundary-aware attention."""
+    return bool(args.padding_free or (args.packing and args.packing_strategy in {"bfd", "bfd_split"}))
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *, cuda: bool, report_to: str):
@@ -61,8 +68,11 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *,
     quant = OmegaConf.to_container(cfg.quant, resolve=True)
     args = sft_config(cfg, run_dir, cuda=cuda, has_validation=val_ds is not None, report_to=report_to)
     model = load_model(model_path, cfg.model, quant, cuda=cuda)
+    if uses_varlen_attention(args):  # one row per batch, examples kept apart by their boundaries
+        model.set_attn_implementation(attention.register())
     if quant:  # casts norms to fp32 and enables input grads so LoRA trains stably over frozen quantized weights
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.activation_checkpointing)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.activation_checkpointing,
+                                                gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs)
     tokenizer.padding_side = "right"
     return CompactLossSFTTrainer(
         model=model,
@@ -74,13 +84,23 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *,
     )
 
 
+def train_or_advise(trainer, *, quantized: bool):
+    """trainer.train(), with an out-of-memory turned into an OutOfMemory that says what to lower and by how much."""
+    try:
+        return trainer.train()
+    except torch.OutOfMemoryError as err:
+        longest = max(len(ids) for ids in trainer.train_dataset["input_ids"])
+        _, total = trainer.model.get_nb_trainable_parameters()
+        raise oom.training_advice(err, trainer.args, longest=longest, quantized=quantized, params_b=total / 1e9) from None
+
+
 def run(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *, cuda: bool, report_to: str) -> Path:
     """Train a LoRA adapter; return the folder it was saved to."""
     trainer = build_trainer(cfg, run_dir, model_path, tokenizer, cuda=cuda, report_to=report_to)
     trainable, total = trainer.model.get_nb_trainable_parameters()
     log.info("LoRA r=%d on %s: %s trainable parameters (%.2f%% of %s)", cfg.lora.r, list(cfg.lora.target_modules),
              f"{trainable:,}", 100 * trainable / total, f"{total:,}")
-    result = trainer.train()
+    result = train_or_advise(trainer, quantized=bool(cfg.quant))
 
     adapter_dir = run_dir / "adapter"
     trainer.model.save_pretrained(str(adapter_dir))

@@ -45,6 +45,7 @@ class CompactLossSFTTrainer(SFTTrainer):
             correct = int((logits.argmax(-1) == targets[mask]).sum())
             self._metrics[mode]["mean_token_accuracy"].append(correct / n_valid if n_valid else 0.0)
             if mode == "train":
-                self._total_train_tokens += int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else 0
+                attn_mask = inputs.get("attention_mask")  # padding-free batches have none: every position is a token
+                self._total_train_tokens += int(attn_mask.sum()) if attn_mask is not None else inputs["input_ids"].numel()
             self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
         return loss
