@@ -86,3 +86,59 @@ def test_compact_loss_equals_trl_loss_and_gradients(trained):
     assert grads[0].keys() == grads[1].keys() and grads[0]
     for name in grads[0]:
         assert torch.allclose(grads[0][name], grads[1][name], rtol=1e-3, atol=1e-6), name
+
+
+def test_out_of_memory_says_what_to_lower(trained):
+    """A CUDA OOM (raised here by a callback: CPU runs have no CUDA allocator) ends in advice, not a traceback."""
+    from transformers import TrainerCallback
+
+    from lorakit.oom import OutOfMemory
+
+    class RaiseOOM(TrainerCallback):
+        def on_step_begin(self, *args, **kwargs):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.")
+
+    trainer, *_ = trained
+    callback = RaiseOOM()
+    trainer.add_callback(callback)
+    try:
+        with pytest.raises(OutOfMemory) as info:
+            train.train_or_advise(trainer, quantized=False)
+    finally:
+        trainer.remove_callback(callback)
+    message = str(info.value)
+    longest = max(len(ids) for ids in trainer.train_dataset["input_ids"])
+    assert f"micro-batch 4 x up to {longest} tokens" in message
+    assert "train.per_device_train_batch_size=2 train.gradient_accumulation_steps=2" in message  # same effective batch
+    assert "train.activation_checkpointing=true" in message  # off on CPU, so it is offered
+    assert "quant=nf4" in message
+    assert "Tried to allocate 2.00 GiB" in message
+
+
+def test_merge_cli_saves_a_model_that_answers_like_the_adapter(trained, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lorakit import merge
+
+    trainer, _, tokenizer, _, _ = trained
+    adapter = tmp_path / "adapter"
+    trainer.model.save_pretrained(str(adapter))
+    tokenizer.save_pretrained(str(adapter))
+    merge.main([str(adapter)])  # base from adapter_config.json, output beside the adapter
+    merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / "merged")).eval()
+    assert not any("lora_" in n for n, _ in merged.named_parameters())
+    assert AutoTokenizer.from_pretrained(str(tmp_path / "merged")).chat_template == tokenizer.chat_template
+    ids = tokenizer(["<|im_start|>user\nplay jazz<|im_end|>\n<|im_start|>assistant\n"], return_tensors="pt")
+    with torch.no_grad():
+        expected = trainer.model.eval()(**ids).logits
+        torch.testing.assert_close(merged(**ids).logits, expected, rtol=1e-4, atol=1e-4)
+        with trainer.model.disable_adapter():
+            assert not torch.allclose(trainer.model(**ids).logits, expected, atol=1e-3)  # the merge changed something
+
+
+def test_merge_cli_without_an_adapter_exits_2(tmp_path, capsys):
+    from lorakit import merge
+
+    with pytest.raises(SystemExit) as info:
+        merge.main([str(tmp_path)])
+    assert info.value.code == 2 and "adapter_config.json" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The whole pipeline in one function: validate the config, then prepare -> train -> evaluate.
+"""The whole pipeline in one function: validate the config, then prepare -> train -> evaluate (-> merge).
 
 Usage:
     python -m train +experiment=quickstart
@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from lorakit import evaluate, prepare, train
+from lorakit import evaluate, merge, prepare, train
 from lorakit.config import cuda_available, redact, validate
 from lorakit.loggers import RunLogger
 from lorakit.models import load_tokenizer, resolve
@@ -60,7 +60,7 @@ def run(cfg: DictConfig) -> dict | None:
         model_path = resolve(cfg.model)
         adapter_dir = Path(cfg.adapter_dir).resolve() if cfg.adapter_dir else run_dir / "adapter"
         # An existing adapter is evaluated with the tokenizer and chat template it was trained with.
-        evaluates_existing = "evaluate" in cfg.stages and "train" not in cfg.stages
+        evaluates_existing = "train" not in cfg.stages and ("evaluate" in cfg.stages or "merge" in cfg.stages)
         tokenizer = load_tokenizer(str(adapter_dir) if evaluates_existing else model_path)
         eot_ids = prepare.end_of_turn_ids(tokenizer, _generation_config(model_path))
         results = None
@@ -77,6 +77,9 @@ def run(cfg: DictConfig) -> dict | None:
                                                     cuda=cuda)
             logger.log_dict("eval", results)
             logger.log_predictions(predictions)
+        if "merge" in cfg.stages:  # into the unquantized base, also after QLoRA (see lorakit.merge)
+            with _timed(timings, "merge"):
+                merge.merge(adapter_dir, run_dir / "merged", base=model_path)
         logger.log_dict("time_s", timings)
         (run_dir / "timings.json").write_text(json.dumps(timings, indent=2))
         failed = False
