@@ -61,6 +61,9 @@ def _atomic_save(target: Path, save: Any) -> None:
 def _gguf_tokenizer(mcfg: DictConfig):
     from transformers import AutoTokenizer
 
+    converted = Path(mcfg.cache_dir) / "models" / Path(mcfg.gguf_file).stem
+    if (converted / "tokenizer_config.json").is_file():  # saved by convert_gguf: no GGUF parsing needed
+        return AutoTokenizer.from_pretrained(converted)
     path = _gguf_path(mcfg)
     return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
 

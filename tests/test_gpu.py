@@ -1,0 +1,77 @@
+"""The CUDA path: varlen FlashAttention, QLoRA (nf4/int8) training, and merging after QLoRA. Skipped without a GPU.
+
+Run on a GPU box: python -m pytest -m gpu
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from helpers import compose_cfg, tool_picker_rows, write_jsonl
+from lorakit import attention, prepare, train
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+needs_bnb = pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="needs bitsandbytes (.[cuda])")
+
+
+def test_flash_varlen_matches_per_sequence_sdpa_forward_and_backward():
+    assert attention.kernel_available(torch.device("cuda"), torch.bfloat16), "torch has no varlen FlashAttention"
+    torch.manual_seed(0)
+    lengths = [37, 300, 5, 1024]
+    cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32, device="cuda")
+    q = torch.randn(sum(lengths), 8, 64, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    k = torch.randn(sum(lengths), 2, 64, device="cuda", dtype=torch.bfloat16, requires_grad=True)  # GQA 4:1
+    v = torch.randn_like(k, requires_grad=True)
+    outs, grads = [], []
+    for fn in (lambda: attention._flash_varlen(q, k, v, cu, max(lengths), None),
+               lambda: attention._sdpa_per_sequence(q, k, v, cu, None)):
+        out = fn()
+        out.float().pow(2).sum().backward()
+        outs.append(out.detach())
+        grads.append([t.grad.clone() for t in (q, k, v)])
+        for t in (q, k, v):
+            t.grad = None
+    torch.testing.assert_close(outs[0], outs[1], rtol=2e-2, atol=2e-2)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=5e-2, atol=5e-2)
+
+
+def _train(tmp_path, tiny_dir, *overrides):
+    from lorakit.models import load_tokenizer
+
+    data = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 48))
+    cfg = compose_cfg("+experiment=quickstart", "model=tiny-llama", f"data.train_file={data}", "data.test_file=null",
+                      "+train.max_steps=12", "train.learning_rate=5e-3", *overrides, run_dir=tmp_path)
+    tokenizer = load_tokenizer(tiny_dir)
+    prepare.run(cfg, tokenizer, prepare.end_of_turn_ids(tokenizer), tmp_path)
+    trainer = train.build_trainer(cfg, tmp_path, tiny_dir, tokenizer, cuda=True, report_to="none")
+    trainer.train()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return trainer, tokenizer, losses
+
+
+@pytest.mark.parametrize("quant", ["none", pytest.param("nf4", marks=needs_bnb), pytest.param("int8", marks=needs_bnb)])
+def test_lora_trains_on_cuda(tmp_path, tiny_dir, quant):
+    trainer, _, losses = _train(tmp_path, tiny_dir, f"quant={quant}")
+    assert trainer.model.config._attn_implementation == "lorakit_varlen"
+    assert trainer.args.bf16 and trainer.args.activation_checkpointing
+    assert all(map(torch.isfinite, map(torch.tensor, losses)))
+    assert losses[-1] < losses[0]
+
+
+@needs_bnb
+def test_merge_after_qlora_uses_the_unquantized_base(tmp_path, tiny_dir):
+    from transformers import AutoModelForCausalLM
+
+    from lorakit import merge
+
+    trainer, tokenizer, _ = _train(tmp_path, tiny_dir, "quant=nf4")
+    trainer.model.save_pretrained(str(tmp_path / "adapter"))
+    tokenizer.save_pretrained(str(tmp_path / "adapter"))
+    out = merge.merge(tmp_path / "adapter", tmp_path / "merged", base=tiny_dir)
+    merged = AutoModelForCausalLM.from_pretrained(str(out))
+    assert not getattr(merged.config, "quantization_config", None)
+    assert not any("lora_" in n for n, _ in merged.named_parameters())
