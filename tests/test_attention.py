@@ -86,3 +86,28 @@ def test_padding_free_trainer_loss_and_gradients_equal_padded(tmp_path, tiny_dir
     assert grads_a.keys() == grads_b.keys() and grads_a
     for name in grads_a:
         torch.testing.assert_close(grads_b[name], grads_a[name], rtol=1e-3, atol=1e-6)
+
+
+def test_packed_rows_score_like_their_examples_padded(tmp_path, tiny_dir):
+    """train.packing=true (best-fit packing): a packed row's loss equals that of its examples in a padded batch."""
+    from lorakit.models import load_tokenizer
+
+    data = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 16))
+    tokenizer = load_tokenizer(tiny_dir)
+    cfg = compose_cfg("model=tiny-llama", f"data.train_file={data}", "data.test_file=null", "data.val_fraction=0",
+                      "data.max_length=400", "+train.packing=true", "lora.lora_dropout=0", run_dir=tmp_path)
+    prepare.run(cfg, tokenizer, prepare.end_of_turn_ids(tokenizer), tmp_path)
+    trainer = train.build_trainer(cfg, tmp_path, tiny_dir, tokenizer, cuda=False, report_to="none")
+    assert trainer.model.config._attn_implementation == "lorakit_varlen"
+    row = trainer.train_dataset[0]
+    assert len(row["seq_lengths"]) > 1 and sum(row["seq_lengths"]) == len(row["input_ids"]) <= 400
+    bounds = torch.tensor([0, *row["seq_lengths"]]).cumsum(0).tolist()
+    examples = [{"input_ids": row["input_ids"][a:b], "labels": row["labels"][a:b]} for a, b in zip(bounds, bounds[1:])]
+    packed = trainer.data_collator([row])
+    padded = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id)(examples)
+    model = trainer.model.eval()
+    with torch.no_grad():
+        loss_packed = trainer.compute_loss(model, dict(packed))
+        model.set_attn_implementation("sdpa")
+        loss_padded = trainer.compute_loss(model, dict(padded))
+    torch.testing.assert_close(loss_packed, loss_padded, rtol=1e-5, atol=1e-6)

@@ -142,3 +142,23 @@ def test_merge_cli_without_an_adapter_exits_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         merge.main([str(tmp_path)])
     assert info.value.code == 2 and "adapter_config.json" in capsys.readouterr().err
+
+
+def test_kbit_preparation_keeps_the_compute_dtype(tiny_dir):
+    """peft's prepare_model_for_kbit_training upcasts norms, embeddings and LM head to fp32, which would make the
+    residual stream, attention and saved activations fp32; lorakit casts them back (bitsandbytes needs CUDA, so
+    the unquantized tiny model in bf16 stands in for the non-quantized weights of a 4-bit model)."""
+    from types import SimpleNamespace
+
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM
+
+    args = SimpleNamespace(activation_checkpointing=False, gradient_checkpointing_kwargs={"use_reentrant": False})
+    upcast = prepare_model_for_kbit_training(AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.bfloat16))
+    assert {p.dtype for p in upcast.parameters()} == {torch.float32}  # what peft alone does
+    model = train.prepare_for_kbit_training(AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.bfloat16), args,
+                                            torch.bfloat16)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert not any(p.requires_grad for p in model.parameters())
+    ids = torch.tensor([[5, 6, 7]])
+    assert model.model.norm(model.model.embed_tokens(ids)).dtype == torch.bfloat16

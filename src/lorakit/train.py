@@ -43,9 +43,9 @@ def sft_config(cfg: DictConfig, run_dir: Path, *, cuda: bool, has_validation: bo
     if not has_validation:
         args["eval_strategy"] = "no"
     args = {k: v for k, v in args.items() if v is not None}
-    # The prepare stage already dropped longer examples. TRL refuses max_length with padding-free batches (it would
-    # not truncate them), so it is only passed for padded batches, where it is a no-op.
-    max_length = None if args.get("padding_free") or args.get("packing") else cfg.data.max_length
+    # The prepare stage already dropped longer examples. TRL refuses max_length for padding-free batches without
+    # packing (it would not truncate them); with packing it is the length of a packed row.
+    max_length = None if args.get("padding_free") and not args.get("packing") else cfg.data.max_length
     return SFTConfig(output_dir=str(run_dir / "checkpoints"), report_to=report_to, max_length=max_length,
                      use_cpu=not cuda, **args)
 
@@ -55,10 +55,28 @@ def uses_varlen_attention(args) -> bool:
     return bool(args.padding_free or (args.packing and args.packing_strategy in {"bfd", "bfd_split"}))
 
 
+def prepare_for_kbit_training(model, args, dtype: torch.dtype):
+    """peft's prepare_model_for_kbit_training (frozen base, input gradients for checkpointing), keeping bf16.
+
+    It also upcasts every non-quantized weight to fp32: the embeddings, the norms and the LM head. The fp32 norm
+    weights then promote the whole residual stream to fp32, so attention runs in fp32 (no FlashAttention), every
+    saved activation takes twice the memory, and the LM head multiplies in fp32. The frozen norms gain nothing from
+    fp32 weights (LlamaRMSNorm already computes its variance in fp32), so they are cast back to the compute dtype.
+    """
+    from peft import prepare_model_for_kbit_training
+
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.activation_checkpointing,
+                                            gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs)
+    for param in model.parameters():
+        if param.dtype == torch.float32 and dtype != torch.float32:
+            param.data = param.data.to(dtype)
+    return model
+
+
 def build_trainer(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *, cuda: bool, report_to: str):
     """Load the prepared data and the base model, wrap it with LoRA, and return the ready trainer."""
     from datasets import load_from_disk
-    from peft import LoraConfig, prepare_model_for_kbit_training
+    from peft import LoraConfig
 
     data_dir = run_dir / "data"
     train_ds = load_from_disk(str(data_dir / "train"))
@@ -70,9 +88,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *,
     model = load_model(model_path, cfg.model, quant, cuda=cuda)
     if uses_varlen_attention(args):  # one row per batch, examples kept apart by their boundaries
         model.set_attn_implementation(attention.register())
-    if quant:  # casts norms to fp32 and enables input grads so LoRA trains stably over frozen quantized weights
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.activation_checkpointing,
-                                                gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs)
+    if quant:
+        model = prepare_for_kbit_training(model, args, compute_dtype(cuda))
     tokenizer.padding_side = "right"
     return CompactLossSFTTrainer(
         model=model,
