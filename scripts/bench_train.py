@@ -11,7 +11,8 @@ Usage:
 The model is built from the real architecture's config with random weights (throughput needs no trained
 weights; nothing is downloaded) and saved once under --cache. The data is synthetic chat: token ids drawn from a
 Zipf distribution, conversations of 1-3 turns with an optional system prompt and log-normal message lengths (at
---seq-len 2048: median 579 tokens, p90 1519, 3% cut at 2048; 54% of tokens labelled), loss on assistant tokens only. Both variants get the same pre-tokenized
+--seq-len 2048: median 579 tokens, p90 1519, 3% cut at 2048; 54% of tokens labelled), loss on assistant tokens
+only. Both variants get the same pre-tokenized
 examples in the same order and the same optimisation settings (lr, schedule, batch, steps, seed, LoRA r=16
 alpha=32 dropout=0.05 on all linear layers), so their losses are comparable step by step. What differs is what a
 user gets by default:
@@ -21,7 +22,8 @@ user gets by default:
            FlashAttention (lorakit_varlen), prepare_model_for_kbit_training, plus any --variant overrides.
 
 Printed per variant: non-padding tokens/s over the timed steps (after --warmup steps), peak
-torch.cuda.max_memory_allocated (model load included; CUDA only), MFU and the mean loss; then lorakit/B0 ratios and
+torch.cuda.max_memory_allocated (model load included, less what was allocated before; CUDA only), MFU and the
+mean loss; then lorakit/B0 ratios and
 the step-by-step losses. MFU = useful FLOPs / time / measured peak matmul rate of this device (bf16 8192^3 on CUDA,
 fp32 on CPU). Useful FLOPs per example of n tokens, l of them labelled: 4*N_body*n + 4*N_head*l +
 12*layers*heads*head_dim*n(n+1)/2 (frozen base: forward + input gradients; LM head only where the loss is; causal
@@ -31,6 +33,7 @@ attention; recomputation and LoRA's own FLOPs not counted).
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import math
@@ -214,16 +217,17 @@ def run_variant(name: str, make, a, cuda: bool, arch: str) -> dict:
             self.ends.append(time.perf_counter())
 
     gc.collect()
-    if cuda:
+    if cuda:  # whatever an earlier variant left allocated is not this variant's memory
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
     trainer = make()
     counting = Counting(trainer.data_collator)
     trainer.data_collator = counting
     clock = Clock()
     trainer.add_callback(clock)
     trainer.train()
-    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+    peak = (torch.cuda.max_memory_allocated() - before) / 2**30 if cuda else None
     micro = a.accum
     timed = [ex for batch in counting.batches[a.warmup * micro: a.steps * micro] for ex in batch]
     seconds = clock.ends[a.steps - 1] - clock.ends[a.warmup - 1]
@@ -269,7 +273,7 @@ def longest_context(name: str, make, a, cuda: bool, vocab: int) -> int:
     while bad is not None and bad - good > max(256, good // 16):
         mid = (good + bad) // 2 // 256 * 256
         good, bad = (mid, bad) if fits(mid) else (good, mid)
-    del trainer
+    trainer.model = trainer.model_wrapped = None  # free the model before the next variant loads its own
     gc.collect()
     return good
 
@@ -328,8 +332,8 @@ def main(argv=None) -> dict:
                 "lorakit": lambda: lorakit_trainer(model_dir, dataset, tok, a, cuda, out, [])}
     for spec in a.variant:
         name, _, overrides = spec.partition(":")
-        variants[name] = (lambda o: lambda: lorakit_trainer(model_dir, dataset, tok, a, cuda, out, o))(
-            [o for o in overrides.split(",") if o])
+        variants[name] = functools.partial(lorakit_trainer, model_dir, dataset, tok, a, cuda, out,
+                                           [o for o in overrides.split(",") if o])
     if a.only:
         variants = {k: v for k, v in variants.items() if k in a.only.split(",")}
 
@@ -340,6 +344,10 @@ def main(argv=None) -> dict:
         print(f"\n{'variant':<16} longest trainable example at batch 1 (tokens)")
         for r in report["runs"]:
             print(f"{r['variant']:<16} {r['max_context']}")
+        b0 = next((r["max_context"] for r in report["runs"] if r["variant"] == "B0"), None)
+        for r in report["runs"]:
+            if b0 and r["variant"] != "B0":
+                print(f"{r['variant']} / B0: {r['max_context'] / b0:.2f}x (limit searched: {a.context_limit})")
     else:
         for name, make in variants.items():
             print(f"running {name} ...", flush=True)
@@ -358,12 +366,12 @@ def main(argv=None) -> dict:
                 if name == "B0":
                     continue
                 mem = f", peak memory {r['peak_gib'] / b0['peak_gib']:.2f}x" if cuda else ""
-                diffs = [abs(x - y) / y for x, y in zip(r["losses"], b0["losses"])]
+                diffs = [abs(x - y) / y for x, y in zip(r["losses"], b0["losses"], strict=True)]
                 print(f"{name} / B0: tokens/s {r['tokens_per_s'] / b0['tokens_per_s']:.2f}x{mem}, mean loss "
                       f"{(r['mean_loss'] - b0['mean_loss']) / b0['mean_loss']:+.2%}, largest per-step loss "
                       f"difference {max(diffs):.2%}")
             print("\nloss per step: " + " | ".join(runs))
-            for i, step in enumerate(zip(*(r["losses"] for r in runs.values())), 1):
+            for i, step in enumerate(zip(*(r["losses"] for r in runs.values()), strict=True), 1):
                 print(f"  {i:>3}: " + " | ".join(f"{x:.4f}" for x in step))
         for r in report["runs"]:
             r.pop("examples_seen")

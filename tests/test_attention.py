@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
@@ -37,7 +39,7 @@ def tiny_model(tiny_dir):
 def test_padding_free_logits_equal_padded(tiny_model):
     examples = _examples([7, 31, 2, 18], tiny_model.config.vocab_size)
     padded, flat = _padded_and_flat(tiny_model, examples)
-    for a, b in zip(padded, flat):
+    for a, b in zip(padded, flat, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
 
 
@@ -102,7 +104,7 @@ def test_packed_rows_score_like_their_examples_padded(tmp_path, tiny_dir):
     row = trainer.train_dataset[0]
     assert len(row["seq_lengths"]) > 1 and sum(row["seq_lengths"]) == len(row["input_ids"]) <= 400
     bounds = torch.tensor([0, *row["seq_lengths"]]).cumsum(0).tolist()
-    examples = [{"input_ids": row["input_ids"][a:b], "labels": row["labels"][a:b]} for a, b in zip(bounds, bounds[1:])]
+    examples = [{"input_ids": row["input_ids"][a:b], "labels": row["labels"][a:b]} for a, b in itertools.pairwise(bounds)]
     packed = trainer.data_collator([row])
     padded = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id)(examples)
     model = trainer.model.eval()

@@ -22,6 +22,6 @@ def test_bench_train_runs_b0_and_lorakit_on_the_same_data(tmp_path, capsys):
     assert b0["timed_tokens"] == lorakit["timed_tokens"] > 0
     assert b0["padding"] > 0 and lorakit["padding"] == 0  # B0 pads each batch, lorakit's batches are padding-free
     assert len(b0["losses"]) == len(lorakit["losses"]) == 3
-    for x, y in zip(lorakit["losses"], b0["losses"]):
+    for x, y in zip(lorakit["losses"], b0["losses"], strict=True):
         assert abs(x - y) / y < 0.01  # the same objective, computed two ways
     assert 0 < lorakit["flops_per_s"] and 0 < b0["tokens_per_s"]

@@ -38,7 +38,8 @@ def test_all_problems_reported_at_once(tmp_path):
     cfg = compose_cfg(
         "+experiment=quickstart", "quant=nf4", "+quant.load_in_8bit=true", "+train.learning_rat=1e-4",
         "+lora.rank=8", "train.bf16=true", "stages=[train,prepare]", "eval.metrics=[exact_match,accuracy]",
-        "data.train_file=does/not/exist.jsonl", "train.use_liger_kernel=true", run_dir=tmp_path,
+        "data.train_file=does/not/exist.jsonl", "train.use_liger_kernel=true",
+        "+train.activation_offloading=true", run_dir=tmp_path,
     )
     with pytest.raises(ConfigError) as err:
         validate(cfg, cuda=False)
@@ -53,6 +54,7 @@ def test_all_problems_reported_at_once(tmp_path):
         "unknown metric 'accuracy'",
         "data.train_file: does/not/exist.jsonl does not exist",
         "train.use_liger_kernel: Liger's kernels are Triton GPU kernels and need CUDA",
+        "train.activation_offloading: moves saved activations from GPU to CPU memory and needs CUDA",
     ]:
         assert expected in msg, f"{expected!r} missing from:\n{msg}"
 

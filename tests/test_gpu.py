@@ -35,7 +35,7 @@ def test_flash_varlen_matches_per_sequence_sdpa_forward_and_backward():
         for t in (q, k, v):
             t.grad = None
     torch.testing.assert_close(outs[0], outs[1], rtol=2e-2, atol=2e-2)
-    for a, b in zip(*grads):
+    for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=5e-2, atol=5e-2)
 
 

@@ -14,6 +14,7 @@ code path and masks. Batches without boundaries (padded batches, generation) go 
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 
 import torch
@@ -60,7 +61,7 @@ def _sdpa_per_sequence(q, k, v, cu_seqlens, scale: float | None) -> torch.Tensor
     out = torch.empty_like(q)
     groups = q.shape[1] // k.shape[1]
     bounds = cu_seqlens.tolist()
-    for start, end in zip(bounds[:-1], bounds[1:]):
+    for start, end in itertools.pairwise(bounds):
         if end <= start:
             continue
         qs, ks, vs = (t[start:end].transpose(0, 1) for t in (q, k, v))  # (heads, len, dim)

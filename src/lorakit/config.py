@@ -118,6 +118,9 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
     if cfg.train.get("use_liger_kernel") and cuda and importlib.util.find_spec("liger_kernel") is None:
         problems.append("train.use_liger_kernel: the liger-kernel package is not installed; "
                         "pip install -c constraints.txt -e .[cuda] (or set train.use_liger_kernel=false)")
+    if cfg.train.get("activation_offloading") and not cuda:
+        problems.append("train.activation_offloading: moves saved activations from GPU to CPU memory and needs CUDA; "
+                        "remove it on this machine")
     for flag in ("bf16", "fp16"):
         if cfg.train.get(flag) and not cuda:
             problems.append(f"train.{flag}: mixed precision needs a CUDA GPU; set train.{flag}=null (fp32 on CPU)")
