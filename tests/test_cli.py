@@ -47,13 +47,17 @@ def test_tiny_run_writes_every_artifact_and_logs_to_wandb_offline(tmp_path):
     [table] = list((wandb_run / "files" / "media" / "table" / "eval").glob("predictions*.table.json"))
     assert [row[1] for row in json.loads(table.read_text())["data"]] == [p["reference"] for p in preds]
 
-    # stages=[evaluate] alone re-evaluates the saved adapter into a new run folder, with the same results;
-    # it needs only the test file.
+    # stages=[evaluate,merge] without train re-evaluates the saved adapter into a new run folder, with the same
+    # results (it needs only the test file), and saves base + adapter as one model.
     again = tmp_path / "again"
     out = cli("+experiment=quickstart", "model=tiny-llama", "data.train_file=absent.jsonl", "data.test_file=test.jsonl",
-              "stages=[evaluate]", f"adapter_dir={run / 'adapter'}", f"hydra.run.dir={again}", cwd=tmp_path)
+              "stages=[evaluate,merge]", f"adapter_dir={run / 'adapter'}", f"hydra.run.dir={again}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads((again / "metrics.json").read_text()) == metrics
+    merged = json.loads((again / "merged" / "config.json").read_text())
+    assert merged["architectures"] == ["LlamaForCausalLM"] and (again / "merged" / "model.safetensors").is_file()
+    assert (again / "merged" / "chat_template.jinja").is_file()
+    assert set(json.loads((again / "timings.json").read_text())) == {"evaluate", "merge"}
 
 
 def test_bad_input_exits_2_with_the_fix_and_no_traceback(tmp_path):
