@@ -8,7 +8,7 @@ import pytest
 
 from helpers import compose_cfg, tool_picker_rows, write_jsonl
 from lorakit import prepare
-from lorakit.prepare import IGNORE, DataError, read_chat_jsonl, tokenize_with_labels
+from lorakit.prepare import IGNORE, DataError, read_examples, tokenize_with_labels
 
 CONVERSATION = [
     {"role": "system", "content": "You convert units."},
@@ -58,9 +58,9 @@ def test_malformed_lines_are_reported_with_file_and_line(tmp_path):
         good,
     ])
     with pytest.raises(DataError) as err:
-        read_chat_jsonl(path)
+        read_examples(path)
     msg = str(err.value)
-    assert "4 malformed line(s)" in msg
+    assert "4 malformed record(s)" in msg
     assert f"{path}:2: not valid JSON" in msg
     assert f"{path}:3: message 1 has role 'bot'; expected one of system, user, assistant, tool" in msg
     assert f"{path}:4: no assistant message" in msg
@@ -72,7 +72,7 @@ def test_non_utf8_line_is_reported(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_bytes(json.dumps(tool_picker_rows("train", 1)[0]).encode() + b"\n\xff\xfe\n")
     with pytest.raises(DataError, match=r"bad.jsonl:2: not valid UTF-8"):
-        read_chat_jsonl(path)
+        read_examples(path)
 
 
 def test_split_is_deterministic_and_disjoint():

@@ -15,6 +15,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from lorakit.formats import FORMATS
+
 ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = ROOT / "conf"
 STAGES = ("prepare", "train", "evaluate", "merge")
@@ -133,8 +135,8 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
 
     data = cfg.data
     run_dir = Path(cfg.run_dir)
-    if data.format != "openai_chat":
-        problems.append(f"data.format: {data.format!r} is not supported yet; use openai_chat")
+    if data.format not in FORMATS:
+        problems.append(f"data.format: {data.format!r} is not a format lorakit reads; choose from {list(FORMATS)}")
     # Evaluating without prepare reads the test set from data.test_file, or splits it off data.train_file.
     evaluates_unprepared = "evaluate" in stages and not (run_dir / "data" / "test.jsonl").is_file()
     if "prepare" in stages or (evaluates_unprepared and data.test_file is None):

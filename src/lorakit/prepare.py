@@ -1,11 +1,12 @@
-"""Prepare stage: chat JSONL -> tokenized, loss-masked train/validation sets and a held-out test set.
+"""Prepare stage: chat data (OpenAI JSONL, ShareGPT, Alpaca, prompt/completion, CSV) -> tokenized, loss-masked
+train/validation sets and a held-out test set.
 
 Usage:
     python -m train +experiment=quickstart stages=[prepare]      # check and summarise data, no training
 
 Each example is rendered with the model's own chat template. Loss is computed on assistant tokens only
-(the reply and its end-of-turn token); system and user tokens, and template text between turns, are masked
-with -100. Writes to run_dir/data/: train/ and validation/ (datasets), test.jsonl, and data_summary.json.
+(each reply and its end-of-turn token, except replies with weight 0); system and user tokens, and template
+text between turns, are masked with -100. Writes to run_dir/data/: train/ and validation/ (datasets), test.jsonl, and data_summary.json.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from lorakit import formats
 
 log = logging.getLogger(__name__)
 
@@ -43,61 +46,53 @@ class Example:
     messages: list[dict[str, str]]
 
 
-def _check_messages(obj: Any) -> str | None:
-    """Return what is wrong with one parsed line, or None when it is a valid chat example."""
-    if not isinstance(obj, dict):
-        return f"expected a JSON object with a \"messages\" list, got {type(obj).__name__}"
-    messages = obj.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return 'missing or empty "messages" list; expected {"messages": [{"role": ..., "content": ...}, ...]}'
+def _check_messages(messages: list[dict]) -> str | None:
+    """Return what is wrong with one converted conversation, or None when it can be trained on."""
     for i, msg in enumerate(messages, 1):
-        if not isinstance(msg, dict):
-            return f"message {i} is {type(msg).__name__}, expected an object with role and content"
-        role = msg.get("role")
+        role = msg["role"]
         if role not in ROLES:
             return f"message {i} has role {role!r}; expected one of {', '.join(ROLES)}"
-        if not isinstance(msg.get("content"), str):
+        if not isinstance(msg["content"], str):
             return f"message {i} ({role}) has no string \"content\""
         if role == "assistant" and not msg["content"].strip():
             return f"message {i} (assistant) has empty content; there is nothing to learn from it"
+        if "weight" in msg and (role != "assistant" or msg["weight"] not in (0, 1) or isinstance(msg["weight"], bool)):
+            return (f"message {i} ({role}) has weight {msg['weight']!r}; weight is 0 or 1, on assistant messages only "
+                    "(0 = keep the turn as context, do not train on it)")
     if not any(m["role"] == "assistant" for m in messages):
         return "no assistant message; every example needs at least one reply to train on"
+    if not any(m["role"] == "assistant" and m.get("weight", 1) for m in messages):
+        return "every assistant message has weight 0; nothing would be trained; set weight 1 on at least one"
     return None
 
 
-def read_chat_jsonl(path: str | Path) -> list[Example]:
-    """Read an OpenAI chat JSONL file, checking every line.
+def read_examples(path: str | Path, fmt: str = "auto", csv_columns: dict | None = None) -> list[Example]:
+    """Read a data file in any supported format (lorakit.formats), checking every record.
 
     Raises:
-        DataError: listing every malformed line as `file:line: problem` (blank lines are skipped).
+        DataError: listing every malformed record as `file:line: problem` (blank lines are skipped).
     """
     path = Path(path)
     examples, errors = [], []
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, 1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                errors.append(f"{path}:{number}: not valid UTF-8 ({err.reason} at byte {err.start}); re-save the file as UTF-8")
-                continue
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as err:
-                errors.append(f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno}); "
-                              "each line must be one JSON object")
-                continue
-            problem = _check_messages(obj)
-            if problem:
-                errors.append(f"{path}:{number}: {problem}")
-                continue
-            messages = [{"role": m["role"], "content": m["content"]} for m in obj["messages"]]
-            examples.append(Example(str(path), number, messages))
+    for number, obj in formats.records(path, fmt):
+        if isinstance(obj, formats.Problem):
+            errors.append(f"{path}:{number}: {obj}")
+            continue
+        if fmt == "auto":
+            fmt = formats.detect(obj, path)
+            if isinstance(fmt, formats.Problem):
+                raise DataError(f"{path}:{number}: {fmt}")
+            log.info("%s: %s format", path, fmt)
+        messages = formats.to_messages(obj, fmt, csv_columns)
+        problem = messages if isinstance(messages, formats.Problem) else _check_messages(messages)
+        if problem:
+            errors.append(f"{path}:{number}: {problem}")
+            continue
+        examples.append(Example(str(path), number, messages))
     if errors:
         shown = "\n".join(errors[:MAX_ERRORS_SHOWN])
         more = f"\n... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
-        raise DataError(f"{len(errors)} malformed line(s) in {path}:\n{shown}{more}")
+        raise DataError(f"{len(errors)} malformed record(s) in {path}:\n{shown}{more}")
     if not examples:
         raise DataError(f"{path}: no examples; the file is empty")
     return examples
@@ -127,7 +122,7 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
     full = _render(tokenizer, messages)
     spans = []
     for i, msg in enumerate(messages):
-        if msg["role"] != "assistant":
+        if msg["role"] != "assistant" or msg.get("weight", 1) == 0:  # weight 0: context only, not trained
             continue
         prompt = _render(tokenizer, messages[:i], add_generation_prompt=True) if i else ""
         upto = _render(tokenizer, messages[: i + 1])
@@ -191,10 +186,10 @@ def percentiles(lengths: list[int]) -> dict[str, int]:
 
 def load_examples(data, seed: int) -> tuple[list[Example], list[Example]]:
     """Read the configured files; return (training pool, test examples), splitting test off when no test_file."""
-    pool = read_chat_jsonl(data.train_file)
+    pool = read_examples(data.train_file, data.format, data.get("csv_columns"))
     log.info("read %d examples from %s", len(pool), data.train_file)
     if data.test_file:
-        test = read_chat_jsonl(data.test_file)
+        test = read_examples(data.test_file, data.format, data.get("csv_columns"))
         log.info("read %d test examples from %s", len(test), data.test_file)
         return pool, test
     keep, held = split_indices(len(pool), data.test_fraction, seed)
