@@ -190,13 +190,12 @@ def b0_trainer(model_dir: Path, dataset, tok, a, cuda: bool, out: Path):
     return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok, peft_config=lora)
 
 
-def lorakit_trainer(model_dir: Path, dataset, tok, a, cuda: bool, out: Path, overrides: list[str]):
-    """lorakit's own train stage with its defaults; only the shared optimisation settings are set."""
+def lorakit_trainer(model_dir: Path, run_dir: Path, tok, a, cuda: bool, overrides: list[str]):
+    """lorakit's own train stage with its defaults on the data saved in run_dir/data/train; only the shared
+    optimisation settings are set."""
     from lorakit import train
     from lorakit.config import compose
 
-    run_dir = out / "lorakit"
-    dataset.save_to_disk(str(run_dir / "data" / "train"))
     cfg = compose(f"model={LORAKIT_MODEL.get(a.arch, 'smollm2-135m')}", f"quant={a.quant}", f"run_dir={run_dir}",
                   f"data.max_length={a.seq_len}", f"+train.max_steps={a.steps}", f"train.learning_rate={a.lr}",
                   f"train.per_device_train_batch_size={a.batch}", f"train.gradient_accumulation_steps={a.accum}",
@@ -328,11 +327,13 @@ def main(argv=None) -> dict:
 
     out = Path(tempfile.mkdtemp(prefix="lorakit-bench-"))
     dataset = Dataset.from_list(examples)
+    run_dir = out / "lorakit"  # lorakit's train stage reads what its prepare stage would have saved
+    dataset.save_to_disk(str(run_dir / "data" / "train"))
     variants = {"B0": lambda: b0_trainer(model_dir, dataset, tok, a, cuda, out),
-                "lorakit": lambda: lorakit_trainer(model_dir, dataset, tok, a, cuda, out, [])}
+                "lorakit": lambda: lorakit_trainer(model_dir, run_dir, tok, a, cuda, [])}
     for spec in a.variant:
         name, _, overrides = spec.partition(":")
-        variants[name] = functools.partial(lorakit_trainer, model_dir, dataset, tok, a, cuda, out,
+        variants[name] = functools.partial(lorakit_trainer, model_dir, run_dir, tok, a, cuda,
                                            [o for o in overrides.split(",") if o])
     if a.only:
         variants = {k: v for k, v in variants.items() if k in a.only.split(",")}

@@ -23,3 +23,19 @@ def write_jsonl(path: Path, rows: list) -> Path:
 def tool_picker_rows(split: str, n: int) -> list[dict]:
     lines = (TOOL_PICKER / f"{split}.jsonl").read_text().splitlines()[:n]
     return [json.loads(line) for line in lines]
+
+
+def tiny_trainer(run_dir: Path, tiny_dir: str, n_rows: int, *overrides: str, cuda: bool = False):
+    """Prepare the first n_rows tool_picker examples in run_dir and build lorakit's trainer for the tiny model.
+
+    overrides come first, so an experiment among them is composed before model=tiny-llama. Returns (trainer,
+    tokenizer); nothing is trained yet.
+    """
+    from lorakit import prepare, train
+    from lorakit.models import load_tokenizer
+
+    data = write_jsonl(run_dir / "train.jsonl", tool_picker_rows("train", n_rows))
+    cfg = compose_cfg(*overrides, "model=tiny-llama", f"data.train_file={data}", "data.test_file=null", run_dir=run_dir)
+    tokenizer = load_tokenizer(tiny_dir)
+    prepare.run(cfg, tokenizer, prepare.end_of_turn_ids(tokenizer), run_dir)
+    return train.build_trainer(cfg, run_dir, tiny_dir, tokenizer, cuda=cuda, report_to="none"), tokenizer

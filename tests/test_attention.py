@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-from helpers import compose_cfg, tool_picker_rows, write_jsonl
+from helpers import compose_cfg, tiny_trainer, tool_picker_rows, write_jsonl
 from lorakit import attention, prepare, train
 
 
@@ -92,14 +92,8 @@ def test_padding_free_trainer_loss_and_gradients_equal_padded(tmp_path, tiny_dir
 
 def test_packed_rows_score_like_their_examples_padded(tmp_path, tiny_dir):
     """train.packing=true (best-fit packing): a packed row's loss equals that of its examples in a padded batch."""
-    from lorakit.models import load_tokenizer
-
-    data = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 16))
-    tokenizer = load_tokenizer(tiny_dir)
-    cfg = compose_cfg("model=tiny-llama", f"data.train_file={data}", "data.test_file=null", "data.val_fraction=0",
-                      "data.max_length=400", "+train.packing=true", "lora.lora_dropout=0", run_dir=tmp_path)
-    prepare.run(cfg, tokenizer, prepare.end_of_turn_ids(tokenizer), tmp_path)
-    trainer = train.build_trainer(cfg, tmp_path, tiny_dir, tokenizer, cuda=False, report_to="none")
+    trainer, tokenizer = tiny_trainer(tmp_path, tiny_dir, 16, "data.val_fraction=0", "data.max_length=400",
+                                      "+train.packing=true", "lora.lora_dropout=0")
     assert trainer.model.config._attn_implementation == "lorakit_varlen"
     row = trainer.train_dataset[0]
     assert len(row["seq_lengths"]) > 1 and sum(row["seq_lengths"]) == len(row["input_ids"]) <= 400

@@ -10,8 +10,8 @@ import importlib.util
 import pytest
 import torch
 
-from helpers import compose_cfg, tool_picker_rows, write_jsonl
-from lorakit import attention, prepare, train
+from helpers import tiny_trainer
+from lorakit import attention
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 needs_bnb = pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="needs bitsandbytes (.[cuda])")
@@ -40,14 +40,8 @@ def test_flash_varlen_matches_per_sequence_sdpa_forward_and_backward():
 
 
 def _train(tmp_path, tiny_dir, *overrides):
-    from lorakit.models import load_tokenizer
-
-    data = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 48))
-    cfg = compose_cfg("+experiment=quickstart", "model=tiny-llama", f"data.train_file={data}", "data.test_file=null",
-                      "+train.max_steps=12", "train.learning_rate=5e-3", *overrides, run_dir=tmp_path)
-    tokenizer = load_tokenizer(tiny_dir)
-    prepare.run(cfg, tokenizer, prepare.end_of_turn_ids(tokenizer), tmp_path)
-    trainer = train.build_trainer(cfg, tmp_path, tiny_dir, tokenizer, cuda=True, report_to="none")
+    trainer, tokenizer = tiny_trainer(tmp_path, tiny_dir, 48, "+experiment=quickstart", "+train.max_steps=12",
+                                      "train.learning_rate=5e-3", *overrides, cuda=True)
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return trainer, tokenizer, losses

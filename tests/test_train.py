@@ -5,24 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import compose_cfg, tool_picker_rows, write_jsonl
+from helpers import tiny_trainer, tool_picker_rows
 from lorakit import prepare, train
 from lorakit.evaluate import generate
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_dir):
-    """Prepare 24 tool_picker examples and build a trainer for the tiny model (not yet trained)."""
-    from lorakit.models import load_tokenizer
-
+    """Train the tiny model for 4 steps on 24 tool_picker examples; keep its weights from before."""
     tmp = tmp_path_factory.mktemp("train")
-    data = write_jsonl(tmp / "train.jsonl", tool_picker_rows("train", 24))
-    cfg = compose_cfg("+experiment=quickstart", "model=tiny-llama", f"data.train_file={data}", "data.test_file=null",
-                      "+train.max_steps=4", "train.learning_rate=1e-2", run_dir=tmp)
-    tokenizer = load_tokenizer(tiny_dir)
+    trainer, tokenizer = tiny_trainer(tmp, tiny_dir, 24, "+experiment=quickstart", "+train.max_steps=4",
+                                      "train.learning_rate=1e-2")
     eot = prepare.end_of_turn_ids(tokenizer)
-    prepare.run(cfg, tokenizer, eot, tmp)
-    trainer = train.build_trainer(cfg, tmp, tiny_dir, tokenizer, cuda=False, report_to="none")
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
     return trainer, before, tokenizer, eot, tmp

@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import logging
 
 import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
-
-log = logging.getLogger(__name__)
 
 NAME = "lorakit_varlen"
 

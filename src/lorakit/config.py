@@ -114,12 +114,13 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
             f"quant: {'4' if four else '8'}-bit quantization (bitsandbytes) needs a CUDA GPU and none was found; "
             "add quant=none to train in full precision on this machine"
         )
-    if cfg.train.get("use_liger_kernel") and not cuda:
-        problems.append("train.use_liger_kernel: Liger's kernels are Triton GPU kernels and need CUDA; "
-                        "set train.use_liger_kernel=false on this machine")
-    if cfg.train.get("use_liger_kernel") and cuda and importlib.util.find_spec("liger_kernel") is None:
-        problems.append("train.use_liger_kernel: the liger-kernel package is not installed; "
-                        "pip install -c constraints.txt -e .[cuda] (or set train.use_liger_kernel=false)")
+    if cfg.train.get("use_liger_kernel"):
+        if not cuda:
+            problems.append("train.use_liger_kernel: Liger's kernels are Triton GPU kernels and need CUDA; "
+                            "set train.use_liger_kernel=false on this machine")
+        elif importlib.util.find_spec("liger_kernel") is None:
+            problems.append("train.use_liger_kernel: the liger-kernel package is not installed; "
+                            "pip install -c constraints.txt -e .[cuda] (or set train.use_liger_kernel=false)")
     if cfg.train.get("activation_offloading") and not cuda:
         problems.append("train.activation_offloading: moves saved activations from GPU to CPU memory and needs CUDA; "
                         "remove it on this machine")

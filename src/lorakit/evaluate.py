@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from lorakit import metrics as M
 from lorakit import oom
 from lorakit.models import load_model
-from lorakit.prepare import load_examples, prompt_and_reference, read_examples, test_rows
+from lorakit.prepare import held_out_examples, prompt_and_reference, test_rows
 from lorakit.report import write_report
 
 log = logging.getLogger(__name__)
@@ -67,9 +67,7 @@ def load_test_set(cfg: DictConfig, run_dir: Path, tokenizer) -> list[dict]:
     if path.is_file():
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     else:
-        test = (read_examples(cfg.data.test_file, cfg.data.format, cfg.data.get("csv_columns")) if cfg.data.test_file
-                else load_examples(cfg.data, cfg.seed)[1])
-        rows, dropped = test_rows(test, tokenizer, cfg.data.max_length)
+        rows, dropped = test_rows(held_out_examples(cfg.data, cfg.seed), tokenizer, cfg.data.max_length)
         for d in dropped:
             log.warning("skipped %s:%d: %s", d["file"], d["line"], d["reason"])
     return rows[: cfg.eval.max_examples] if cfg.eval.max_examples else rows

@@ -30,6 +30,17 @@ class Problem(str):
     """A record that could not be read: the text says what is wrong and how to fix it."""
 
 
+def _not_utf8(raw: bytes, err: UnicodeDecodeError) -> tuple[int, Problem]:
+    """(line, problem) for a whole-file decode that failed."""
+    return 1 + raw.count(b"\n", 0, err.start), Problem(f"not valid UTF-8 ({err.reason}); re-save the file as UTF-8")
+
+
+def _system(obj: dict) -> list[dict]:
+    """A leading system message from a record's non-empty "system" string, if it has one."""
+    system = obj.get("system")
+    return [{"role": "system", "content": system}] if isinstance(system, str) and system.strip() else []
+
+
 def _json_array(text: str) -> Iterator[tuple[int, Any]]:
     """Elements of a top-level JSON array, each with the line it starts on."""
     decoder = json.JSONDecoder()
@@ -60,7 +71,7 @@ def records(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as err:
-            yield 1 + raw.count(b"\n", 0, err.start), Problem(f"not valid UTF-8 ({err.reason}); re-save the file as UTF-8")
+            yield _not_utf8(raw, err)
             return
         reader = csv.DictReader(io.StringIO(text, newline=""))
         end = 1  # the header's line; a quoted field may span lines, so a record starts after the previous one ends
@@ -72,7 +83,7 @@ def records(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
         try:
             yield from _json_array(raw.decode("utf-8"))
         except UnicodeDecodeError as err:
-            yield 1 + raw.count(b"\n", 0, err.start), Problem(f"not valid UTF-8 ({err.reason}); re-save the file as UTF-8")
+            yield _not_utf8(raw, err)
         return
     for number, line in enumerate(raw.split(b"\n"), 1):
         try:
@@ -130,9 +141,7 @@ def _sharegpt(obj: dict) -> list[dict] | Problem:
     turns = obj.get("conversations")
     if not isinstance(turns, list) or not turns:
         return Problem('missing or empty "conversations" list; expected [{"from": "human", "value": ...}, ...]')
-    out = []
-    if isinstance(obj.get("system"), str) and obj["system"].strip():
-        out.append({"role": "system", "content": obj["system"]})
+    out = _system(obj)
     for i, turn in enumerate(turns, 1):
         if not isinstance(turn, dict):
             return Problem(f"turn {i} is {type(turn).__name__}, expected an object with from and value")
@@ -154,8 +163,7 @@ def _alpaca(obj: dict) -> list[dict] | Problem:
     extra = obj.get("input") or ""
     if not isinstance(extra, str):
         return Problem(f'"input" is {type(extra).__name__}, expected a string')
-    system = obj.get("system")
-    return ([{"role": "system", "content": system}] if isinstance(system, str) and system.strip() else []) + [
+    return _system(obj) + [
         {"role": "user", "content": f"{instruction}\n\n{extra}" if extra.strip() else instruction},
         {"role": "assistant", "content": output}]
 

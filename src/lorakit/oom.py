@@ -18,6 +18,10 @@ def _memory_line() -> str:
             f"{torch.cuda.max_memory_allocated() / gib:.1f} GiB.")
 
 
+def _original(err: BaseException) -> str:
+    return f"\n(original error: {str(err).splitlines()[0] if str(err) else type(err).__name__})"
+
+
 def training_advice(err: BaseException, args, *, longest: int, quantized: bool, params_b: float) -> OutOfMemory:
     """An OutOfMemory for the train stage. args: the SFTConfig; longest: the longest training example in tokens;
     params_b: the base model's parameters in billions."""
@@ -41,8 +45,7 @@ def training_advice(err: BaseException, args, *, longest: int, quantized: bool, 
              f"{'on' if checkpointing else 'off'}, base weights {'quantized' if quantized else 'not quantized'}")
     return OutOfMemory(f"out of memory while training ({where}).{_memory_line()}\n"
                        "Lower one of these and run again (first = most effective):\n  "
-                       + "\n  ".join(f"{i}. {fix}" for i, fix in enumerate(fixes, 1))
-                       + f"\n(original error: {str(err).splitlines()[0] if str(err) else type(err).__name__})")
+                       + "\n  ".join(f"{i}. {fix}" for i, fix in enumerate(fixes, 1)) + _original(err))
 
 
 def eval_advice(err: BaseException, batch_size: int) -> OutOfMemory:
@@ -50,4 +53,4 @@ def eval_advice(err: BaseException, batch_size: int) -> OutOfMemory:
     return OutOfMemory(f"out of memory while generating answers for evaluation (eval.batch_size={batch_size})."
                        f"{_memory_line()}\nRun again with eval.batch_size={max(1, batch_size // 4)} "
                        "(answers do not depend on the batch size), and if that fails too, a smaller eval.max_new_tokens."
-                       f"\n(original error: {str(err).splitlines()[0] if str(err) else type(err).__name__})")
+                       + _original(err))

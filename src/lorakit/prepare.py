@@ -6,7 +6,8 @@ Usage:
 
 Each example is rendered with the model's own chat template. Loss is computed on assistant tokens only
 (each reply and its end-of-turn token, except replies with weight 0); system and user tokens, and template
-text between turns, are masked with -100. Writes to run_dir/data/: train/ and validation/ (datasets), test.jsonl, and data_summary.json.
+text between turns, are masked with -100. Writes to run_dir/data/: train/ and validation/ (datasets),
+test.jsonl, and data_summary.json.
 """
 
 from __future__ import annotations
@@ -184,17 +185,26 @@ def percentiles(lengths: list[int]) -> dict[str, int]:
             "p99": int(np.percentile(arr, 99)), "max": int(arr.max())}
 
 
+def read_data_file(data, path) -> list[Example]:
+    """read_examples with the data config's format and CSV columns."""
+    examples = read_examples(path, data.format, data.get("csv_columns"))
+    log.info("read %d examples from %s", len(examples), path)
+    return examples
+
+
 def load_examples(data, seed: int) -> tuple[list[Example], list[Example]]:
     """Read the configured files; return (training pool, test examples), splitting test off when no test_file."""
-    pool = read_examples(data.train_file, data.format, data.get("csv_columns"))
-    log.info("read %d examples from %s", len(pool), data.train_file)
+    pool = read_data_file(data, data.train_file)
     if data.test_file:
-        test = read_examples(data.test_file, data.format, data.get("csv_columns"))
-        log.info("read %d test examples from %s", len(test), data.test_file)
-        return pool, test
+        return pool, read_data_file(data, data.test_file)
     keep, held = split_indices(len(pool), data.test_fraction, seed)
     log.info("held out %d examples as the test set (data.test_fraction=%s)", len(held), data.test_fraction)
     return [pool[i] for i in keep], [pool[i] for i in held]
+
+
+def held_out_examples(data, seed: int) -> list[Example]:
+    """The test examples alone: data.test_file, or the split load_examples holds out (train_file is read only then)."""
+    return read_data_file(data, data.test_file) if data.test_file else load_examples(data, seed)[1]
 
 
 def test_rows(test: list[Example], tokenizer, max_length: int) -> tuple[list[dict], list[dict]]:

@@ -67,9 +67,10 @@ def prepare_for_kbit_training(model, args, dtype: torch.dtype):
 
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.activation_checkpointing,
                                             gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs)
-    for param in model.parameters():
-        if param.dtype == torch.float32 and dtype != torch.float32:
-            param.data = param.data.to(dtype)
+    if dtype != torch.float32:
+        for param in model.parameters():
+            if param.dtype == torch.float32:
+                param.data = param.data.to(dtype)
     return model
 
 
