@@ -37,12 +37,13 @@ def test_tiny_run_writes_every_artifact_and_logs_to_wandb_offline(tmp_path):
     assert preds[0]["reference"] == json.loads(test.read_text().splitlines()[0])["messages"][-1]["content"]
     assert "| exact_match |" in (run / "report.md").read_text()
     assert (run / "adapter" / "adapter_config.json").is_file() and (run / "adapter" / "chat_template.jinja").is_file()
-    assert json.loads((run / "data" / "data_summary.json").read_text())["examples"]["test"] == 6
+    assert json.loads((run / "data_report.json").read_text())["accounting"]["used"]["test"] == 6
     assert "| exact_match |" in out.stdout + out.stderr  # the table is printed at the end
     # W&B: a real offline run holding the training curve, data summary, metrics and the predictions table.
     [wandb_run] = list((run / "wandb").glob("offline-run-*"))
     [records] = list(wandb_run.glob("*.wandb"))
-    for key in (b"train/loss", b"data/examples/train", b"eval/base/exact_match", b"eval/tuned/rouge_l", b"time_s/train"):
+    for key in (b"train/loss", b"data/used/train", b"data/dropped", b"eval/base/exact_match", b"eval/tuned/rouge_l",
+                b"time_s/train"):
         assert key in records.read_bytes(), key
     [table] = list((wandb_run / "files" / "media" / "table" / "eval").glob("predictions*.table.json"))
     assert [row[1] for row in json.loads(table.read_text())["data"]] == [p["reference"] for p in preds]
@@ -62,10 +63,11 @@ def test_tiny_run_writes_every_artifact_and_logs_to_wandb_offline(tmp_path):
 
 def test_bad_input_exits_2_with_the_fix_and_no_traceback(tmp_path):
     bad = write_jsonl(tmp_path / "train.jsonl", [tool_picker_rows("train", 1)[0], '{"messages": "oops"}'])
-    out = cli("+experiment=quickstart", f"data.train_file={bad}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    out = cli("+experiment=quickstart", f"data.train_file={bad}", "data.strict=true",
+              f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert out.returncode == 2
-    assert f'{bad}:2: missing or empty "messages" list' in out.stderr + out.stdout
-    assert "Traceback" not in out.stderr
+    assert f'{bad}:2: missing_messages: missing or empty "messages" list; add one' in out.stderr + out.stdout
+    assert "Traceback" not in out.stderr + out.stdout
     out = cli("+experiment=quickstart", "quant=nf4", "+lora.rnk=4", f"hydra.run.dir={tmp_path / 'run2'}", cwd=tmp_path)
     assert out.returncode == 2
     text = out.stderr + out.stdout

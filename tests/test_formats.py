@@ -7,7 +7,8 @@ import json
 import pytest
 
 from helpers import write_jsonl
-from lorakit.prepare import IGNORE, DataError, end_of_turn_ids, read_examples, tokenize_with_labels
+from lorakit.prepare import DataError, read_examples
+from lorakit.template import IGNORE, end_of_turn_ids, tokenize_with_labels
 
 SYSTEM, QUESTION, CONTEXT, ANSWER = "You are terse.", "Capital of France?", "Answer in one word.", "Paris"
 CHAT = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"{QUESTION}\n\n{CONTEXT}"},
@@ -75,7 +76,7 @@ def test_weight_zero_turns_are_context_and_every_weighted_turn_is_trained(tmp_pa
     ([{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": 0}]}],
      "every assistant message has weight 0"),
     ([{"messages": [{"role": "user", "content": "q", "weight": 1}, {"role": "assistant", "content": "a"}]}],
-     "weight is 0 or 1, on assistant messages only"),
+     "set weight 0 or 1, on assistant messages only"),
     ([{"conversations": [{"from": "human", "value": "q"}, {"from": "robot", "value": "a"}]}], "from='robot'"),
     ([{"text": "hello"}], "cannot tell the format"),
 ])
@@ -89,12 +90,35 @@ def test_format_problems_name_file_line_and_fix(tmp_path, rows, message):
 def test_csv_without_the_configured_columns_lists_the_header(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("question,answer\nq,a\n")
-    with pytest.raises(DataError, match=r"d.csv:2: column\(s\) \['prompt', 'completion'\] not in the header"):
+    with pytest.raises(DataError, match=r"d.csv:2: missing_messages: column\(s\) \['prompt', 'completion'\] not in the header"):
         read_examples(path)
 
 
 def test_broken_json_array_reports_the_element_line(tmp_path):
     path = tmp_path / "a.json"
     path.write_text('[\n  {"instruction": "q", "output": "a"},\n  {"instruction": "q" "output": "a"}\n]\n')
-    with pytest.raises(DataError, match=r"a.json:3: not valid JSON"):
+    with pytest.raises(DataError, match=r"a.json:3: not_json: not valid JSON"):
         read_examples(path)
+
+
+def test_qa_pair_and_conversation_helpers_write_files_prepare_reads(tmp_path, tokenizer):
+    from lorakit.dataset import from_conversations, from_qa_pairs
+    from lorakit.dataset import write_jsonl as write
+
+    [example] = read_examples(write(from_qa_pairs([(QUESTION, ANSWER)], system=SYSTEM), tmp_path / "qa.jsonl"))
+    assert example.messages == [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION},
+                                {"role": "assistant", "content": ANSWER}]
+    with pytest.raises(TypeError, match="pair 1"):
+        from_qa_pairs([("q", "a"), ("q",)])
+
+    conversation = [{"role": "user", "content": "Say one."}, {"role": "assistant", "content": "one"},
+                    {"role": "user", "content": "Say two."}, {"role": "assistant", "content": "two two"}]
+    eot = end_of_turn_ids(tokenizer)
+    trained = {}
+    for train_on in ("all", "last"):
+        path = write(from_conversations([conversation], system=SYSTEM, train_on=train_on), tmp_path / f"{train_on}.jsonl")
+        [example] = read_examples(path)  # one example per conversation, not one per turn
+        assert example.messages[0] == {"role": "system", "content": SYSTEM} and len(example.messages) == 5
+        row = tokenize_with_labels(tokenizer, [example.messages], eot)[0]
+        trained[train_on] = tokenizer.decode([t for t in row["labels"] if t != IGNORE])
+    assert trained == {"all": "one<|im_end|>two two<|im_end|>", "last": "two two<|im_end|>"}

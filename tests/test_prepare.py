@@ -8,7 +8,8 @@ import pytest
 
 from helpers import compose_cfg, tool_picker_rows, write_jsonl
 from lorakit import prepare
-from lorakit.prepare import IGNORE, DataError, read_examples, tokenize_with_labels
+from lorakit.prepare import DataError, read_examples
+from lorakit.template import IGNORE, tokenize_with_labels
 
 CONVERSATION = [
     {"role": "system", "content": "You convert units."},
@@ -60,18 +61,18 @@ def test_malformed_lines_are_reported_with_file_and_line(tmp_path):
     with pytest.raises(DataError) as err:
         read_examples(path)
     msg = str(err.value)
-    assert "4 malformed record(s)" in msg
-    assert f"{path}:2: not valid JSON" in msg
-    assert f"{path}:3: message 1 has role 'bot'; expected one of system, user, assistant, tool" in msg
-    assert f"{path}:4: no assistant message" in msg
-    assert f'{path}:6: missing or empty "messages" list' in msg
+    assert "4 unusable record(s)" in msg
+    assert f"{path}:2: not_json: not valid JSON" in msg
+    assert f"{path}:3: unknown_role: message 1 has role 'bot'; use one of system, user, assistant, tool" in msg
+    assert f"{path}:4: no_assistant: no assistant message" in msg
+    assert f'{path}:6: missing_messages: missing or empty "messages" list' in msg
     assert f"{path}:1:" not in msg and f"{path}:7:" not in msg
 
 
 def test_non_utf8_line_is_reported(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_bytes(json.dumps(tool_picker_rows("train", 1)[0]).encode() + b"\n\xff\xfe\n")
-    with pytest.raises(DataError, match=r"bad.jsonl:2: not valid UTF-8"):
+    with pytest.raises(DataError, match=r"bad.jsonl:2: not_utf8: not valid UTF-8"):
         read_examples(path)
 
 
@@ -89,22 +90,25 @@ def test_prepare_accounts_for_every_example(tmp_path, tokenizer):
     train = write_jsonl(tmp_path / "train.jsonl", rows)
     cfg = compose_cfg("+experiment=quickstart", f"data.train_file={train}", "data.test_file=null",
                       "data.test_fraction=0.2", "data.val_fraction=0.25", run_dir=tmp_path / "run")
-    summary = prepare.run(cfg, tokenizer, prepare.end_of_turn_ids(tokenizer), tmp_path / "run")
-    ex = summary["examples"]
-    assert ex["train"] + ex["validation"] + ex["test"] + ex["dropped"] == 40
-    assert ex["test"] + sum(d["split"] == "test" for d in summary["dropped"]) == 8
-    assert summary["dropped"][0]["line"] == 6 and summary["dropped"][0]["reason"].startswith("too_long")
-    written = json.loads((tmp_path / "run" / "data" / "data_summary.json").read_text())
-    assert written["examples"] == ex and written["train_tokens"]["assistant_trained"] > 0
-    test_lines = [json.loads(x)["line"] for x in (tmp_path / "run" / "data" / "test.jsonl").read_text().splitlines()]
-    assert len(test_lines) == ex["test"]
+    report = prepare.run(cfg, tokenizer, prepare.end_of_turn_ids(tokenizer), tmp_path / "run")
+    acc = report["accounting"]
+    assert sum(acc["used"].values()) + acc["dropped"] == acc["records"] == 40
+    assert acc["dropped_by_reason"] == {"too_long": 1}
+    [finding] = report["findings"]
+    assert (finding["line"], finding["category"], finding["severity"]) == (6, "too_long", "error")
+    written = json.loads((tmp_path / "run" / "data_report.json").read_text())
+    assert written["accounting"] == acc and written["tokens"]["assistant_trained_per_epoch"] > 0
+    for split in ("train", "validation", "test"):
+        lines = [json.loads(x)["line"] for x in (tmp_path / "run" / "data" / f"{split}.jsonl").read_text().splitlines()]
+        assert len(lines) == acc["used"][split]
+        assert 6 not in lines
 
 
 def test_no_validation_split(tmp_path, tokenizer):
     train = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 10))
     cfg = compose_cfg("+experiment=quickstart", f"data.train_file={train}", "data.val_fraction=0", run_dir=tmp_path)
-    summary = prepare.run(cfg, tokenizer, prepare.end_of_turn_ids(tokenizer), tmp_path)
-    assert summary["examples"]["train"] == 10 and summary["examples"]["validation"] == 0
+    report = prepare.run(cfg, tokenizer, prepare.end_of_turn_ids(tokenizer), tmp_path)
+    assert report["accounting"]["used"] == {"train": 10, "validation": 0, "test": 100}
     assert not (tmp_path / "data" / "validation").exists()
 
 
@@ -115,6 +119,7 @@ def test_prepare_stage_alone_checks_data_without_training(tmp_path):
     cfg = compose_cfg("+experiment=quickstart", f"data.train_file={train}", "data.test_file=null", "stages=[prepare]",
                       run_dir=tmp_path / "run")
     assert run(cfg) is None
-    summary = json.loads((tmp_path / "run" / "data" / "data_summary.json").read_text())
-    assert sum(summary["examples"].values()) == 12
+    report = json.loads((tmp_path / "run" / "data_report.json").read_text())
+    assert sum(report["accounting"]["used"].values()) == 12 and "## Where every record went" in (
+        tmp_path / "run" / "data_report.md").read_text()
     assert not (tmp_path / "run" / "adapter").exists() and not (tmp_path / "run" / "metrics.json").exists()

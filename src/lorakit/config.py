@@ -154,6 +154,13 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
             problems.append(f"data.{key}: must be a number in [0, 1), got {value!r}")
     if not isinstance(data.max_length, int) or data.max_length < 16:
         problems.append(f"data.max_length: must be an integer >= 16 tokens, got {data.max_length!r}")
+    for key, choices in (("too_long", ("drop", "truncate", "error")), ("duplicates", ("drop", "keep"))):
+        if data.get(key) not in choices:
+            problems.append(f"data.{key}: {data.get(key)!r} is not one of {', '.join(choices)}")
+    if not isinstance(data.get("strict"), bool):
+        problems.append(f"data.strict: must be true or false, got {data.get('strict')!r}")
+    if data.get("num_proc") is not None and (not isinstance(data.num_proc, int) or data.num_proc < 1):
+        problems.append(f"data.num_proc: must be null (automatic) or a positive integer, got {data.num_proc!r}")
 
     if "train" in stages and "prepare" not in stages and not (run_dir / "data" / "train").is_dir():
         problems.append(f"stages: train without prepare needs prepared data in {run_dir}/data; add prepare to stages "

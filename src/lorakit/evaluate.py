@@ -22,8 +22,9 @@ from tqdm.auto import tqdm
 from lorakit import metrics as M
 from lorakit import oom
 from lorakit.models import load_model
-from lorakit.prepare import held_out_examples, prompt_and_reference, test_rows
+from lorakit.prepare import held_out_examples, test_rows
 from lorakit.report import write_report
+from lorakit.template import prompt_and_reference
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,11 @@ def load_test_set(cfg: DictConfig, run_dir: Path, tokenizer) -> list[dict]:
     if path.is_file():
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     else:
-        rows, dropped = test_rows(held_out_examples(cfg.data, cfg.seed), tokenizer, cfg.data.max_length)
-        for d in dropped:
-            log.warning("skipped %s:%d: %s", d["file"], d["line"], d["reason"])
+        examples, findings = test_rows(held_out_examples(cfg.data, cfg.seed, tokenizer), tokenizer,
+                                       cfg.data.max_length)
+        for finding in findings:
+            log.warning("not evaluated: %s", finding)
+        rows = [{"file": ex.file, "line": ex.line, "messages": ex.messages, "tools": ex.tools} for ex in examples]
     return rows[: cfg.eval.max_examples] if cfg.eval.max_examples else rows
 
 
@@ -85,7 +88,7 @@ def run(cfg: DictConfig, run_dir: Path, model_path: str, adapter_dir: Path, toke
     rows = load_test_set(cfg, run_dir, tokenizer)
     if not rows:
         raise ValueError("the test set is empty: set data.test_file or data.test_fraction > 0")
-    prompts, references = zip(*(prompt_and_reference(tokenizer, r["messages"]) for r in rows), strict=True)
+    prompts, references = zip(*(prompt_and_reference(tokenizer, r["messages"], r.get("tools")) for r in rows), strict=True)
     max_new = cfg.eval.max_new_tokens or default_max_new_tokens(tokenizer, list(references))
     log.info("evaluating base and tuned on %d test examples (max %d new tokens, batch %d)", len(rows), max_new,
              cfg.eval.batch_size)

@@ -1,14 +1,16 @@
 """Input formats -> OpenAI-style chat messages, every record with its file and line.
 
 Formats (`data.format`; `auto` tells them apart per file by extension and the first record's keys):
-  openai_chat        {"messages": [{"role", "content", "name"?, "weight"?: 0|1}, ...]}        JSONL
+  openai_chat        {"messages": [{"role", "content", "name"?, "weight"?: 0|1, "tool_calls"?}, ...], "tools"?}  JSONL
   sharegpt           {"conversations": [{"from": "human"|"gpt"|"system"|..., "value"}, ...]} JSONL or a JSON array
-  alpaca             {"instruction", "input"?, "output", "system"?}                           JSONL or a JSON array
+  alpaca             {"instruction", "input"?, "output", "system"?, "history"?: [[user, assistant], ...]} JSONL/array
   prompt_completion  {"prompt", "completion"}: strings, or lists of messages (TRL's conversational form)
   csv                a header row; data.csv_columns names the prompt, completion and (optional) system columns
 
 Every format becomes {"role", "content"} messages, plus "weight" on assistant messages that had one (weight 0:
-in the conversation, not trained). A record that cannot be converted is reported as `file:line: problem`.
+in the conversation, not trained), and OpenAI tool calls as transformers' chat templates expect them
+({"type": "function", "function": {"name", "arguments": dict}}). A record that cannot be converted is a Problem:
+its text says what is wrong and the fix, its category names the kind of problem (lorakit.checks lists them).
 """
 
 from __future__ import annotations
@@ -23,16 +25,33 @@ from typing import Any
 FORMATS = ("auto", "openai_chat", "sharegpt", "alpaca", "prompt_completion", "csv")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant",
                   "model": "assistant", "bard": "assistant", "bing": "assistant", "system": "system", "tool": "tool",
-                  "function_response": "tool", "observation": "tool"}
+                  "function_call": "assistant", "function_response": "tool", "observation": "tool"}
+
+
+# Keys each format knows; anything else is reported as an unknown key (a typo such as "wieght" would otherwise be
+# ignored without a word).
+RECORD_KEYS = {"openai_chat": {"messages", "tools", "parallel_tool_calls"},
+               "sharegpt": {"conversations", "system", "tools", "id"},
+               "alpaca": {"instruction", "input", "output", "system", "history"},
+               "prompt_completion": {"prompt", "completion"}}
+MESSAGE_KEYS = {"role", "content", "name", "weight", "tool_calls", "tool_call_id", "refusal"}
+TURN_KEYS = {"from", "value", "weight"}
 
 
 class Problem(str):
-    """A record that could not be read: the text says what is wrong and how to fix it."""
+    """A record that could not be read: the text says what is wrong and how to fix it; .category says what kind."""
+
+    category: str
+
+    def __new__(cls, text: str, category: str = "malformed") -> Problem:
+        problem = super().__new__(cls, text)
+        problem.category = category
+        return problem
 
 
 def _not_utf8(raw: bytes, err: UnicodeDecodeError) -> tuple[int, Problem]:
     """(line, problem) for a whole-file decode that failed."""
-    return 1 + raw.count(b"\n", 0, err.start), Problem(f"not valid UTF-8 ({err.reason}); re-save the file as UTF-8")
+    return 1 + raw.count(b"\n", 0, err.start), Problem(f"not valid UTF-8 ({err.reason}); re-save the file as UTF-8", "not_utf8")
 
 
 def _system(obj: dict) -> list[dict]:
@@ -57,7 +76,7 @@ def _json_array(text: str) -> Iterator[tuple[int, Any]]:
         except json.JSONDecodeError as err:
             yield (line + text.count("\n", pos, err.pos), Problem(
                 f"not valid JSON ({err.msg}); the rest of the array cannot be read. Fix this element, or convert "
-                "the file to JSONL (one object per line), where one bad line does not hide the others"))
+                "the file to JSONL (one object per line), where one bad line does not hide the others", "not_json"))
             return
         yield line, obj
         line += text.count("\n", pos, end)
@@ -89,14 +108,16 @@ def records(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as err:
-            yield number, Problem(f"not valid UTF-8 ({err.reason} at byte {err.start}); re-save the file as UTF-8")
+            yield number, Problem(f"not valid UTF-8 ({err.reason} at byte {err.start}); re-save the file as UTF-8",
+                                  "not_utf8")
             continue
         if not text.strip():
             continue
         try:
             yield number, json.loads(text)
         except json.JSONDecodeError as err:
-            yield number, Problem(f"not valid JSON ({err.msg} at column {err.colno}); each line must be one JSON object")
+            yield number, Problem(f"not valid JSON ({err.msg} at column {err.colno}); fix the line: each line is one JSON object",
+                                  "not_json")
 
 
 def detect(obj: Any, path: Path) -> str | Problem:
@@ -110,29 +131,63 @@ def detect(obj: Any, path: Path) -> str | Problem:
             return fmt
     return Problem(f"cannot tell the format of {path} from its first record (keys: {sorted(keys) or type(obj).__name__}); "
                    f"expected messages, conversations, instruction/output or prompt/completion, or set data.format to one "
-                   f"of {', '.join(FORMATS[1:])}")
+                   f"of {', '.join(FORMATS[1:])}", "unknown_format")
 
 
 def _text(value: Any, what: str) -> str | Problem:
     if isinstance(value, str):
         return value
-    return Problem(f"{what} is {type(value).__name__}, expected a string")
+    return Problem(f"{what} is {type(value).__name__}; make it a string", "missing_content")
+
+
+def _tool_calls(calls: Any, i: int) -> list[dict] | Problem:
+    """OpenAI tool_calls -> transformers' form, with arguments parsed from their JSON string."""
+    fix = ('make each tool call {"type": "function", "function": {"name": "...", "arguments": "{\\"key\\": ...}"}} '
+           "with arguments a JSON object (or its JSON string)")
+    if not isinstance(calls, list) or not calls:
+        return Problem(f"message {i} has tool_calls that is not a non-empty list; {fix}", "bad_tool_call")
+    out = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+            return Problem(f"message {i} has a tool call without a function name; {fix}", "bad_tool_call")
+        arguments = function.get("arguments", {})
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except json.JSONDecodeError as err:
+                return Problem(f"message {i}: the arguments of tool call {function['name']!r} are not valid JSON "
+                               f"({err.msg}); {fix}", "bad_tool_call")
+        if not isinstance(arguments, dict):
+            return Problem(f"message {i}: the arguments of tool call {function['name']!r} are "
+                           f"{type(arguments).__name__}; {fix}", "bad_tool_call")
+        converted = {"type": "function", "function": {"name": function["name"], "arguments": arguments}}
+        if isinstance(call.get("id"), str):
+            converted["id"] = call["id"]
+        out.append(converted)
+    return out
 
 
 def _openai(obj: dict) -> list[dict] | Problem:
     messages = obj.get("messages")
     if not isinstance(messages, list) or not messages:
-        return Problem('missing or empty "messages" list; expected {"messages": [{"role": ..., "content": ...}, ...]}')
+        return Problem('missing or empty "messages" list; add one: {"messages": [{"role": ..., "content": ...}, ...]}',
+                       "missing_messages")
     out = []
     for i, msg in enumerate(messages, 1):
         if not isinstance(msg, dict):
-            return Problem(f"message {i} is {type(msg).__name__}, expected an object with role and content")
-        if msg.get("tool_calls") and not isinstance(msg.get("content"), str):
-            return Problem(f"message {i} has tool_calls, which lorakit cannot train yet; remove the line or put the "
-                           "call in the content as text")
+            return Problem(f"message {i} is {type(msg).__name__}; make it an object with role and content",
+                           "not_object")
         converted = {"role": msg.get("role"), "content": msg.get("content")}
-        if "weight" in msg:
-            converted["weight"] = msg["weight"]
+        if msg.get("tool_calls") is not None:
+            calls = _tool_calls(msg["tool_calls"], i)
+            if isinstance(calls, Problem):
+                return calls
+            converted["tool_calls"] = calls
+            converted["content"] = msg.get("content") or ""  # a pure tool call has content null
+        for key in ("name", "tool_call_id", "weight"):
+            if key in msg:
+                converted[key] = msg[key]
         out.append(converted)
     return out
 
@@ -140,14 +195,16 @@ def _openai(obj: dict) -> list[dict] | Problem:
 def _sharegpt(obj: dict) -> list[dict] | Problem:
     turns = obj.get("conversations")
     if not isinstance(turns, list) or not turns:
-        return Problem('missing or empty "conversations" list; expected [{"from": "human", "value": ...}, ...]')
+        return Problem('missing or empty "conversations" list; add one: [{"from": "human", "value": ...}, ...]',
+                       "missing_messages")
     out = _system(obj)
     for i, turn in enumerate(turns, 1):
         if not isinstance(turn, dict):
-            return Problem(f"turn {i} is {type(turn).__name__}, expected an object with from and value")
+            return Problem(f"turn {i} is {type(turn).__name__}; make it an object with from and value", "not_object")
         role = SHAREGPT_ROLES.get(str(turn.get("from", "")).lower())
         if role is None:
-            return Problem(f"turn {i} has from={turn.get('from')!r}; expected one of {', '.join(SHAREGPT_ROLES)}")
+            return Problem(f"turn {i} has from={turn.get('from')!r}; use one of {', '.join(SHAREGPT_ROLES)}",
+                           "unknown_role")
         message = {"role": role, "content": turn.get("value")}
         if "weight" in turn:
             message["weight"] = turn["weight"]
@@ -162,8 +219,14 @@ def _alpaca(obj: dict) -> list[dict] | Problem:
             return value
     extra = obj.get("input") or ""
     if not isinstance(extra, str):
-        return Problem(f'"input" is {type(extra).__name__}, expected a string')
-    return _system(obj) + [
+        return Problem(f'"input" is {type(extra).__name__}; make it a string', "missing_content")
+    history = obj.get("history") or []
+    if not isinstance(history, list) or not all(isinstance(h, list) and len(h) == 2 for h in history):
+        return Problem('"history" is not a list of [user, assistant] pairs (earlier turns); fix or remove it',
+                       "missing_messages")
+    earlier = [{"role": role, "content": text}
+               for pair in history for role, text in zip(("user", "assistant"), pair, strict=True)]
+    return _system(obj) + earlier + [
         {"role": "user", "content": f"{instruction}\n\n{extra}" if extra.strip() else instruction},
         {"role": "assistant", "content": output}]
 
@@ -174,8 +237,8 @@ def _prompt_completion(obj: dict) -> list[dict] | Problem:
         return _openai({"messages": prompt + completion})
     for value, what in ((prompt, '"prompt"'), (completion, '"completion"')):
         if not isinstance(value, str):
-            return Problem(f"{what} is {type(value).__name__}, expected a string (or both prompt and completion "
-                           "as lists of messages)")
+            return Problem(f"{what} is {type(value).__name__}; make it a string (or make both prompt and "
+                           "completion lists of messages)", "missing_content")
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
 
 
@@ -185,9 +248,10 @@ def _csv(obj: dict, columns: dict) -> list[dict] | Problem:
     missing = [c for c in wanted.values() if c not in row]
     if missing:
         return Problem(f"column(s) {missing} not in the header {list(row)}; set data.csv_columns.prompt / .completion "
-                       "/ .system to the header's names")
+                       "/ .system to the header's names", "missing_messages")
     if None in row:
-        return Problem(f"{len(row[None])} more field(s) than the header has columns; quote fields that contain commas")
+        return Problem(f"{len(row[None])} more field(s) than the header has columns; quote fields that contain commas",
+                       "malformed")
     messages = [{"role": "system", "content": row[wanted["system"]]}] if wanted.get("system") else []
     return messages + [{"role": "user", "content": row[wanted["prompt"]]},
                        {"role": "assistant", "content": row[wanted["completion"]]}]
@@ -198,6 +262,26 @@ def to_messages(obj: Any, fmt: str, csv_columns: dict | None = None) -> list[dic
     if fmt == "csv":
         return _csv(obj, csv_columns or {"prompt": "prompt", "completion": "completion", "system": None})
     if not isinstance(obj, dict):
-        return Problem(f"expected a JSON object ({fmt} record), got {type(obj).__name__}")
+        return Problem(f"a {type(obj).__name__}, not a JSON object; make each record one {fmt} object",
+                       "not_object")
     return {"openai_chat": _openai, "sharegpt": _sharegpt, "alpaca": _alpaca,
             "prompt_completion": _prompt_completion}[fmt](obj)
+
+
+def tools(obj: Any, fmt: str) -> list | None:
+    """The record's tool definitions (OpenAI "tools"), passed to the chat template; None when it has none."""
+    found = obj.get("tools") if fmt in ("openai_chat", "sharegpt") and isinstance(obj, dict) else None
+    return found if isinstance(found, list) and found else None
+
+
+def unknown_keys(obj: Any, fmt: str) -> list[str]:
+    """Keys of a record (and of its messages or turns) that its format does not define, as "key" or "message 2: key"."""
+    if fmt not in RECORD_KEYS or not isinstance(obj, dict):
+        return []
+    found = [repr(k) for k in obj if k not in RECORD_KEYS[fmt]]
+    items, known = ((obj.get("messages"), MESSAGE_KEYS) if fmt == "openai_chat" else
+                    (obj.get("conversations"), TURN_KEYS) if fmt == "sharegpt" else (None, set()))
+    for i, item in enumerate(items if isinstance(items, list) else [], 1):
+        if isinstance(item, dict):
+            found += [f"message {i}: {k!r}" for k in item if k not in known]
+    return found

@@ -38,7 +38,7 @@ def training_advice(err: BaseException, args, *, longest: int, quantized: bool, 
         fixes.append(f"quant=nf4  (4-bit base weights: about {params_b * 0.55:.1f} GB instead of {params_b * 2:.1f} GB)")
     if longest > 512:
         fixes.append(f"data.max_length={longest // 2}  (the longest example has {longest} tokens; longer ones are "
-                     "dropped and listed in data_summary.json)")
+                     "dropped and listed in data_report.md)")
     if not args.activation_offloading:
         fixes.append("+train.activation_offloading=true  (moves saved activations to CPU memory; slower, for long contexts)")
     where = (f"per-device micro-batch {micro} x up to {longest} tokens, activation checkpointing "

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from lorakit import evaluate, merge, prepare, train
+from lorakit import evaluate, merge, prepare, template, train
 from lorakit.config import cuda_available, redact, validate
 from lorakit.loggers import RunLogger
 from lorakit.models import load_tokenizer, resolve
@@ -38,6 +38,14 @@ def _timed(timings: dict[str, float], stage: str):
     yield
     timings[stage] = round(time.perf_counter() - start, 2)
     log.info("%s took %.1fs", stage, timings[stage])
+
+
+def _check_saved_template(tokenizer, adapter_dir: Path, train_jsonl: Path) -> None:
+    """The template saved with the adapter must render every training example exactly as in training."""
+    rows = [json.loads(line) for line in train_jsonl.read_text().splitlines()] if train_jsonl.is_file() else []
+    sha = template.verify_saved(tokenizer, adapter_dir, [(r["messages"], r["tools"]) for r in rows])
+    log.info("the chat template saved with the adapter renders all %d training examples as in training (sha256 %s)",
+             len(rows), sha[:12])
 
 
 def run(cfg: DictConfig) -> dict | None:
@@ -66,11 +74,14 @@ def run(cfg: DictConfig) -> dict | None:
         results = None
         if "prepare" in cfg.stages:
             with _timed(timings, "prepare"):
-                summary = prepare.run(cfg, tokenizer, eot_ids, run_dir)
-            logger.log_dict("data", {"examples": summary["examples"], "train_tokens": summary["train_tokens"]})
+                report = prepare.run(cfg, tokenizer, eot_ids, run_dir)
+            acc = report["accounting"]
+            logger.log_dict("data", {"records": acc["records"], "used": acc["used"], "dropped": acc["dropped"],
+                                     "tokens": {k: v for k, v in report["tokens"].items() if k != "model"}})
         if "train" in cfg.stages:
             with _timed(timings, "train"):
                 adapter_dir = train.run(cfg, run_dir, model_path, tokenizer, cuda=cuda, report_to=logger.report_to)
+            _check_saved_template(tokenizer, adapter_dir, run_dir / "data" / "train.jsonl")
         if "evaluate" in cfg.stages:
             with _timed(timings, "evaluate"):
                 results, predictions = evaluate.run(cfg, run_dir, model_path, adapter_dir, tokenizer, eot_ids,

@@ -1,170 +1,134 @@
-"""Prepare stage: chat data (OpenAI JSONL, ShareGPT, Alpaca, prompt/completion, CSV) -> tokenized, loss-masked
-train/validation sets and a held-out test set.
+"""Prepare stage: data files in any common format -> checked, tokenized, loss-masked train/validation sets, a
+held-out test set, and a report that accounts for every input record.
 
 Usage:
-    python -m train +experiment=quickstart stages=[prepare]      # check and summarise data, no training
+    python -m train +experiment=quickstart stages=[prepare]                       # lint the data, no training
+    python -m train stages=[prepare] data.train_file=my.jsonl data.strict=true    # any finding -> exit 2
 
-Each example is rendered with the model's own chat template. Loss is computed on assistant tokens only
-(each reply and its end-of-turn token, except replies with weight 0); system and user tokens, and template
-text between turns, are masked with -100. Writes to run_dir/data/: train/ and validation/ (datasets),
-test.jsonl, and data_summary.json.
+Steps: read every file (lorakit.formats) -> check every example (lorakit.checks) -> drop duplicates -> split
+off test and validation -> drop training examples that leak test prompts -> render with the chat template and
+tokenize (lorakit.template) -> apply the too-long policy -> write run_dir/data/ (train/ and validation/ datasets,
+train.jsonl, validation.jsonl and test.jsonl in OpenAI chat format) and run_dir/data_report.{json,md}
+(lorakit.data_report). Every record read ends in exactly one of train, validation, test or dropped-with-a-reason.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+from lorakit import data_report, formats
+from lorakit.checks import Finding, SpecialTokens, check_messages, conversation_key, differing_system_prompts, prompt_key
+from lorakit.template import IGNORE, TemplateError, encode, end_of_turn_ids, prompt_and_reference, template_sha256
 
-from lorakit import formats
+__all__ = ["IGNORE", "DataError", "TemplateError", "end_of_turn_ids", "read_examples", "run", "select"]
 
 log = logging.getLogger(__name__)
 
-ROLES = ("system", "user", "assistant", "tool")
-IGNORE = -100  # label value that the loss skips
-MAX_ERRORS_SHOWN = 30
+MAX_SHOWN = 30  # findings listed in an error message; all of them are in data_report.json
+SPLITS = ("train", "validation", "test")
 
 
 class DataError(ValueError):
-    """Input data is malformed; the message lists `file:line: problem` for every bad line."""
-
-
-class TemplateError(ValueError):
-    """The model's chat template cannot be used to locate assistant tokens."""
+    """Input data cannot be used; the message lists `file:line: category: problem` for every finding."""
 
 
 @dataclass
 class Example:
-    """One conversation from an input file; `line` is 1-based."""
+    """One conversation from an input file; `line` is 1-based (where the record starts)."""
 
     file: str
     line: int
-    messages: list[dict[str, str]]
+    messages: list[dict]
+    tools: list | None = None
+    record: int = -1  # position in the file (0-based), for the accounting
 
 
-def _check_messages(messages: list[dict]) -> str | None:
-    """Return what is wrong with one converted conversation, or None when it can be trained on."""
-    for i, msg in enumerate(messages, 1):
-        role = msg["role"]
-        if role not in ROLES:
-            return f"message {i} has role {role!r}; expected one of {', '.join(ROLES)}"
-        if not isinstance(msg["content"], str):
-            return f"message {i} ({role}) has no string \"content\""
-        if role == "assistant" and not msg["content"].strip():
-            return f"message {i} (assistant) has empty content; there is nothing to learn from it"
-        if "weight" in msg and (role != "assistant" or msg["weight"] not in (0, 1) or isinstance(msg["weight"], bool)):
-            return (f"message {i} ({role}) has weight {msg['weight']!r}; weight is 0 or 1, on assistant messages only "
-                    "(0 = keep the turn as context, do not train on it)")
-    if not any(m["role"] == "assistant" for m in messages):
-        return "no assistant message; every example needs at least one reply to train on"
-    if not any(m["role"] == "assistant" and m.get("weight", 1) for m in messages):
-        return "every assistant message has weight 0; nothing would be trained; set weight 1 on at least one"
-    return None
+@dataclass
+class FileRead:
+    """What reading one file gave: its examples, every finding, and how many records it held."""
+
+    path: str
+    records: int = 0
+    examples: list[Example] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
 
 
-def read_examples(path: str | Path, fmt: str = "auto", csv_columns: dict | None = None) -> list[Example]:
-    """Read a data file in any supported format (lorakit.formats), checking every record.
+def read_file(path: str | Path, fmt: str = "auto", csv_columns: dict | None = None,
+              special: SpecialTokens | None = None) -> FileRead:
+    """Read and check every record of a data file; examples with a dropping finding are left out (and reported).
 
     Raises:
-        DataError: listing every malformed record as `file:line: problem` (blank lines are skipped).
+        DataError: when no record of the file matches a known format (with data.format=auto).
     """
     path = Path(path)
-    examples, errors = [], []
+    special = special or SpecialTokens()
+    out = FileRead(str(path))
+    pending = []  # records seen before the format is known
     for number, obj in formats.records(path, fmt):
+        out.records += 1
         if isinstance(obj, formats.Problem):
-            errors.append(f"{path}:{number}: {obj}")
+            out.findings.append(Finding(str(path), number, obj.category, str(obj), True, out.records - 1))
             continue
         if fmt == "auto":
-            fmt = formats.detect(obj, path)
-            if isinstance(fmt, formats.Problem):
-                raise DataError(f"{path}:{number}: {fmt}")
+            detected = formats.detect(obj, path)
+            if isinstance(detected, formats.Problem):
+                pending.append((number, obj, out.records - 1))
+                if len(pending) < 3:  # a few unreadable records first is bad rows, not the wrong format
+                    continue
+                raise DataError(f"{path}:{pending[0][0]}: {detected}")
+            fmt = detected
             log.info("%s: %s format", path, fmt)
-        messages = formats.to_messages(obj, fmt, csv_columns)
-        problem = messages if isinstance(messages, formats.Problem) else _check_messages(messages)
-        if problem:
-            errors.append(f"{path}:{number}: {problem}")
-            continue
-        examples.append(Example(str(path), number, messages))
-    if errors:
-        shown = "\n".join(errors[:MAX_ERRORS_SHOWN])
-        more = f"\n... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
-        raise DataError(f"{len(errors)} malformed record(s) in {path}:\n{shown}{more}")
-    if not examples:
-        raise DataError(f"{path}: no examples; the file is empty")
-    return examples
-
-
-def end_of_turn_ids(tokenizer, generation_config=None) -> set[int]:
-    """Token ids that end an assistant turn: the tokenizer's EOS plus the model's generation EOS ids."""
-    ids = {tokenizer.eos_token_id}
-    eos = getattr(generation_config, "eos_token_id", None)
-    ids.update(eos if isinstance(eos, list) else [eos])
-    return {i for i in ids if i is not None}
-
-
-def _render(tokenizer, messages: list[dict], **kwargs) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)
-
-
-def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
-    """Render a conversation and return it with the character span of every assistant turn.
-
-    A turn's span runs from the end of the generation prompt before it to the end of the rendering that
-    includes it, so it holds the reply and the template's end-of-turn text.
-
-    Raises:
-        TemplateError: when rendering a prefix of the conversation does not give a prefix of the whole.
-    """
-    full = _render(tokenizer, messages)
-    spans = []
-    for i, msg in enumerate(messages):
-        if msg["role"] != "assistant" or msg.get("weight", 1) == 0:  # weight 0: context only, not trained
-            continue
-        prompt = _render(tokenizer, messages[:i], add_generation_prompt=True) if i else ""
-        upto = _render(tokenizer, messages[: i + 1])
-        if not full.startswith(prompt) or not full.startswith(upto):
-            raise TemplateError(
-                "the chat template renders the start of a conversation differently from the whole conversation "
-                "(e.g. it rewrites earlier turns), so assistant tokens cannot be located; use a model whose template "
-                "is prefix-stable, or train on single-turn examples"
-            )
-        spans.append((len(prompt), len(upto)))
-    return full, spans
-
-
-def tokenize_with_labels(tokenizer, conversations: list[list[dict]], eot_ids: set[int]) -> list[dict[str, list[int]]]:
-    """Tokenize conversations (batched) and label assistant tokens; everything else gets -100.
-
-    Within each assistant span, tokens after the last end-of-turn token (e.g. a newline the template adds
-    between turns) stay masked: the model should learn to stop, not to write template filler.
-    """
-    if not conversations:
-        return []
-    rendered = [assistant_spans(tokenizer, msgs) for msgs in conversations]
-    enc = tokenizer([text for text, _ in rendered], add_special_tokens=False, return_offsets_mapping=True)
-    out = []
-    for (_, spans), ids, offsets in zip(rendered, enc["input_ids"], enc["offset_mapping"], strict=True):
-        labels = [IGNORE] * len(ids)
-        for start, end in spans:
-            inside = [t for t, (s, _) in enumerate(offsets) if start <= s < end]
-            eots = [t for t in inside if ids[t] in eot_ids]
-            if eots:
-                inside = [t for t in inside if t <= eots[-1]]
-            for t in inside:
-                labels[t] = ids[t]
-        out.append({"input_ids": list(ids), "labels": labels})
+            for n, o, r in pending:
+                _add(out, n, r, o, fmt, csv_columns, special)
+            pending = []
+        _add(out, number, out.records - 1, obj, fmt, csv_columns, special)
+    if pending:
+        raise DataError(f"{path}:{pending[0][0]}: {formats.detect(pending[0][1], path)}")
     return out
 
 
-def prompt_and_reference(tokenizer, messages: list[dict]) -> tuple[str, str]:
-    """Split a test conversation at its last assistant turn: (rendered prompt, reference reply)."""
-    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
-    return _render(tokenizer, messages[:last], add_generation_prompt=True), messages[last]["content"]
+def _add(out: FileRead, number: int, record: int, obj, fmt: str, csv_columns: dict | None,
+         special: SpecialTokens) -> None:
+    messages = formats.to_messages(obj, fmt, csv_columns)
+    if isinstance(messages, formats.Problem):
+        out.findings.append(Finding(out.path, number, messages.category, str(messages), True, record))
+        return
+    keys = formats.unknown_keys(obj, fmt)
+    found = [Finding(out.path, number, "unknown_key", f"unknown key(s) {', '.join(keys)} for format {fmt}, ignored; "
+                     f"fix the spelling or remove them (known: {', '.join(sorted(formats.RECORD_KEYS[fmt]))})", False,
+                     record)] if keys else []
+    found += [Finding(out.path, number, c, m, d, record) for c, m, d in check_messages(messages, special)]
+    out.findings += found
+    if not any(f.drops for f in found):
+        out.examples.append(Example(out.path, number, messages, formats.tools(obj, fmt), record))
+
+
+def listing(findings: list[Finding], limit: int = MAX_SHOWN) -> str:
+    """Findings one per line, at most `limit`, with a count of the rest."""
+    lines = [str(f) for f in findings[:limit]]
+    if len(findings) > limit:
+        lines.append(f"... and {len(findings) - limit} more (all in data_report.json)")
+    return "\n".join(lines)
+
+
+def read_examples(path: str | Path, fmt: str = "auto", csv_columns: dict | None = None) -> list[Example]:
+    """Read a data file, failing on any record that would be dropped.
+
+    Raises:
+        DataError: listing every dropped record as `file:line: category: problem`.
+    """
+    result = read_file(path, fmt, csv_columns)
+    errors = [f for f in result.findings if f.drops]
+    if errors:
+        raise DataError(f"{len({f.record for f in errors})} unusable record(s) in {path}:\n{listing(errors)}")
+    if not result.examples:
+        raise DataError(f"{path}: no examples; the file is empty")
+    return result.examples
 
 
 def split_indices(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -177,100 +141,205 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[list[int], list[i
     return sorted(order[k:]), sorted(order[:k])
 
 
-def percentiles(lengths: list[int]) -> dict[str, int]:
-    if not lengths:
-        return {}
-    arr = np.asarray(lengths)
-    return {"p50": int(np.percentile(arr, 50)), "p90": int(np.percentile(arr, 90)),
-            "p99": int(np.percentile(arr, 99)), "max": int(arr.max())}
+def _deduplicate(examples: list[Example], drop: bool) -> tuple[list[Example], list[Finding]]:
+    first: dict[str, Example] = {}
+    kept, found = [], []
+    for ex in examples:
+        key = conversation_key(ex.messages, ex.tools)
+        if key in first:
+            seen = first[key]
+            found.append(Finding(ex.file, ex.line, "duplicate", f"the same conversation as {seen.file}:{seen.line}; "
+                                 + ("dropped (data.duplicates=keep trains on every copy)" if drop else
+                                    "kept because data.duplicates=keep; remove copies you did not mean"), drop, ex.record))
+            if drop:
+                continue
+        else:
+            first[key] = ex
+        kept.append(ex)
+    return kept, found
 
 
-def read_data_file(data, path) -> list[Example]:
-    """read_examples with the data config's format and CSV columns."""
-    examples = read_examples(path, data.format, data.get("csv_columns"))
-    log.info("read %d examples from %s", len(examples), path)
-    return examples
+def _without_leakage(pool: list[Example], test: list[Example]) -> tuple[list[Example], list[Finding]]:
+    prompts = {prompt_key(ex.messages): ex for ex in test}
+    kept, found = [], []
+    for ex in pool:
+        twin = prompts.get(prompt_key(ex.messages))
+        if twin is None:
+            kept.append(ex)
+        else:
+            found.append(Finding(ex.file, ex.line, "leakage", f"the same prompt as test example {twin.file}:{twin.line}"
+                                 "; dropped from training so the test measures unseen prompts (remove it from one of "
+                                 "the files)", True, ex.record))
+    return kept, found
 
 
-def load_examples(data, seed: int) -> tuple[list[Example], list[Example]]:
-    """Read the configured files; return (training pool, test examples), splitting test off when no test_file."""
-    pool = read_data_file(data, data.train_file)
+@dataclass
+class Selection:
+    """The examples of each split, every finding so far, and the records read per file."""
+
+    splits: dict[str, list[Example]]
+    findings: list[Finding]
+    records: dict[str, int]
+
+
+def select(data, seed: int, tokenizer=None) -> Selection:
+    """Read and check the configured files, drop duplicates and leaking examples, and split train/validation/test.
+
+    The test set is data.test_file, or data.test_fraction of train_file (seeded); validation is data.val_fraction
+    of the rest (seed + 1).
+    """
+    special = SpecialTokens(tokenizer)
+    reads = [read_file(path, data.format, data.get("csv_columns"), special)
+             for path in (data.train_file, data.test_file) if path]
+    findings = [f for r in reads for f in r.findings]
+    drop = data.duplicates == "drop"
+    pool, found = _deduplicate(reads[0].examples, drop)
+    findings += found
     if data.test_file:
-        return pool, read_data_file(data, data.test_file)
-    keep, held = split_indices(len(pool), data.test_fraction, seed)
-    log.info("held out %d examples as the test set (data.test_fraction=%s)", len(held), data.test_fraction)
-    return [pool[i] for i in keep], [pool[i] for i in held]
+        test, found = _deduplicate(reads[1].examples, drop)
+        findings += found
+    else:
+        keep, held = split_indices(len(pool), data.test_fraction, seed)
+        pool, test = [pool[i] for i in keep], [pool[i] for i in held]
+    pool, found = _without_leakage(pool, test)
+    findings += found + differing_system_prompts(pool + test)
+    keep, held = split_indices(len(pool), data.val_fraction, seed + 1)
+    for r in reads:
+        log.info("read %d records from %s: %d examples", r.records, r.path, len(r.examples))
+    return Selection({"train": [pool[i] for i in keep], "validation": [pool[i] for i in held], "test": test},
+                     findings, {r.path: r.records for r in reads})
 
 
-def held_out_examples(data, seed: int) -> list[Example]:
-    """The test examples alone: data.test_file, or the split load_examples holds out (train_file is read only then)."""
-    return read_data_file(data, data.test_file) if data.test_file else load_examples(data, seed)[1]
+def held_out_examples(data, seed: int, tokenizer=None) -> list[Example]:
+    """The test examples that the prepare stage would hold out (for evaluate-only runs; train_file is read only
+    when the test set is split off it)."""
+    if data.test_file:
+        read = read_file(data.test_file, data.format, data.get("csv_columns"), SpecialTokens(tokenizer))
+        for finding in read.findings:
+            log.warning("%s", finding)
+        return _deduplicate(read.examples, data.duplicates == "drop")[0]
+    return select(data, seed, tokenizer).splits["test"]
 
 
-def test_rows(test: list[Example], tokenizer, max_length: int) -> tuple[list[dict], list[dict]]:
-    """Keep test examples whose prompt fits max_length; return (rows for test.jsonl, dropped records)."""
-    rows, dropped = [], []
+def num_proc(data, n: int) -> int | None:
+    """Tokenizer processes: data.num_proc, or (null) one per core up to 8 for 20,000+ examples (BENCHMARKS.md)."""
+    if data.get("num_proc"):
+        return int(data.num_proc)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cores, 8) if n >= 20_000 and cores > 1 else None
+
+
+def encode_split(examples: list[Example], tokenizer, eot_ids: set[int], data) -> tuple[list[dict], list[Finding]]:
+    """Tokenize one split; apply the too-long policy; return (kept rows, findings)."""
+    if not examples:
+        return [], []
+    table = encode(tokenizer, [(ex.messages, ex.tools) for ex in examples], eot_ids, num_proc(data, len(examples)))
+    rows, found, missing_eot = [], [], 0
+    limit, policy = data.max_length, data.too_long
+    for ex, enc in zip(examples, table, strict=True):
+        if enc["error"]:
+            category, message = json.loads(enc["error"])
+            found.append(Finding(ex.file, ex.line, category, message, True, ex.record))
+            continue
+        ids, labels, n = enc["input_ids"], enc["labels"], len(enc["input_ids"])
+        if n > limit:
+            if policy == "truncate" and any(x != IGNORE for x in labels[:limit]):
+                found.append(Finding(ex.file, ex.line, "too_long", f"{n} tokens > data.max_length={limit}; truncated "
+                                     f"to its first {limit} tokens (data.too_long=truncate); the cut reply has no end "
+                                     "of turn", False, ex.record))
+                ids, labels = ids[:limit], labels[:limit]
+            else:
+                found.append(Finding(ex.file, ex.line, "too_long", f"{n} tokens > data.max_length={limit}" + (
+                    "; nothing to train is left in the first max_length tokens" if policy == "truncate" else "") +
+                    f" (data.too_long={policy}); raise data.max_length, shorten the example, or set "
+                    "data.too_long=truncate", True, ex.record))
+                continue
+        else:
+            missing_eot += enc["missing_eot"]
+        rows.append({"input_ids": ids, "labels": labels, "length": len(ids), "line": ex.line, "example": ex})
+    if missing_eot:
+        raise TemplateError(
+            f"{missing_eot} trained assistant turn(s) contain none of the end-of-turn tokens {sorted(eot_ids)} "
+            f"({tokenizer.convert_ids_to_tokens(sorted(eot_ids))}): the model would never learn to stop. Set the "
+            "tokenizer's eos_token (or generation_config.json's eos_token_id) to the token the chat template ends "
+            "assistant turns with")
+    return rows, found
+
+
+def test_rows(test: list[Example], tokenizer, max_length: int) -> tuple[list[Example], list[Finding]]:
+    """The test examples whose prompt the template renders within max_length, and findings for the others."""
+    from lorakit.template import rejection
+
+    rows, found = [], []
     for ex in test:
-        prompt, _ = prompt_and_reference(tokenizer, ex.messages)
+        try:
+            prompt, _ = prompt_and_reference(tokenizer, ex.messages, ex.tools)
+        except Exception as err:  # noqa: BLE001 - the template's own exception rejects the conversation
+            found.append(Finding(ex.file, ex.line, *rejection(err), True, ex.record))
+            continue
         n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
         if n_prompt > max_length:
-            dropped.append({"file": ex.file, "line": ex.line, "split": "test",
-                            "reason": f"too_long: prompt of {n_prompt} tokens > data.max_length={max_length}"})
+            found.append(Finding(ex.file, ex.line, "too_long", f"test prompt of {n_prompt} tokens > data.max_length="
+                                 f"{max_length}; not evaluated; raise data.max_length or shorten the prompt", True, ex.record))
         else:
-            rows.append({"file": ex.file, "line": ex.line, "messages": ex.messages})
-    return rows, dropped
+            rows.append(ex)
+    return rows, found
+
+
+def _write_jsonl(path: Path, examples: list[Example]) -> None:
+    """The examples as read and converted (chat messages), each with the file and line it came from."""
+    path.write_text("".join(json.dumps({"file": ex.file, "line": ex.line, "record": ex.record,
+                                        "messages": ex.messages, "tools": ex.tools}, ensure_ascii=False) + "\n"
+                            for ex in examples))
 
 
 def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
-    """Read, check, split, tokenize and save the data; return the summary (also written to data_summary.json)."""
-    from datasets import Dataset
+    """Read, check, split, tokenize and save the data; write and return the data report.
+
+    Raises:
+        DataError: data.strict=true and there are findings, data.too_long=error and an example is too long, or no
+            training example is left.
+    """
+    from datasets import Dataset, disable_progress_bars, enable_progress_bars
 
     data = cfg.data
-    pool, test = load_examples(data, cfg.seed)
-    keep, held = split_indices(len(pool), data.val_fraction, cfg.seed + 1)
-    splits = {"train": [pool[i] for i in keep], "validation": [pool[i] for i in held]}
+    selection = select(data, cfg.seed, tokenizer)
+    findings = list(selection.findings)
+    kept: dict[str, list[dict]] = {}
+    for name in ("train", "validation"):
+        kept[name], found = encode_split(selection.splits[name], tokenizer, eot_ids, data)
+        findings += found
+    test, found = test_rows(selection.splits["test"], tokenizer, data.max_length)
+    findings += found
+    order = {path: i for i, path in enumerate(selection.records)}  # report in file and line order
+    findings.sort(key=lambda f: (order.get(f.file, len(order)), f.record, f.line))
+    used = {"train": [r["example"] for r in kept["train"]], "validation": [r["example"] for r in kept["validation"]],
+            "test": test}
 
-    dropped: list[dict] = []
+    report = data_report.build(cfg, tokenizer, selection.records, used, findings, kept["train"],
+                               template_sha256(tokenizer))
+    data_report.write(run_dir, report)
+    data_report.log_summary(report)
+
+    too_long = [f for f in findings if f.category == "too_long"]
+    if data.too_long == "error" and too_long:
+        raise DataError(f"{len(too_long)} example(s) longer than data.max_length={data.max_length} "
+                        f"(data.too_long=error):\n{listing(too_long)}")
+    if data.strict and findings:
+        raise DataError(f"data.strict=true and the data has {len(findings)} finding(s); fix them (or set "
+                        f"data.strict=false to train on what is usable):\n{listing(findings)}")
+    if not kept["train"]:
+        raise DataError(f"{data.train_file}: no training example is left after the checks; see "
+                        f"{run_dir / 'data_report.md'}:\n{listing([f for f in findings if f.drops])}")
+
     out_dir = run_dir / "data"
     out_dir.mkdir(parents=True, exist_ok=True)
-    stats: dict[str, Any] = {}
-    for name, examples in splits.items():
-        rows = tokenize_with_labels(tokenizer, [e.messages for e in examples], eot_ids)
-        kept = []
-        for ex, row in zip(examples, rows, strict=True):
-            if len(row["input_ids"]) > data.max_length:
-                dropped.append({"file": ex.file, "line": ex.line, "split": name,
-                                "reason": f"too_long: {len(row['input_ids'])} tokens > data.max_length={data.max_length}"})
-                continue
-            kept.append({**row, "length": len(row["input_ids"]), "line": ex.line})
-        if kept:
-            Dataset.from_list(kept).save_to_disk(str(out_dir / name))
-        stats[name] = kept
-
-    rows_test, dropped_test = test_rows(test, tokenizer, data.max_length)
-    dropped += dropped_test
-    (out_dir / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows_test))
-
-    train = stats["train"]
-    if not train:
-        raise DataError(f"{data.train_file}: no training examples left after the split and length checks")
-    lengths = [r["length"] for r in train]
-    summary = {
-        "train_file": str(data.train_file),
-        "test_file": str(data.test_file) if data.test_file else None,
-        "examples": {"train": len(train), "validation": len(stats["validation"]), "test": len(rows_test),
-                     "dropped": len(dropped)},
-        "train_tokens": {"per_epoch": int(sum(lengths)), "assistant_trained": int(sum(
-            sum(1 for x in r["labels"] if x != IGNORE) for r in train)), "length": percentiles(lengths)},
-        "dropped": dropped,
-    }
-    (out_dir / "data_summary.json").write_text(json.dumps(summary, indent=2))
-    ex, tok = summary["examples"], summary["train_tokens"]
-    log.info("train %d, validation %d, test %d examples; %d dropped%s", ex["train"], ex["validation"], ex["test"],
-             ex["dropped"], " (see data_summary.json)" if dropped else "")
-    for d in dropped[:5]:
-        log.warning("dropped %s:%d (%s): %s", d["file"], d["line"], d["split"], d["reason"])
-    log.info("train has %s tokens per epoch, %s of them assistant tokens trained; length p50 %s, p99 %s, max %s",
-             f"{tok['per_epoch']:,}", f"{tok['assistant_trained']:,}", tok["length"]["p50"], tok["length"]["p99"],
-             tok["length"]["max"])
-    return summary
+    disable_progress_bars()  # saving takes well under a second per 100k examples
+    for name in ("train", "validation"):
+        if kept[name]:
+            Dataset.from_list([{k: r[k] for k in ("input_ids", "labels", "length", "line")}
+                               for r in kept[name]]).save_to_disk(str(out_dir / name))
+    enable_progress_bars()
+    for name in SPLITS:
+        _write_jsonl(out_dir / f"{name}.jsonl", used[name])
+    return report

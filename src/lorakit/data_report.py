@@ -1,0 +1,172 @@
+"""data_report.json and data_report.md: where every input record went, every finding, token counts and cost.
+
+The accounting holds by construction and is checked: for every file, records read = used (train + validation +
+test) + dropped, and every dropped record has a reason (the category of its first dropping finding).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from lorakit.checks import Finding
+from lorakit.template import IGNORE, supports_tools
+
+log = logging.getLogger(__name__)
+
+SHOWN_PER_CATEGORY = 5  # example lines per category in data_report.md and the log; all are in data_report.json
+
+
+def percentiles(lengths: list[int]) -> dict[str, int]:
+    if not lengths:
+        return {}
+    arr = np.asarray(lengths)
+    return {"p50": int(np.percentile(arr, 50)), "p90": int(np.percentile(arr, 90)),
+            "p99": int(np.percentile(arr, 99)), "max": int(arr.max())}
+
+
+def accounting(records: dict[str, int], used: dict[str, list], findings: list[Finding]) -> dict:
+    """Records read, used per split and dropped per reason, per file and in total.
+
+    Raises:
+        RuntimeError: when the numbers do not add up (a bug in lorakit: every record must be accounted for).
+    """
+    reason: dict[tuple[str, int], str] = {}
+    for f in findings:
+        if f.drops:
+            reason.setdefault((f.file, f.record), f.category)
+    where = {(ex.file, ex.record): split for split, examples in used.items() for ex in examples}
+    both = set(where) & set(reason)
+    if both:
+        raise RuntimeError(f"lorakit bug: record(s) {sorted(both)[:3]} both used and dropped")
+    per_file = {}
+    for path, total in records.items():
+        splits = Counter(split for (file, _), split in where.items() if file == path)
+        dropped = Counter(cat for (file, _), cat in reason.items() if file == path)
+        entry = {"records": total, "used": {s: splits.get(s, 0) for s in used}, "dropped": dict(dropped.most_common())}
+        if sum(splits.values()) + sum(dropped.values()) != total:
+            raise RuntimeError(f"lorakit bug: {path}: {total} records read but {sum(splits.values())} used + "
+                               f"{sum(dropped.values())} dropped")
+        per_file[path] = entry
+    dropped_total = Counter(reason.values())
+    return {"records": sum(records.values()), "used": {s: len(e) for s, e in used.items()},
+            "dropped": sum(dropped_total.values()), "dropped_by_reason": dict(dropped_total.most_common()),
+            "files": per_file}
+
+
+def openai_cost(pricing, billed_tokens: int) -> dict:
+    """Estimated hosted fine-tuning cost: billed tokens (all tokens of the training file x epochs) x the rate."""
+    rates = dict(pricing.usd_per_1m_training_tokens)
+    rate = rates.get(pricing.model)
+    return {"model": pricing.model, "usd_per_1m_training_tokens": rate, "rates_as_of": str(pricing.as_of),
+            "billed_tokens": billed_tokens, "usd": None if rate is None else round(billed_tokens * rate / 1e6, 4),
+            "note": "tokens counted with the target model's tokenizer; OpenAI's own count differs by a few percent"}
+
+
+def build(cfg, tokenizer, records: dict[str, int], used: dict[str, list], findings: list[Finding],
+          train_rows: list[dict], template_hash: str) -> dict:
+    """The whole report as a JSON-ready dict."""
+    lengths = [r["length"] for r in train_rows]
+    per_epoch = int(sum(lengths))
+    epochs = float(cfg.train.num_train_epochs)
+    categories: dict[str, Counter] = defaultdict(Counter)
+    for f in findings:
+        categories[f.category][f.severity] += 1
+    eos = sorted({tokenizer.eos_token_id} - {None})
+    return {
+        "files": {"train_file": str(cfg.data.train_file), "test_file": cfg.data.test_file and str(cfg.data.test_file)},
+        "settings": {k: cfg.data.get(k) for k in ("format", "max_length", "too_long", "duplicates", "strict")},
+        "accounting": accounting(records, used, findings),
+        "findings_by_category": {c: dict(n) for c, n in sorted(categories.items())},
+        "tokens": {"model": cfg.model.name_or_path, "train_length": percentiles(lengths), "per_epoch": per_epoch,
+                   "assistant_trained_per_epoch": int(sum(sum(1 for x in r["labels"] if x != IGNORE)
+                                                          for r in train_rows)),
+                   "epochs": epochs, "total": int(per_epoch * epochs)},
+        "openai_cost": openai_cost(cfg.pricing, int(per_epoch * epochs)),
+        "template": {"sha256": template_hash, "end_of_turn": tokenizer.convert_ids_to_tokens(eos),
+                     "tool_calls": "rendered by the template" if supports_tools(tokenizer) else "JSON text in the reply"},
+        "findings": [f.to_dict() for f in findings],
+    }
+
+
+def _by_category(findings: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = defaultdict(list)
+    for f in findings:
+        out[f["category"]].append(f)
+    return out
+
+
+def markdown(report: dict) -> str:
+    acc, tok, cost = report["accounting"], report["tokens"], report["openai_cost"]
+    used = acc["used"]
+    lines = ["# lorakit data report", "",
+             f"- train file: `{report['files']['train_file']}`" + (f", test file: `{report['files']['test_file']}`"
+                                                                 if report["files"]["test_file"] else ""),
+             f"- settings: {', '.join(f'{k}={v}' for k, v in report['settings'].items())}", "",
+             "## Where every record went", "",
+             "| file | records | train | validation | test | dropped |", "|---|---:|---:|---:|---:|---:|"]
+    for path, entry in acc["files"].items():
+        u = entry["used"]
+        lines.append(f"| `{path}` | {entry['records']} | {u['train']} | {u['validation']} | {u['test']} | "
+                     f"{sum(entry['dropped'].values())} |")
+    lines.append(f"| **all** | {acc['records']} | {used['train']} | {used['validation']} | {used['test']} | "
+                 f"{acc['dropped']} |")
+    if acc["dropped_by_reason"]:
+        lines += ["", "Dropped, by reason: " + ", ".join(f"{k} {v}" for k, v in acc["dropped_by_reason"].items())]
+    lines += ["", "## Findings", ""]
+    if not report["findings"]:
+        lines += ["None.", ""]
+    for category, items in _by_category(report["findings"]).items():
+        counts = report["findings_by_category"][category]
+        lines += [f"### {category} ({', '.join(f'{n} {s}' + ('s' if n > 1 else '') for s, n in counts.items())})", ""]
+        lines += [f"- `{f['file']}:{f['line']}` {f['message']}" for f in items[:SHOWN_PER_CATEGORY]]
+        if len(items) > SHOWN_PER_CATEGORY:
+            lines.append(f"- ... and {len(items) - SHOWN_PER_CATEGORY} more in data_report.json")
+        lines.append("")
+    length = tok["train_length"]
+    lines += ["## Tokens (training split)", "",
+              f"- tokenizer: `{tok['model']}`",
+              f"- length per example: p50 {length.get('p50')}, p90 {length.get('p90')}, p99 {length.get('p99')}, "
+              f"max {length.get('max')}",
+              f"- per epoch: {tok['per_epoch']:,} tokens, {tok['assistant_trained_per_epoch']:,} of them assistant "
+              f"tokens trained; x {tok['epochs']:g} epoch(s) = {tok['total']:,} tokens",
+              "", "## Hosted fine-tuning cost (estimate)", "",
+              (f"- {cost['model']}: {cost['billed_tokens']:,} billed tokens x ${cost['usd_per_1m_training_tokens']}"
+               f"/1M = **${cost['usd']:.2f}** (rates as of {cost['rates_as_of']}; {cost['note']})"
+               if cost["usd"] is not None else
+               f"- no rate for {cost['model']} in conf/pricing (rates as of {cost['rates_as_of']}); add it"),
+              "", "## Chat template", "",
+              f"- sha256 `{report['template']['sha256']}`; end of turn {report['template']['end_of_turn']}; tool calls: "
+              f"{report['template']['tool_calls']}", ""]
+    return "\n".join(lines)
+
+
+def write(run_dir: Path, report: dict) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "data_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    (run_dir / "data_report.md").write_text(markdown(report))
+
+
+def log_summary(report: dict) -> None:
+    """The stage's closing lines: where the records went, findings per category with a few examples, tokens, cost."""
+    acc, tok, cost = report["accounting"], report["tokens"], report["openai_cost"]
+    used = acc["used"]
+    log.info("%d records: train %d, validation %d, test %d, dropped %d%s", acc["records"], used["train"],
+             used["validation"], used["test"], acc["dropped"],
+             f" ({', '.join(f'{k} {v}' for k, v in acc['dropped_by_reason'].items())})" if acc["dropped"] else "")
+    for category, items in _by_category(report["findings"]).items():
+        log.warning("%s: %d finding(s)", category, len(items))
+        for f in items[:SHOWN_PER_CATEGORY]:
+            log.warning("  %s:%d: %s", f["file"], f["line"], f["message"])
+    length = tok["train_length"]
+    if length:
+        log.info("train has %s tokens per epoch, %s of them assistant tokens trained; length p50 %d, p99 %d, max %d",
+                 f"{tok['per_epoch']:,}", f"{tok['assistant_trained_per_epoch']:,}", length["p50"], length["p99"],
+                 length["max"])
+    if cost["usd"] is not None:
+        log.info("hosted fine-tuning estimate: %s on %s = $%.2f (rates as of %s)", f"{cost['billed_tokens']:,} tokens",
+                 cost["model"], cost["usd"], cost["rates_as_of"])
