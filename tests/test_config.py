@@ -39,7 +39,8 @@ def test_all_problems_reported_at_once(tmp_path):
         "+experiment=quickstart", "quant=nf4", "+quant.load_in_8bit=true", "+train.learning_rat=1e-4",
         "+lora.rank=8", "train.bf16=true", "stages=[train,prepare]", "eval.metrics=[exact_match,accuracy]",
         "data.train_file=does/not/exist.jsonl", "train.use_liger_kernel=true",
-        "+train.activation_offloading=true", run_dir=tmp_path,
+        "+train.activation_offloading=true", "data.too_long=cut", "data.duplicates=no", "data.strict=yes",
+        "data.num_proc=0", run_dir=tmp_path,
     )
     with pytest.raises(ConfigError) as err:
         validate(cfg, cuda=False)
@@ -55,6 +56,10 @@ def test_all_problems_reported_at_once(tmp_path):
         "data.train_file: does/not/exist.jsonl does not exist",
         "train.use_liger_kernel: Liger's kernels are Triton GPU kernels and need CUDA",
         "train.activation_offloading: moves saved activations from GPU to CPU memory and needs CUDA",
+        "data.too_long: 'cut' is not one of drop, truncate, error",
+        "data.duplicates: 'no' is not one of drop, keep",
+        "data.strict: must be true or false, got 'yes'",
+        "data.num_proc: must be null (automatic) or a positive integer, got 0",
     ]:
         assert expected in msg, f"{expected!r} missing from:\n{msg}"
 
@@ -75,3 +80,11 @@ def test_missing_train_file_is_named(tmp_path):
 def test_redact_hides_secrets_only():
     out = redact({"logger": {"api_key": "abc", "project": "p"}, "hf_token": "t", "items": [{"password": "x"}]})
     assert out == {"logger": {"api_key": "***", "project": "p"}, "hf_token": "***", "items": [{"password": "***"}]}
+
+
+def test_test_file_must_differ_from_train_file(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text("{}\n")
+    cfg = compose_cfg(f"data.train_file={data}", f"data.test_file={data}", run_dir=tmp_path)
+    with pytest.raises(ConfigError, match="data.test_file: the same file as data.train_file"):
+        validate(cfg, cuda=False)

@@ -122,3 +122,13 @@ def test_qa_pair_and_conversation_helpers_write_files_prepare_reads(tmp_path, to
         row = tokenize_with_labels(tokenizer, [example.messages], eot)[0]
         trained[train_on] = tokenizer.decode([t for t in row["labels"] if t != IGNORE])
     assert trained == {"all": "one<|im_end|>two two<|im_end|>", "last": "two two<|im_end|>"}
+
+
+def test_text_after_a_json_array_is_reported_not_ignored(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text('[{"instruction": "q", "output": "a"}]\n{"instruction": "q2", "output": "a2"}\n')
+    with pytest.raises(DataError, match=r"a.json:2: not_json: text after the end of the JSON array"):
+        read_examples(path)
+    path.write_text('[{"instruction": "q", "output": "a"},\n')
+    with pytest.raises(DataError, match=r"a.json:2: not_json: the JSON array is not closed"):
+        read_examples(path)

@@ -148,6 +148,10 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
     if "prepare" in stages or evaluates_unprepared:
         if data.test_file is not None and not Path(data.test_file).is_file():
             problems.append(f"data.test_file: {data.test_file} does not exist; check the path or set data.test_file=null")
+        elif data.test_file is not None and not OmegaConf.is_missing(data, "train_file") and Path(
+                data.test_file).resolve() == Path(data.train_file).resolve():
+            problems.append("data.test_file: the same file as data.train_file, so the test would measure memorisation; "
+                            "set data.test_file=null to hold out data.test_fraction of it")
     for key in ("val_fraction", "test_fraction"):
         value = data.get(key)
         if not isinstance(value, (int, float)) or not 0 <= value < 1:

@@ -69,7 +69,16 @@ def _json_array(text: str) -> Iterator[tuple[int, Any]]:
         while pos < len(text) and text[pos] in " \t\r\n,":
             pos += 1
         line += text.count("\n", start, pos)
-        if pos >= len(text) or text[pos] == "]":
+        if pos >= len(text):
+            yield line, Problem("the JSON array is not closed with ']'; add it (or convert the file to JSONL)",
+                                "not_json")
+            return
+        if text[pos] == "]":
+            rest = text[pos + 1:]
+            if rest.strip():  # nothing after the array may go unread
+                after = line + text.count("\n", pos, pos + 1 + len(rest) - len(rest.lstrip()))
+                yield after, Problem("text after the end of the JSON array, not read; put every record inside the "
+                                     "array, or make the file JSONL (one object per line, no brackets)", "not_json")
             return
         try:
             obj, end = decoder.raw_decode(text, pos)
@@ -98,7 +107,7 @@ def records(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
             yield end + 1, {"__csv__": row}
             end = reader.line_num
         return
-    if raw.lstrip()[:1] == b"[":
+    if path.suffix.lower() != ".jsonl" and raw.lstrip()[:1] == b"[":  # one JSON array; .jsonl is always lines
         try:
             yield from _json_array(raw.decode("utf-8"))
         except UnicodeDecodeError as err:

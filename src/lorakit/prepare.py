@@ -23,7 +23,7 @@ from pathlib import Path
 
 from lorakit import data_report, formats
 from lorakit.checks import Finding, SpecialTokens, check_messages, conversation_key, differing_system_prompts, prompt_key
-from lorakit.template import IGNORE, TemplateError, encode, end_of_turn_ids, prompt_and_reference, template_sha256
+from lorakit.template import IGNORE, TemplateError, encode, end_of_turn_ids, prompt_and_reference, rejection, template_sha256
 
 __all__ = ["IGNORE", "DataError", "TemplateError", "end_of_turn_ids", "read_examples", "run", "select"]
 
@@ -224,7 +224,7 @@ def held_out_examples(data, seed: int, tokenizer=None) -> list[Example]:
 def num_proc(data, n: int) -> int | None:
     """Tokenizer processes: data.num_proc, or (null) one per core up to 8 for 20,000+ examples (BENCHMARKS.md)."""
     if data.get("num_proc"):
-        return int(data.num_proc)
+        return int(data.num_proc) if data.num_proc > 1 else None  # datasets forks a worker even for num_proc=1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return min(cores, 8) if n >= 20_000 and cores > 1 else None
 
@@ -236,12 +236,14 @@ def encode_split(examples: list[Example], tokenizer, eot_ids: set[int], data) ->
     table = encode(tokenizer, [(ex.messages, ex.tools) for ex in examples], eot_ids, num_proc(data, len(examples)))
     rows, found, missing_eot = [], [], 0
     limit, policy = data.max_length, data.too_long
-    for ex, enc in zip(examples, table, strict=True):
-        if enc["error"]:
-            category, message = json.loads(enc["error"])
+    columns = table.to_dict()  # one conversion from Arrow, not one per row
+    for i, ex in enumerate(examples):
+        if columns["error"][i]:
+            category, message = json.loads(columns["error"][i])
             found.append(Finding(ex.file, ex.line, category, message, True, ex.record))
             continue
-        ids, labels, n = enc["input_ids"], enc["labels"], len(enc["input_ids"])
+        ids, labels = columns["input_ids"][i], columns["labels"][i]
+        n = len(ids)
         if n > limit:
             if policy == "truncate" and any(x != IGNORE for x in labels[:limit]):
                 found.append(Finding(ex.file, ex.line, "too_long", f"{n} tokens > data.max_length={limit}; truncated "
@@ -255,7 +257,7 @@ def encode_split(examples: list[Example], tokenizer, eot_ids: set[int], data) ->
                     "data.too_long=truncate", True, ex.record))
                 continue
         else:
-            missing_eot += enc["missing_eot"]
+            missing_eot += columns["missing_eot"][i]
         rows.append({"input_ids": ids, "labels": labels, "length": len(ids), "line": ex.line, "example": ex})
     if missing_eot:
         raise TemplateError(
@@ -268,8 +270,6 @@ def encode_split(examples: list[Example], tokenizer, eot_ids: set[int], data) ->
 
 def test_rows(test: list[Example], tokenizer, max_length: int) -> tuple[list[Example], list[Finding]]:
     """The test examples whose prompt the template renders within max_length, and findings for the others."""
-    from lorakit.template import rejection
-
     rows, found = [], []
     for ex in test:
         try:

@@ -137,9 +137,15 @@ def _encode_batch(batch: dict, tokenizer, eot_ids: set[int]) -> dict:
         texts.append(text)
         spans.append(sp)
         errors.append(error)
-    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    backend = getattr(tokenizer, "backend_tokenizer", None)  # the Rust tokenizer: no per-token Python conversion
+    if backend is not None:
+        encodings = backend.encode_batch(texts, add_special_tokens=False)
+        all_ids, all_offsets = [e.ids for e in encodings], [e.offsets for e in encodings]
+    else:
+        enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+        all_ids, all_offsets = enc["input_ids"], enc["offset_mapping"]
     out = {"input_ids": [], "labels": [], "missing_eot": [], "error": errors}
-    for ids, offsets, sp in zip(enc["input_ids"], enc["offset_mapping"], spans, strict=True):
+    for ids, offsets, sp in zip(all_ids, all_offsets, spans, strict=True):
         labels, missing = label(ids, offsets, sp, eot_ids)
         out["input_ids"].append(list(ids))
         out["labels"].append(labels)
