@@ -18,7 +18,7 @@ from lorakit.template import IGNORE, supports_tools
 
 log = logging.getLogger(__name__)
 
-SHOWN_PER_CATEGORY = 5  # example lines per category in data_report.md and the log; all are in data_report.json
+SHOWN_PER_CATEGORY = 20  # lines per category in data_report.md and the log; all are in data_report.json
 
 
 def percentiles(lengths: list[int]) -> dict[str, int]:
