@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lorakit.checks import Finding
-from lorakit.template import IGNORE, supports_tools
+from lorakit.template import IGNORE, supports_tools, template_sha256
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def openai_cost(pricing, billed_tokens: int) -> dict:
 
 
 def build(cfg, tokenizer, records: dict[str, int], used: dict[str, list], findings: list[Finding],
-          train_rows: list[dict], template_hash: str) -> dict:
+          train_rows: list[dict]) -> dict:
     """The whole report as a JSON-ready dict."""
     lengths = [r["length"] for r in train_rows]
     per_epoch = int(sum(lengths))
@@ -87,7 +87,7 @@ def build(cfg, tokenizer, records: dict[str, int], used: dict[str, list], findin
                                                           for r in train_rows)),
                    "epochs": epochs, "total": int(per_epoch * epochs)},
         "openai_cost": openai_cost(cfg.pricing, int(per_epoch * epochs)),
-        "template": {"sha256": template_hash, "end_of_turn": tokenizer.convert_ids_to_tokens(eos),
+        "template": {"sha256": template_sha256(tokenizer), "end_of_turn": tokenizer.convert_ids_to_tokens(eos),
                      "tool_calls": "rendered by the template" if supports_tools(tokenizer) else "JSON text in the reply"},
         "findings": [f.to_dict() for f in findings],
     }

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from lorakit import data_report, formats
 from lorakit.checks import Finding, SpecialTokens, check_messages, conversation_key, differing_system_prompts, prompt_key
-from lorakit.template import IGNORE, TemplateError, encode, end_of_turn_ids, prompt_and_reference, rejection, template_sha256
+from lorakit.template import IGNORE, TemplateError, encode, end_of_turn_ids, prompt_and_reference, rejection
 
 __all__ = ["IGNORE", "DataError", "TemplateError", "end_of_turn_ids", "read_examples", "run", "select"]
 
@@ -189,14 +189,11 @@ def select(data, seed: int, tokenizer=None) -> Selection:
     of the rest (seed + 1).
     """
     special = SpecialTokens(tokenizer)
-    reads = [read_file(path, data.format, data.get("csv_columns"), special)
-             for path in (data.train_file, data.test_file) if path]
-    findings = [f for r in reads for f in r.findings]
-    drop = data.duplicates == "drop"
-    pool, found = _deduplicate(reads[0].examples, drop)
-    findings += found
+    read, pool, findings = _read_unique(data.train_file, data, special)
+    reads = [read]
     if data.test_file:
-        test, found = _deduplicate(reads[1].examples, drop)
+        read, test, found = _read_unique(data.test_file, data, special)
+        reads.append(read)
         findings += found
     else:
         keep, held = split_indices(len(pool), data.test_fraction, seed)
@@ -210,14 +207,21 @@ def select(data, seed: int, tokenizer=None) -> Selection:
                      findings, {r.path: r.records for r in reads})
 
 
+def _read_unique(path, data, special: SpecialTokens) -> tuple[FileRead, list[Example], list[Finding]]:
+    """read_file, then exact duplicates dropped (or flagged) per data.duplicates: (the read, examples, findings)."""
+    read = read_file(path, data.format, data.get("csv_columns"), special)
+    examples, found = _deduplicate(read.examples, data.duplicates == "drop")
+    return read, examples, read.findings + found
+
+
 def held_out_examples(data, seed: int, tokenizer=None) -> list[Example]:
     """The test examples that the prepare stage would hold out (for evaluate-only runs; train_file is read only
     when the test set is split off it)."""
     if data.test_file:
-        read = read_file(data.test_file, data.format, data.get("csv_columns"), SpecialTokens(tokenizer))
-        for finding in read.findings:
+        _, test, findings = _read_unique(data.test_file, data, SpecialTokens(tokenizer))
+        for finding in findings:
             log.warning("%s", finding)
-        return _deduplicate(read.examples, data.duplicates == "drop")[0]
+        return test
     return select(data, seed, tokenizer).splits["test"]
 
 
@@ -270,14 +274,16 @@ def encode_split(examples: list[Example], tokenizer, eot_ids: set[int], data) ->
 
 def test_rows(test: list[Example], tokenizer, max_length: int) -> tuple[list[Example], list[Finding]]:
     """The test examples whose prompt the template renders within max_length, and findings for the others."""
-    rows, found = [], []
+    rendered, found = [], []
     for ex in test:
         try:
-            prompt, _ = prompt_and_reference(tokenizer, ex.messages, ex.tools)
+            rendered.append((ex, prompt_and_reference(tokenizer, ex.messages, ex.tools)[0]))
         except Exception as err:  # noqa: BLE001 - the template's own exception rejects the conversation
             found.append(Finding(ex.file, ex.line, *rejection(err), True, ex.record))
-            continue
-        n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    prompts = tokenizer([p for _, p in rendered], add_special_tokens=False)["input_ids"] if rendered else []
+    rows = []
+    for (ex, _), ids in zip(rendered, prompts, strict=True):  # one batched tokenizer call, not one per example
+        n_prompt = len(ids)
         if n_prompt > max_length:
             found.append(Finding(ex.file, ex.line, "too_long", f"test prompt of {n_prompt} tokens > data.max_length="
                                  f"{max_length}; not evaluated; raise data.max_length or shorten the prompt", True, ex.record))
@@ -316,8 +322,7 @@ def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
     used = {"train": [r["example"] for r in kept["train"]], "validation": [r["example"] for r in kept["validation"]],
             "test": test}
 
-    report = data_report.build(cfg, tokenizer, selection.records, used, findings, kept["train"],
-                               template_sha256(tokenizer))
+    report = data_report.build(cfg, tokenizer, selection.records, used, findings, kept["train"])
     data_report.write(run_dir, report)
     data_report.log_summary(report)
 

@@ -206,6 +206,7 @@ def verify_saved(tokenizer, saved_dir: Path, conversations: list[tuple[list[dict
             raise TemplateError(f"{saved_dir}: the saved chat template renders training example {n} differently "
                                 "from the template it was trained with; inference would not match training. Save "
                                 "the training tokenizer with the adapter (tokenizer.save_pretrained)")
-    if template_sha256(saved) != template_sha256(tokenizer):
+    sha = template_sha256(saved)
+    if sha != template_sha256(tokenizer):
         raise TemplateError(f"{saved_dir}: the saved chat template differs from the training one")
-    return template_sha256(saved)
+    return sha
