@@ -34,3 +34,23 @@ def tiny_dir() -> str:
     from lorakit.models import resolve
 
     return resolve(compose_cfg("model=tiny-llama").model)
+
+
+@pytest.fixture(scope="session")
+def families(tmp_path_factory, smollm2_dir) -> dict[str, tuple[str, object, set[int]]]:
+    """Each target family as a tiny local model: {family: (folder, tokenizer, end-of-turn ids)}, SmolLM2 included."""
+    from transformers import GenerationConfig
+
+    import family_models
+    from lorakit.models import load_tokenizer
+    from lorakit.template import end_of_turn_ids
+
+    root = tmp_path_factory.mktemp("families")
+    out = {}
+    for family in family_models.FAMILIES:
+        folder = str(family_models.build(family, root / family, smollm2_dir))
+        tokenizer = load_tokenizer(folder)  # loaded back as a user's local model folder is
+        out[family] = (folder, tokenizer, end_of_turn_ids(tokenizer, GenerationConfig.from_pretrained(folder)))
+    tokenizer = load_tokenizer(smollm2_dir)
+    out["smollm2"] = (smollm2_dir, tokenizer, end_of_turn_ids(tokenizer))
+    return out
