@@ -8,24 +8,14 @@ import json
 
 import pytest
 
+from family_models import TEMPLATES
 from helpers import compose_cfg, write_jsonl
 from lorakit import prepare
+from lorakit.encoding import IGNORE
 from lorakit.prepare import DataError
-from lorakit.template import IGNORE, TemplateError, end_of_turn_ids, verify_saved
+from lorakit.template import TemplateError, end_of_turn_ids, verify_saved
 
 SYSTEM = "You answer arithmetic questions with the number only."
-# The essence of Mistral-7B-Instruct's template: after an optional system message, user and assistant alternate.
-MISTRAL_STYLE = (
-    "{%- if messages[0]['role'] == 'system' %}{%- set loop_messages = messages[1:] %}"
-    "{%- else %}{%- set loop_messages = messages %}{%- endif %}{{- bos_token }}"
-    "{%- for message in loop_messages %}"
-    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
-    "{{- raise_exception('After the optional system message, conversation roles must alternate "
-    "user/assistant/user/assistant/...') }}{%- endif %}"
-    "{%- if message['role'] == 'user' %}{{- '[INST] ' + message['content'] + '[/INST]' }}"
-    "{%- else %}{{- ' ' + message['content'] + eos_token }}{%- endif %}{%- endfor %}")
-
-
 def chat(question: str, answer: str, system: str | None = SYSTEM, **extra) -> dict:
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": question}, {"role": "assistant", "content": answer}]
@@ -88,8 +78,10 @@ def catalogue_cfg(tmp_path, *overrides):
 
 @pytest.fixture(scope="module")
 def mistral_style(tokenizer):
+    """SmolLM2's tokenizer with Mistral-7B-Instruct-v0.3's chat template: strict user/assistant alternation, the
+    system prompt in the last user turn."""
     strict = copy.deepcopy(tokenizer)
-    strict.chat_template = MISTRAL_STYLE
+    strict.chat_template = (TEMPLATES / "mistral_v0_3.jinja").read_text()
     return strict
 
 

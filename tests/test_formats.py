@@ -7,8 +7,9 @@ import json
 import pytest
 
 from helpers import write_jsonl
+from lorakit.encoding import IGNORE, tokenize_with_labels
 from lorakit.prepare import DataError, read_examples
-from lorakit.template import IGNORE, end_of_turn_ids, tokenize_with_labels
+from lorakit.template import end_of_turn_ids
 
 SYSTEM, QUESTION, CONTEXT, ANSWER = "You are terse.", "Capital of France?", "Answer in one word.", "Paris"
 CHAT = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"{QUESTION}\n\n{CONTEXT}"},

@@ -8,8 +8,8 @@ import pytest
 
 from helpers import compose_cfg, tool_picker_rows, write_jsonl
 from lorakit import prepare
+from lorakit.encoding import IGNORE, tokenize_with_labels
 from lorakit.prepare import DataError, read_examples
-from lorakit.template import IGNORE, tokenize_with_labels
 
 CONVERSATION = [
     {"role": "system", "content": "You convert units."},

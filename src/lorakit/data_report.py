@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from lorakit.checks import Finding
-from lorakit.template import IGNORE, supports_tools, template_sha256
+from lorakit.encoding import IGNORE
+from lorakit.template import CONVERSATION, TURN, supports_tools, template_sha256
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,23 @@ def openai_cost(pricing, billed_tokens: int) -> dict:
             "note": "tokens counted with the target model's tokenizer; OpenAI's own count differs by a few percent"}
 
 
+def rendering(train_rows: list[dict]) -> dict:
+    """How the training examples were rendered (lorakit.template), and the tokens one sequence per turn adds.
+
+    Extra tokens: for an example trained one sequence per turn, every sequence but its longest (the last turn's,
+    which holds the whole conversation) repeats earlier turns.
+    """
+    lengths: dict[tuple[str, int], list[int]] = defaultdict(list)
+    modes: dict[tuple[str, int], str] = {}
+    for r in train_rows:
+        key = (r["example"].file, r["example"].record)
+        lengths[key].append(r["length"])
+        modes[key] = r["mode"]
+    per_turn = [lengths[k] for k, mode in modes.items() if mode == TURN]
+    return {CONVERSATION: sum(mode == CONVERSATION for mode in modes.values()), TURN: len(per_turn),
+            "sequences": len(train_rows), "extra_tokens_per_epoch": int(sum(sum(x) - max(x) for x in per_turn))}
+
+
 def build(cfg, tokenizer, records: dict[str, int], used: dict[str, list], findings: list[Finding],
           train_rows: list[dict]) -> dict:
     """The whole report as a JSON-ready dict."""
@@ -77,6 +95,8 @@ def build(cfg, tokenizer, records: dict[str, int], used: dict[str, list], findin
     for f in findings:
         categories[f.category][f.severity] += 1
     eos = sorted({tokenizer.eos_token_id} - {None})
+    rendered = rendering(train_rows)
+    billed = int((per_epoch - rendered["extra_tokens_per_epoch"]) * epochs)  # a hosted service bills each turn once
     return {
         "files": {"train_file": str(cfg.data.train_file), "test_file": cfg.data.test_file and str(cfg.data.test_file)},
         "settings": {k: cfg.data.get(k) for k in ("format", "max_length", "too_long", "duplicates", "strict")},
@@ -86,9 +106,10 @@ def build(cfg, tokenizer, records: dict[str, int], used: dict[str, list], findin
                    "assistant_trained_per_epoch": int(sum(sum(1 for x in r["labels"] if x != IGNORE)
                                                           for r in train_rows)),
                    "epochs": epochs, "total": int(per_epoch * epochs)},
-        "openai_cost": openai_cost(cfg.pricing, int(per_epoch * epochs)),
+        "openai_cost": openai_cost(cfg.pricing, billed),
         "template": {"sha256": template_sha256(tokenizer), "end_of_turn": tokenizer.convert_ids_to_tokens(eos),
-                     "tool_calls": "rendered by the template" if supports_tools(tokenizer) else "JSON text in the reply"},
+                     "tool_calls": "rendered by the template" if supports_tools(tokenizer) else "JSON text in the reply",
+                     "rendering": rendered},
         "findings": [f.to_dict() for f in findings],
     }
 
@@ -141,8 +162,24 @@ def markdown(report: dict) -> str:
                f"- no rate for {cost['model']} in conf/pricing (rates as of {cost['rates_as_of']}); add it"),
               "", "## Chat template", "",
               f"- sha256 `{report['template']['sha256']}`; end of turn {report['template']['end_of_turn']}; tool calls: "
-              f"{report['template']['tool_calls']}", ""]
+              f"{report['template']['tool_calls']}", *_rendering_lines(report), ""]
     return "\n".join(lines)
+
+
+def _rendering_lines(report: dict) -> list[str]:
+    rendered, per_epoch = report["template"]["rendering"], report["tokens"]["per_epoch"]
+    lines = [f"- rendering: {rendered[CONVERSATION]} training example(s) as one sequence each (every reply follows "
+             "exactly its inference prompt)"]
+    if rendered[TURN]:
+        extra = rendered["extra_tokens_per_epoch"]
+        lines.append(
+            f"- rendering: {rendered[TURN]} training example(s) as one sequence per trained turn "
+            f"({rendered['sequences'] - rendered[CONVERSATION]} sequences): the template renders the text before a "
+            "reply differently when more follows (e.g. Mistral v0.3 puts the system prompt into the last user turn "
+            "only), or tokenizes a prompt's end together with its reply, so each turn is trained after exactly its "
+            f"inference prompt; this costs {extra:,} extra tokens per epoch "
+            f"({100 * extra / max(per_epoch - extra, 1):.1f}% more)")
+    return lines
 
 
 def write(run_dir: Path, report: dict) -> None:
@@ -162,6 +199,11 @@ def log_summary(report: dict) -> None:
         log.warning("%s: %d finding(s)", category, len(items))
         for f in items[:SHOWN_PER_CATEGORY]:
             log.warning("  %s:%d: %s", f["file"], f["line"], f["message"])
+    rendered = report["template"]["rendering"]
+    if rendered[TURN]:
+        log.info("%d example(s) trained one sequence per turn, as the chat template renders them at inference "
+                 "(+%s tokens per epoch); %d as one sequence", rendered[TURN],
+                 f"{rendered['extra_tokens_per_epoch']:,}", rendered[CONVERSATION])
     length = tok["train_length"]
     if length:
         log.info("train has %s tokens per epoch, %s of them assistant tokens trained; length p50 %d, p99 %d, max %d",

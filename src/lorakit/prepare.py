@@ -6,10 +6,11 @@ Usage:
     python -m train stages=[prepare] data.train_file=my.jsonl data.strict=true    # any finding -> exit 2
 
 Steps: read every file (lorakit.formats) -> check every example (lorakit.checks) -> drop duplicates -> split
-off test and validation -> drop training examples that leak test prompts -> render with the chat template and
-tokenize (lorakit.template) -> apply the too-long policy -> write run_dir/data/ (train/ and validation/ datasets,
-train.jsonl, validation.jsonl and test.jsonl in OpenAI chat format) and run_dir/data_report.{json,md}
-(lorakit.data_report). Every record read ends in exactly one of train, validation, test or dropped-with-a-reason.
+off test and validation -> drop training examples that leak test prompts -> render with the chat template
+(lorakit.template) and tokenize (lorakit.encoding) -> apply the too-long policy -> write run_dir/data/ (train/ and
+validation/ datasets, train.jsonl, validation.jsonl and test.jsonl in OpenAI chat format) and
+run_dir/data_report.{json,md} (lorakit.data_report). Every record read ends in exactly one of train, validation,
+test or dropped-with-a-reason.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pathlib import Path
 
 from lorakit import data_report, formats
 from lorakit.checks import Finding, SpecialTokens, check_messages, conversation_key, differing_system_prompts, prompt_key
-from lorakit.template import IGNORE, TemplateError, encode, end_of_turn_ids, prompt_and_reference, rejection
+from lorakit.encoding import IGNORE, encode
+from lorakit.template import TemplateError, end_of_turn_ids, prompt_and_reference, rejection
 
 __all__ = ["IGNORE", "DataError", "TemplateError", "end_of_turn_ids", "read_examples", "run", "select"]
 
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MAX_SHOWN = 100  # findings listed in an error message; every one is in data_report.json
 SPLITS = ("train", "validation", "test")
+REJECTIONS = ("role_order", "template_error")  # the categories of a conversation the chat template cannot render
 
 
 class DataError(ValueError):
@@ -234,7 +237,14 @@ def num_proc(data, n: int) -> int | None:
 
 
 def encode_split(examples: list[Example], tokenizer, eot_ids: set[int], data) -> tuple[list[dict], list[Finding]]:
-    """Tokenize one split; apply the too-long policy; return (kept rows, findings)."""
+    """Tokenize one split; apply the too-long policy; return (kept rows, findings).
+
+    A row is one training sequence: one per example, or one per trained turn where the chat template needs it
+    (lorakit.template); each row keeps its example and the rendering used (its mode).
+
+    Raises:
+        TemplateError: when trained turns lack an end-of-turn token (the template or tokenizer is misconfigured).
+    """
     if not examples:
         return [], []
     table = encode(tokenizer, [(ex.messages, ex.tools) for ex in examples], eot_ids, num_proc(data, len(examples)))
@@ -246,14 +256,18 @@ def encode_split(examples: list[Example], tokenizer, eot_ids: set[int], data) ->
             category, message = json.loads(columns["error"][i])
             found.append(Finding(ex.file, ex.line, category, message, True, ex.record))
             continue
-        ids, labels = columns["input_ids"][i], columns["labels"][i]
-        n = len(ids)
+        sequences = list(zip(columns["input_ids"][i], columns["labels"][i], strict=True))
+        n = max(len(ids) for ids, _ in sequences)
         if n > limit:
-            if policy == "truncate" and any(x != IGNORE for x in labels[:limit]):
+            trainable = [(ids[:limit], labels[:limit]) for ids, labels in sequences
+                         if any(x != IGNORE for x in labels[:limit])]
+            if policy == "truncate" and trainable:
+                left_out = len(sequences) - len(trainable)  # turn by turn: a later turn's prompt can exceed the limit
                 found.append(Finding(ex.file, ex.line, "too_long", f"{n} tokens > data.max_length={limit}; truncated "
                                      f"to its first {limit} tokens (data.too_long=truncate); the cut reply has no end "
-                                     "of turn", False, ex.record))
-                ids, labels = ids[:limit], labels[:limit]
+                                     "of turn" + (f"; {left_out} of its {len(sequences)} turns start after the limit "
+                                                  "and are not trained" if left_out else ""), False, ex.record))
+                sequences = trainable
             else:
                 found.append(Finding(ex.file, ex.line, "too_long", f"{n} tokens > data.max_length={limit}" + (
                     "; nothing to train is left in the first max_length tokens" if policy == "truncate" else "") +
@@ -262,7 +276,8 @@ def encode_split(examples: list[Example], tokenizer, eot_ids: set[int], data) ->
                 continue
         else:
             missing_eot += columns["missing_eot"][i]
-        rows.append({"input_ids": ids, "labels": labels, "length": len(ids), "line": ex.line, "example": ex})
+        rows += [{"input_ids": ids, "labels": labels, "length": len(ids), "line": ex.line, "example": ex,
+                  "mode": columns["mode"][i]} for ids, labels in sequences]
     if missing_eot:
         raise TemplateError(
             f"{missing_eot} trained assistant turn(s) contain none of the end-of-turn tokens {sorted(eot_ids)} "
@@ -292,6 +307,19 @@ def test_rows(test: list[Example], tokenizer, max_length: int) -> tuple[list[Exa
     return rows, found
 
 
+def _check_some_rendered(selection: Selection, findings: list[Finding]) -> None:
+    """A template that rejects one conversation drops it; one that rejects every conversation is a run error.
+
+    Raises:
+        TemplateError: listing the first rejections.
+    """
+    n = sum(len(examples) for examples in selection.splits.values())
+    rejected = [f for f in findings if f.category in REJECTIONS]
+    if n and len({(f.file, f.record) for f in rejected}) == n:
+        raise TemplateError(f"the model's chat template renders none of the {n} examples; each one is rejected, "
+                            f"e.g.:\n{listing(rejected, 5)}")
+
+
 def _write_jsonl(path: Path, examples: list[Example]) -> None:
     """The examples as read and converted (chat messages), each with the file and line it came from."""
     path.write_text("".join(json.dumps({"file": ex.file, "line": ex.line, "record": ex.record,
@@ -305,6 +333,7 @@ def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
     Raises:
         DataError: data.strict=true and there are findings, data.too_long=error and an example is too long, or no
             training example is left.
+        TemplateError: the chat template renders no example at all, or trained turns have no end-of-turn token.
     """
     from datasets import Dataset, disable_progress_bars, enable_progress_bars
 
@@ -317,10 +346,12 @@ def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
         findings += found
     test, found = test_rows(selection.splits["test"], tokenizer, data.max_length)
     findings += found
+    _check_some_rendered(selection, findings)
     order = {path: i for i, path in enumerate(selection.records)}  # report in file and line order
     findings.sort(key=lambda f: (order.get(f.file, len(order)), f.record, f.line))
-    used = {"train": [r["example"] for r in kept["train"]], "validation": [r["example"] for r in kept["validation"]],
-            "test": test}
+    # a row is one training sequence; an example trained turn by turn has several
+    used = {name: list({id(r["example"]): r["example"] for r in kept[name]}.values()) for name in ("train", "validation")}
+    used["test"] = test
 
     report = data_report.build(cfg, tokenizer, selection.records, used, findings, kept["train"])
     data_report.write(run_dir, report)

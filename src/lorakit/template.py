@@ -1,27 +1,42 @@
-"""The chat template: render conversations, find the assistant tokens to train, and check the template itself.
+"""The chat template: render conversations for training exactly as they are rendered at inference.
 
-Each example is rendered with the model's own chat template. Loss is computed on assistant tokens only (each
-reply and its end-of-turn token, except replies with weight 0); system and user tokens, and template text between
-turns, are masked with -100. Tokenization is batched (the tokenizer's Rust batch encoder) and runs in `num_proc`
-processes for large datasets (datasets.Dataset.map).
+The rule: for every trained assistant turn, the text before it is exactly what
+`apply_chat_template(messages_before_it, add_generation_prompt=True)` gives at inference, and the trained text is
+the reply and its end-of-turn text. Two renderings satisfy it:
+- one sequence per conversation, where the template is prefix-stable (Llama 3.x, Qwen2.5, ChatML, SmolLM2): the
+  rendering of the whole conversation starts with the inference prompt of each trained turn and with the rendering
+  that ends at that turn;
+- one sequence per trained turn, rendered as at inference, where it is not. Mistral v0.3 puts the system prompt
+  into the last user message only when that message ends the conversation, so a rendering that ends with a reply
+  holds no system text at all; reasoning templates (Qwen3, DeepSeek-R1) drop earlier turns' reasoning. Each turn
+  then costs a sequence of its own (data_report.md says how many extra tokens).
+Tokenization and loss masks are in lorakit.encoding.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-log = logging.getLogger(__name__)
-
-IGNORE = -100  # label value that the loss skips
+CONVERSATION, TURN = "conversation", "turn"  # the two renderings (see the module docstring)
 
 
 class TemplateError(ValueError):
     """The model's chat template cannot be used to locate assistant tokens, or was not saved as trained."""
+
+
+@dataclass
+class Rendering:
+    """The training text of one conversation: sequences of (text, trained character spans).
+
+    For every span (start, end), text[:start] is the inference prompt of that turn and text[start:end] its reply
+    with the template's end-of-turn text.
+    """
+
+    mode: str  # CONVERSATION (one sequence) or TURN (one sequence per trained turn)
+    sequences: list[tuple[str, list[tuple[int, int]]]]
 
 
 def end_of_turn_ids(tokenizer, generation_config=None) -> set[int]:
@@ -63,7 +78,9 @@ def render(tokenizer, messages: list[dict], tools: list | None = None, **kwargs)
 
 
 def rejection(err: Exception) -> tuple[str, str]:
-    """(category, message) for a conversation the chat template refused to render."""
+    """(category, message) for a conversation the chat template refused to render or lorakit could not split."""
+    if isinstance(err, TemplateError):
+        return "template_error", str(err)
     text = str(err)
     category = "role_order" if any(w in text.lower() for w in ("role", "alternat")) else "template_error"
     return category, (f"the model's chat template rejects this conversation: {text!r}; reorder or merge the "
@@ -71,115 +88,85 @@ def rejection(err: Exception) -> tuple[str, str]:
                       "with user)")
 
 
-def assistant_spans(tokenizer, messages: list[dict], tools: list | None = None) -> tuple[str, list[tuple[int, int]]]:
-    """Render a conversation and return it with the character span of every trained assistant turn.
+def trained_turns(messages: list[dict]) -> list[int]:
+    """Indices of the assistant turns to train (weight 0 keeps a turn as context only)."""
+    return [i for i, m in enumerate(messages) if m["role"] == "assistant" and m.get("weight", 1) != 0]
 
-    A turn's span runs from the end of the generation prompt before it to the end of the rendering that
-    includes it, so it holds the reply and the template's end-of-turn text.
+
+def training_rendering(tokenizer, messages: list[dict], tools: list | None = None,
+                       ends: tuple[str, ...] = ()) -> Rendering:
+    """Render a conversation for training: one sequence where the template is prefix-stable, else one per turn.
+
+    Args:
+        ends: the text of the end-of-turn tokens; a reply's trained text ends with the first of them (what a
+            template appends after it, such as an end-of-conversation token, is not generated at inference).
 
     Raises:
-        TemplateError: when rendering a prefix of the conversation does not give a prefix of the whole.
+        TemplateError: when the reply of a turn cannot be separated from its prompt (the conversation is dropped).
+        Exception: the template's own exception when it rejects the conversation.
     """
     full = render(tokenizer, messages, tools)
     spans = []
-    for i, msg in enumerate(messages):
-        if msg["role"] != "assistant" or msg.get("weight", 1) == 0:  # weight 0: context only, not trained
-            continue
-        prompt = render(tokenizer, messages[:i], tools, add_generation_prompt=True) if i else ""
+    for i in trained_turns(messages):
+        prompt = render(tokenizer, messages[:i], tools, add_generation_prompt=True)
         upto = full if i == len(messages) - 1 else render(tokenizer, messages[: i + 1], tools)
-        if not full.startswith(prompt) or not full.startswith(upto):
-            raise TemplateError(
-                "the chat template renders the start of a conversation differently from the whole conversation "
-                "(e.g. it rewrites earlier turns), so assistant tokens cannot be located; use a model whose template "
-                "is prefix-stable, or train on single-turn examples")
-        spans.append((len(prompt), len(upto)))
-    return full, spans
+        end = reply_end(upto, len(prompt), ends)
+        if not (upto.startswith(prompt) and end > len(prompt) and full.startswith(upto[:end])):
+            return per_turn(tokenizer, messages, tools, ends)
+        _check_reply(full[len(prompt):end], messages, i, ends)
+        spans.append((len(prompt), end))
+    return Rendering(CONVERSATION, [(full, spans)])
 
 
-def label(ids: list[int], offsets: list[tuple[int, int]], spans: list[tuple[int, int]],
-          eot_ids: set[int]) -> tuple[list[int], int]:
-    """Labels for one tokenized rendering, and how many trained spans hold no end-of-turn token.
-
-    Within each assistant span, tokens after the last end-of-turn token (e.g. a newline the template adds
-    between turns) stay masked: the model should learn to stop, not to write template filler.
-    """
-    labels = [IGNORE] * len(ids)
-    starts = np.fromiter((s for s, _ in offsets), dtype=np.int64, count=len(offsets))
-    monotonic = bool(np.all(starts[1:] >= starts[:-1]))
-    missing = 0
-    for start, end in spans:
-        if monotonic:
-            inside = range(int(np.searchsorted(starts, start, "left")), int(np.searchsorted(starts, end, "left")))
-        else:
-            inside = [t for t, (s, _) in enumerate(offsets) if start <= s < end]
-        eots = [t for t in inside if ids[t] in eot_ids]
-        if eots:
-            inside = [t for t in inside if t <= eots[-1]]
-        else:
-            missing += 1
-        for t in inside:
-            labels[t] = ids[t]
-    return labels, missing
+def per_turn(tokenizer, messages: list[dict], tools: list | None = None, ends: tuple[str, ...] = ()) -> Rendering:
+    """One sequence per trained turn: its inference prompt followed by its reply, as the template renders them."""
+    sequences = []
+    for i in trained_turns(messages):
+        prompt = render(tokenizer, messages[:i], tools, add_generation_prompt=True)
+        text = prompt + _reply_text(tokenizer, messages, i, tools, prompt)
+        end = reply_end(text, len(prompt), ends)
+        _check_reply(text[len(prompt):end], messages, i, ends)
+        sequences.append((text, [(len(prompt), end)]))
+    return Rendering(TURN, sequences)
 
 
-def _encode_batch(batch: dict, tokenizer, eot_ids: set[int]) -> dict:
-    """datasets.map function: rendered, tokenized and labelled examples; a rejected one gets `error` and no ids."""
-    texts, spans, errors = [], [], []
-    for messages, tools in zip(batch["messages"], batch["tools"], strict=True):
-        messages, tools = json.loads(messages), json.loads(tools)
-        try:
-            text, sp = assistant_spans(tokenizer, messages, tools)
-            error = ""
-        except TemplateError:
-            raise
-        except Exception as err:  # noqa: BLE001 - the template's own exception (jinja raise_exception) rejects a row
-            text, sp, error = "", [], json.dumps(rejection(err))
-        texts.append(text)
-        spans.append(sp)
-        errors.append(error)
-    backend = getattr(tokenizer, "backend_tokenizer", None)  # the Rust tokenizer: no per-token Python conversion
-    if backend is not None:
-        encodings = backend.encode_batch(texts, add_special_tokens=False)
-        all_ids, all_offsets = [e.ids for e in encodings], [e.offsets for e in encodings]
-    else:
-        enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-        all_ids, all_offsets = enc["input_ids"], enc["offset_mapping"]
-    out = {"input_ids": [], "labels": [], "missing_eot": [], "error": errors}
-    for ids, offsets, sp in zip(all_ids, all_offsets, spans, strict=True):
-        labels, missing = label(ids, offsets, sp, eot_ids)
-        out["input_ids"].append(list(ids))
-        out["labels"].append(labels)
-        out["missing_eot"].append(missing)
-    return out
+def reply_end(text: str, start: int, ends: tuple[str, ...]) -> int:
+    """Where a reply that starts at `start` ends: after the first end-of-turn text, else at the end of `text`."""
+    found = [at + len(e) for e in ends if e and (at := text.find(e, start)) >= 0]
+    return min(found, default=len(text))
 
 
-def encode(tokenizer, conversations: list[tuple[list[dict], list | None]], eot_ids: set[int],
-           num_proc: int | None = None):
-    """Render, tokenize and label (messages, tools) pairs in batches; returns a datasets.Dataset in input order
-    with input_ids, labels, missing_eot (trained turns without an end-of-turn token) and error (a template
-    rejection as JSON [category, message], else "")."""
-    from datasets import Dataset, disable_progress_bars, enable_progress_bars
-
-    table = Dataset.from_dict({"messages": [json.dumps(m) for m, _ in conversations],
-                               "tools": [json.dumps(t) for _, t in conversations]})
-    quiet = len(conversations) < 10_000
-    if quiet:
-        disable_progress_bars()
-    try:
-        return table.map(_encode_batch, batched=True, batch_size=1000, num_proc=num_proc,
-                         fn_kwargs={"tokenizer": tokenizer, "eot_ids": eot_ids},
-                         remove_columns=["messages", "tools"], desc="tokenizing")
-    finally:
-        if quiet:
-            enable_progress_bars()
+def _check_reply(rendered: str, messages: list[dict], i: int, ends: tuple[str, ...]) -> None:
+    """A reply with text must render as more than its end of turn (a template may ignore string content)."""
+    for end in ends:
+        rendered = rendered.replace(end, "")
+    content = messages[i].get("content")
+    if not rendered.strip() and isinstance(content, str) and content.strip():
+        raise TemplateError(f"the chat template renders no text for assistant message {i + 1}, only its end of turn "
+                            "(vision-language templates take content as a list of parts); use the text model's template")
 
 
-def tokenize_with_labels(tokenizer, conversations: list[list[dict]], eot_ids: set[int]) -> list[dict[str, list[int]]]:
-    """Tokenize conversations and label assistant tokens (everything else -100): [{"input_ids", "labels"}]."""
-    if not conversations:
-        return []
-    rows = encode(tokenizer, [(c, None) for c in conversations], eot_ids)
-    return [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]
+def _reply_text(tokenizer, messages: list[dict], i: int, tools: list | None, prompt: str) -> str:
+    """The text the template writes for assistant turn i after its generation prompt (the reply, end of turn)."""
+    upto = render(tokenizer, messages[: i + 1], tools)
+    if upto.startswith(prompt):
+        return upto[len(prompt):]
+    # The prompt changes when a reply follows it (Mistral v0.3: the system prompt sits in the last user turn only
+    # while that turn ends the conversation). Without system messages the template places the reply right after
+    # the generation prompt; that reply text must also end the real rendering.
+    rest = [m for m in messages[: i + 1] if m["role"] != "system"]
+    if len(rest) > 1:
+        bare_prompt = render(tokenizer, rest[:-1], tools, add_generation_prompt=True)
+        bare = render(tokenizer, rest, tools)
+        if bare.startswith(bare_prompt) and upto.endswith(bare[len(bare_prompt):]):
+            return bare[len(bare_prompt):]
+    raise TemplateError(
+        f"the chat template's rendering of assistant message {i + 1} does not start with its inference prompt "
+        f"(the prompt ends {prompt[-40:]!r}; with the reply the template writes "
+        f"{upto[max(0, len(prompt) - 40):len(prompt) + 20]!r}), so the reply cannot be trained as it is prompted at "
+        "inference: a reasoning template that starts the reply with '<think>' needs replies with their reasoning, "
+        "or a template without the prefill; otherwise use a template that renders each reply after its generation "
+        "prompt")
 
 
 def prompt_and_reference(tokenizer, messages: list[dict], tools: list | None = None) -> tuple[str, str]:
@@ -202,7 +189,7 @@ def verify_saved(tokenizer, saved_dir: Path, conversations: list[tuple[list[dict
 
     saved = AutoTokenizer.from_pretrained(str(saved_dir))
     for n, (messages, tools) in enumerate(conversations):
-        if render(saved, messages, tools) != render(tokenizer, messages, tools):
+        if _texts(saved, messages, tools) != _texts(tokenizer, messages, tools):
             raise TemplateError(f"{saved_dir}: the saved chat template renders training example {n} differently "
                                 "from the template it was trained with; inference would not match training. Save "
                                 "the training tokenizer with the adapter (tokenizer.save_pretrained)")
@@ -210,3 +197,11 @@ def verify_saved(tokenizer, saved_dir: Path, conversations: list[tuple[list[dict
     if sha != template_sha256(tokenizer):
         raise TemplateError(f"{saved_dir}: the saved chat template differs from the training one")
     return sha
+
+
+def _texts(tokenizer, messages: list[dict], tools: list | None) -> list[str] | str:
+    """Every text training renders of a conversation (whole, and turn by turn), or the template's rejection."""
+    try:
+        return [render(tokenizer, messages, tools)] + [t for t, _ in per_turn(tokenizer, messages, tools).sequences]
+    except Exception as err:  # noqa: BLE001 - a rejection is compared like a rendering
+        return f"{type(err).__name__}: {err}"

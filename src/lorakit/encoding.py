@@ -1,0 +1,159 @@
+"""Tokenize the training renderings (lorakit.template) and mask everything but the trained replies.
+
+Loss is computed on assistant tokens only (each reply and its end-of-turn token, except replies with weight 0);
+system and user tokens, and template text between turns, are masked with -100. The tokens before each trained
+reply are checked to be exactly the tokens of its inference prompt: where tokenizing prompt and reply together
+merges the two (ChatML's prompt ends with a newline; a reply that starts with blank lines joins it in one token),
+the conversation is trained one sequence per turn with prompt and reply tokenized apart. Tokenization is batched
+(the tokenizer's Rust batch encoder) and runs in `num_proc` processes for large datasets (datasets.Dataset.map).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from lorakit.template import CONVERSATION, Rendering, per_turn, rejection, training_rendering
+
+IGNORE = -100  # label value that the loss skips
+
+Encoded = tuple[list[int], list[tuple[int, int]]]  # token ids and their character offsets
+
+
+def label(ids: list[int], offsets: list[tuple[int, int]], spans: list[tuple[int, int]],
+          eot_ids: set[int]) -> tuple[list[int], int]:
+    """Labels for one tokenized rendering, and how many trained spans hold no end-of-turn token.
+
+    Within each assistant span, tokens after the last end-of-turn token (e.g. a newline the template adds
+    between turns) stay masked: the model should learn to stop, not to write template filler.
+    """
+    labels = [IGNORE] * len(ids)
+    starts = np.fromiter((s for s, _ in offsets), dtype=np.int64, count=len(offsets))
+    monotonic = bool(np.all(starts[1:] >= starts[:-1]))
+    missing = 0
+    for start, end in spans:
+        if monotonic:
+            inside = range(int(np.searchsorted(starts, start, "left")), int(np.searchsorted(starts, end, "left")))
+        else:
+            inside = [t for t, (s, _) in enumerate(offsets) if start <= s < end]
+        eots = [t for t in inside if ids[t] in eot_ids]
+        if eots:
+            inside = [t for t in inside if t <= eots[-1]]
+        else:
+            missing += 1
+        for t in inside:
+            labels[t] = ids[t]
+    return labels, missing
+
+
+def _tokenize(tokenizer, texts: list[str], offsets: bool = True) -> list[Encoded]:
+    """Token ids and (with `offsets`) their character offsets; without, the offsets are empty lists."""
+    if not texts:
+        return []
+    backend = getattr(tokenizer, "backend_tokenizer", None)  # the Rust tokenizer: no per-token Python conversion
+    if backend is not None:
+        encodings = backend.encode_batch(texts, add_special_tokens=False)
+        return [(e.ids, e.offsets) for e in encodings] if offsets else [(e.ids, []) for e in encodings]
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=offsets)
+    return list(zip(enc["input_ids"], enc["offset_mapping"] if offsets else [[]] * len(texts), strict=True))
+
+
+def _prompts(rendering: Rendering) -> list[str]:
+    return [text[:start] for text, spans in rendering.sequences for start, _ in spans]
+
+
+def _apart(tokenizer, text: str, start: int) -> Encoded:
+    """A one-turn sequence with its prompt and its reply tokenized separately (the prompt's tokens as at inference)."""
+    (prompt, prompt_offsets), (reply, offsets) = _tokenize(tokenizer, [text[:start], text[start:]])
+    return list(prompt) + list(reply), list(prompt_offsets) + [(s + start, e + start) for s, e in offsets]
+
+
+def _sequences(tokenizer, rendering: Rendering, encoded: list[Encoded], prompts: list[list[int]]) -> list[Encoded] | None:
+    """Each sequence's tokens, with every trained reply after exactly its inference prompt's tokens.
+
+    None for a one-sequence conversation whose tokenization merges a prompt's end with its reply.
+    """
+    prompts, out = iter(prompts), []
+    for (text, spans), (ids, offsets) in zip(rendering.sequences, encoded, strict=True):
+        if all(ids[:len(p)] == p for p in (next(prompts) for _ in spans)):
+            out.append((ids, offsets))
+        elif rendering.mode == CONVERSATION:
+            return None
+        else:
+            out.append(_apart(tokenizer, text, spans[0][0]))
+    return out
+
+
+def _prompt_ids(tokenizer, renderings: list[Rendering]) -> list[list[int]]:
+    return [ids for ids, _ in _tokenize(tokenizer, [p for r in renderings for p in _prompts(r)], offsets=False)]
+
+
+def _encode_batch(batch: dict, tokenizer, eot_ids: set[int]) -> dict:
+    """datasets.map function: one row per conversation with its sequences' ids and labels, or `error` (a rejection)."""
+    conversations = [(json.loads(m), json.loads(t)) for m, t in zip(batch["messages"], batch["tools"], strict=True)]
+    ends = tuple(tokenizer.decode([i]) for i in sorted(eot_ids))  # the end-of-turn tokens' text
+    renderings, errors = [], []
+    for messages, tools in conversations:
+        try:
+            renderings.append(training_rendering(tokenizer, messages, tools, ends))
+            errors.append("")
+        except Exception as err:  # noqa: BLE001 - the template's own exception (jinja raise_exception) rejects a row
+            renderings.append(Rendering(CONVERSATION, []))
+            errors.append(json.dumps(rejection(err)))
+    encoded = iter(_tokenize(tokenizer, [text for r in renderings for text, _ in r.sequences]))
+    prompts = iter(_prompt_ids(tokenizer, renderings))
+    out = {"input_ids": [], "labels": [], "mode": [], "missing_eot": [], "error": errors}
+    for rendering, (messages, tools) in zip(renderings, conversations, strict=True):
+        seqs = _sequences(tokenizer, rendering, [next(encoded) for _ in rendering.sequences],
+                          [next(prompts) for _ in _prompts(rendering)])
+        if seqs is None:  # rare: the tokenizer joins a prompt and its reply; train this conversation turn by turn
+            rendering = per_turn(tokenizer, messages, tools, ends)
+            seqs = _sequences(tokenizer, rendering, _tokenize(tokenizer, [t for t, _ in rendering.sequences]),
+                              _prompt_ids(tokenizer, [rendering]))
+        ids, labels, missing = [], [], 0
+        for (_, spans), (seq_ids, offsets) in zip(rendering.sequences, seqs, strict=True):
+            seq_labels, n = label(seq_ids, offsets, spans, eot_ids)
+            ids.append(list(seq_ids))
+            labels.append(seq_labels)
+            missing += n
+        out["input_ids"].append(ids)
+        out["labels"].append(labels)
+        out["mode"].append(rendering.mode)
+        out["missing_eot"].append(missing)
+    return out
+
+
+def encode(tokenizer, conversations: list[tuple[list[dict], list | None]], eot_ids: set[int],
+           num_proc: int | None = None):
+    """Render, tokenize and label (messages, tools) pairs in batches.
+
+    Returns:
+        a datasets.Dataset in input order, one row per conversation: input_ids and labels (a list per training
+        sequence), mode (template.CONVERSATION or template.TURN), missing_eot (trained turns without an
+        end-of-turn token) and error (a template rejection as JSON [category, message], else "").
+    """
+    from datasets import Dataset, disable_progress_bars, enable_progress_bars
+
+    table = Dataset.from_dict({"messages": [json.dumps(m) for m, _ in conversations],
+                               "tools": [json.dumps(t) for _, t in conversations]})
+    quiet = len(conversations) < 10_000
+    if quiet:
+        disable_progress_bars()
+    try:
+        return table.map(_encode_batch, batched=True, batch_size=1000, num_proc=num_proc,
+                         fn_kwargs={"tokenizer": tokenizer, "eot_ids": eot_ids},
+                         remove_columns=["messages", "tools"], desc="tokenizing")
+    finally:
+        if quiet:
+            enable_progress_bars()
+
+
+def tokenize_with_labels(tokenizer, conversations: list[list[dict]], eot_ids: set[int]) -> list[dict[str, list[int]]]:
+    """Tokenize conversations and label assistant tokens (everything else -100): [{"input_ids", "labels"}], one
+    per training sequence (one per conversation, or one per trained turn where the template needs it)."""
+    if not conversations:
+        return []
+    rows = encode(tokenizer, [(c, None) for c in conversations], eot_ids)
+    return [{"input_ids": ids, "labels": labels} for r in rows for ids, labels in zip(r["input_ids"], r["labels"],
+                                                                                       strict=True)]
