@@ -18,7 +18,7 @@ import pytest
 from helpers import compose_cfg, write_jsonl
 from lorakit import prepare
 from lorakit.encoding import IGNORE, encode
-from lorakit.template import CONVERSATION, TURN, TemplateError, render, trained_turns, training_rendering
+from lorakit.template import CONVERSATION, TURN, TemplateError, render, trained_turns, training_rendering, verify_saved
 
 SYSTEM = "You are the support assistant of the Zorblax ticket desk. Answer in one short sentence."
 QA = [("How do I reset my password?", "Open Settings, then Security, then Reset."),
@@ -109,6 +109,24 @@ def test_a_prompt_and_reply_that_tokenize_together_are_trained_apart(families):
     prompt = tokenizer.apply_chat_template(messages[:1], add_generation_prompt=True, tokenize=True, return_dict=False)
     assert whole[:len(prompt)] != prompt, "the tokenizer no longer merges them, so this test would prove nothing"
     assert encoded(tokenizer, eot, messages)["mode"] == TURN
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_saved_template_check_holds_and_catches_a_changed_template(tmp_path, families, family):
+    _, tokenizer, _ = families[family]
+    conversations = [(messages, None) for messages in CONVERSATIONS.values()]
+    tokenizer.save_pretrained(tmp_path / "adapter")  # what the train stage saves beside the adapter
+    assert len(verify_saved(tokenizer, tmp_path / "adapter", conversations)) == 64
+    moved = copy.copy(tokenizer)
+    if family == "mistral-v0.3":  # the system prompt in the first user turn, as earlier Mistral templates had it
+        moved.chat_template = tokenizer.chat_template.replace("loop.last and system_message", "loop.first and "
+                                                              "system_message")
+    else:
+        moved.chat_template = "{{- ' ' }}" + tokenizer.chat_template
+    assert moved.chat_template != tokenizer.chat_template
+    moved.save_pretrained(tmp_path / "moved")
+    with pytest.raises(TemplateError, match="renders training example . differently"):
+        verify_saved(tokenizer, tmp_path / "moved", conversations)
 
 
 def data_file(tmp_path, name: str, n: int) -> str:

@@ -96,7 +96,7 @@ def build(cfg, tokenizer, records: dict[str, int], used: dict[str, list], findin
         categories[f.category][f.severity] += 1
     eos = sorted({tokenizer.eos_token_id} - {None})
     rendered = rendering(train_rows)
-    billed = int((per_epoch - rendered["extra_tokens_per_epoch"]) * epochs)  # a hosted service bills each turn once
+    billed = int((per_epoch - rendered["extra_tokens_per_epoch"]) * epochs)  # a hosted service bills a conversation once
     return {
         "files": {"train_file": str(cfg.data.train_file), "test_file": cfg.data.test_file and str(cfg.data.test_file)},
         "settings": {k: cfg.data.get(k) for k in ("format", "max_length", "too_long", "duplicates", "strict")},
