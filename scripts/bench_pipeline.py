@@ -35,12 +35,14 @@ def baseline(model_dir: str, train_file: Path, test_rows: list[dict], out: Path,
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    cuda = torch.cuda.is_available()
+    device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)  # what the docs do on each
     t0 = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
     dataset = load_dataset("json", data_files=str(train_file), split="train")
     args = SFTConfig(output_dir=str(out / "ckpt"), num_train_epochs=epochs, learning_rate=lr,
-                     per_device_train_batch_size=batch, bf16=False, use_cpu=not torch.cuda.is_available(),
+                     per_device_train_batch_size=batch, bf16=cuda, use_cpu=not cuda,
                      report_to="none", save_strategy="no", seed=seed, logging_steps=10)
     peft_config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
@@ -51,16 +53,16 @@ def baseline(model_dir: str, train_file: Path, test_rows: list[dict], out: Path,
 
     def answer(m, messages):
         ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                            return_dict=True)
+                                            return_dict=True).to(device)
         with torch.no_grad():
             gen = m.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
         return tokenizer.decode(gen[0][ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
     t1 = time.perf_counter()
-    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device).eval()
     base_out = [answer(base, row["messages"][:-1]) for row in test_rows]
-    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
-                                      str(out / "adapter")).eval()
+    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype),
+                                      str(out / "adapter")).to(device).eval()
     tuned_out = [answer(tuned, row["messages"][:-1]) for row in test_rows]
     t_eval = time.perf_counter() - t1
     refs = [row["messages"][-1]["content"] for row in test_rows]
@@ -104,6 +106,10 @@ def main() -> None:
     from lorakit.config import register_resolvers
 
     register_resolvers()
+    from lorakit.config import compose
+    from lorakit.models import resolve
+
+    resolve(compose("+experiment=quickstart").model)  # a first run's one-time GGUF conversion is neither side's time
     tmp = Path(tempfile.mkdtemp(prefix="lorakit-bench-"))
     lines = {s: (ROOT / "data" / args.data / f"{s}.jsonl").read_text().splitlines() for s in ("train", "test")}
     train_file, test_file = tmp / "train.jsonl", tmp / "test.jsonl"

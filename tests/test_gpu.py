@@ -52,6 +52,7 @@ def test_lora_trains_on_cuda(tmp_path, tiny_dir, quant):
     trainer, _, losses = _train(tmp_path, tiny_dir, f"quant={quant}")
     assert trainer.model.config._attn_implementation == "lorakit_varlen"
     assert trainer.args.bf16 and trainer.args.activation_checkpointing
+    assert trainer.args.use_liger_kernel == (importlib.util.find_spec("liger_kernel") is not None)  # the CUDA default
     assert all(map(torch.isfinite, map(torch.tensor, losses)))
     assert losses[-1] < losses[0]
 

@@ -10,6 +10,7 @@ run_dir/train_log.json with the loss history.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -37,6 +38,8 @@ def sft_config(cfg: DictConfig, run_dir: Path, *, cuda: bool, has_validation: bo
         args["fp16"] = args.get("fp16") or dtype == torch.float16
     if args.get("activation_checkpointing") is None and args.get("gradient_checkpointing") is None:
         args["activation_checkpointing"] = cuda  # TRL defaults it on; on CPU the recomputation only costs time
+    if args.get("use_liger_kernel") is None:  # measured on an H100: +11% tokens/s on 8B QLoRA, same loss (BENCHMARKS.md)
+        args["use_liger_kernel"] = cuda and importlib.util.find_spec("liger_kernel") is not None
     if args.get("activation_checkpointing") and not args.get("gradient_checkpointing_kwargs"):
         # non-reentrant: works with frozen (quantized) inputs without forcing input grads, and with kwargs
         args["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
