@@ -119,7 +119,7 @@ def main() -> None:
 
     ours = lorakit_run(train_file, test_file, tmp / "lorakit", overrides)
     cfg = ours.pop("cfg")
-    from lorakit.evaluate import default_max_new_tokens
+    from lorakit.evaluation.evaluate import default_max_new_tokens
     from lorakit.models import load_tokenizer, resolve
 
     test_rows = [json.loads(x) for x in test_file.read_text().splitlines()]

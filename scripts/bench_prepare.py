@@ -7,7 +7,7 @@ Usage:
 The data: generated chat examples in OpenAI JSONL (one system prompt, 80% single-turn, 20% with 2-3 turns, replies
 of 5-120 words). The peer reads the file line by line and, per row, renders every assistant turn's prefixes with
 the chat template, tokenizes them and masks everything but the assistant tokens: what a hand-written script does.
-lorakit runs its whole prepare stage on the same file: reading, every check (lorakit.checks), duplicates, leakage,
+lorakit runs its whole prepare stage on the same file: reading, every check (lorakit.data.checks), duplicates, leakage,
 batched tokenization and labelling, the length policy, the report and the saved datasets. Both produce input_ids
 and labels; the script checks they agree and prints examples/second and the ratio.
 """
@@ -85,7 +85,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from datasets import load_from_disk
 
-    from lorakit import prepare
+    from lorakit.data import prepare
     from lorakit.config import compose
     from lorakit.models import load_tokenizer, resolve
 

@@ -18,7 +18,7 @@ alpha=32 dropout=0.05 on all linear layers), so their losses are comparable step
 user gets by default:
   B0       trl.SFTTrainer + peft LoRA (+ bitsandbytes nf4/int8 on CUDA) with TRL's defaults: padded batches,
            activation checkpointing, SDPA, TRL's fused LM head.
-  lorakit  lorakit.train.build_trainer with conf/train/default.yaml: padding-free batches with PyTorch's varlen
+  lorakit  lorakit.training.train.build_trainer with conf/train/default.yaml: padding-free batches with PyTorch's varlen
            FlashAttention (lorakit_varlen), prepare_model_for_kbit_training, plus any --variant overrides.
 
 Printed per variant: non-padding tokens/s over the timed steps (after --warmup steps), peak
@@ -193,7 +193,7 @@ def b0_trainer(model_dir: Path, dataset, tok, a, cuda: bool, out: Path):
 def lorakit_trainer(model_dir: Path, run_dir: Path, tok, a, cuda: bool, overrides: list[str]):
     """lorakit's own train stage with its defaults on the data saved in run_dir/data/train; only the shared
     optimisation settings are set."""
-    from lorakit import train
+    from lorakit.training import train
     from lorakit.config import compose
 
     cfg = compose(f"model={LORAKIT_MODEL.get(a.arch, 'smollm2-135m')}", f"quant={a.quant}", f"run_dir={run_dir}",

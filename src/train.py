@@ -20,7 +20,7 @@ from lorakit.config import CONF_DIR, ConfigError, register_resolvers
 from lorakit.models import ModelNotFoundError
 from lorakit.oom import OutOfMemory
 from lorakit.pipeline import run
-from lorakit.prepare import DataError, TemplateError
+from lorakit.data.prepare import DataError, TemplateError
 
 USER_ERRORS = (ConfigError, DataError, TemplateError, ModelNotFoundError, OutOfMemory)
 register_resolvers()

@@ -43,7 +43,7 @@ def families(tmp_path_factory, smollm2_dir) -> dict[str, tuple[str, object, set[
 
     import family_models
     from lorakit.models import load_tokenizer
-    from lorakit.template import end_of_turn_ids
+    from lorakit.data.template import end_of_turn_ids
 
     root = tmp_path_factory.mktemp("families")
     out = {}

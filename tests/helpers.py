@@ -31,7 +31,8 @@ def tiny_trainer(run_dir: Path, tiny_dir: str, n_rows: int, *overrides: str, cud
     overrides come first, so an experiment among them is composed before model=tiny-llama. Returns (trainer,
     tokenizer); nothing is trained yet.
     """
-    from lorakit import prepare, train
+    from lorakit.data import prepare
+    from lorakit.training import train
     from lorakit.models import load_tokenizer
 
     data = write_jsonl(run_dir / "train.jsonl", tool_picker_rows("train", n_rows))

@@ -10,7 +10,8 @@ from transformers import AutoModelForCausalLM
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from helpers import compose_cfg, tiny_trainer, tool_picker_rows, write_jsonl
-from lorakit import attention, prepare, train
+from lorakit.data import prepare
+from lorakit.training import attention, train
 
 
 def _examples(lengths, vocab, seed=0):

@@ -10,10 +10,10 @@ import pytest
 
 from family_models import TEMPLATES
 from helpers import compose_cfg, write_jsonl
-from lorakit import prepare
-from lorakit.encoding import IGNORE
-from lorakit.prepare import DataError
-from lorakit.template import TemplateError, end_of_turn_ids, verify_saved
+from lorakit.data import prepare
+from lorakit.data.encoding import IGNORE
+from lorakit.data.prepare import DataError
+from lorakit.data.template import TemplateError, end_of_turn_ids, verify_saved
 
 SYSTEM = "You answer arithmetic questions with the number only."
 def chat(question: str, answer: str, system: str | None = SYSTEM, **extra) -> dict:

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from helpers import write_jsonl
-from lorakit.encoding import IGNORE, tokenize_with_labels
-from lorakit.prepare import DataError, read_examples
-from lorakit.template import end_of_turn_ids
+from lorakit.data.encoding import IGNORE, tokenize_with_labels
+from lorakit.data.prepare import DataError, read_examples
+from lorakit.data.template import end_of_turn_ids
 
 SYSTEM, QUESTION, CONTEXT, ANSWER = "You are terse.", "Capital of France?", "Answer in one word.", "Paris"
 CHAT = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"{QUESTION}\n\n{CONTEXT}"},
@@ -103,8 +103,8 @@ def test_broken_json_array_reports_the_element_line(tmp_path):
 
 
 def test_qa_pair_and_conversation_helpers_write_files_prepare_reads(tmp_path, tokenizer):
-    from lorakit.dataset import from_conversations, from_qa_pairs
-    from lorakit.dataset import write_jsonl as write
+    from lorakit.data.dataset import from_conversations, from_qa_pairs
+    from lorakit.data.dataset import write_jsonl as write
 
     [example] = read_examples(write(from_qa_pairs([(QUESTION, ANSWER)], system=SYSTEM), tmp_path / "qa.jsonl"))
     assert example.messages == [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION},

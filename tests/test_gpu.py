@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from helpers import tiny_trainer
-from lorakit import attention
+from lorakit.training import attention
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 needs_bnb = pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="needs bitsandbytes (.[cuda])")

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from helpers import compose_cfg, tool_picker_rows, write_jsonl
-from lorakit import prepare
-from lorakit.encoding import IGNORE, tokenize_with_labels
-from lorakit.prepare import DataError, read_examples
+from lorakit.data import prepare
+from lorakit.data.encoding import IGNORE, tokenize_with_labels
+from lorakit.data.prepare import DataError, read_examples
 
 CONVERSATION = [
     {"role": "system", "content": "You convert units."},

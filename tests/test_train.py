@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from helpers import tiny_trainer, tool_picker_rows
-from lorakit import prepare, train
-from lorakit.evaluate import generate
+from lorakit.data import prepare
+from lorakit.training import train
+from lorakit.evaluation.evaluate import generate
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,10 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from lorakit import evaluate, merge, prepare, template, train
+from lorakit import merge
+from lorakit.data import prepare, template
+from lorakit.evaluation import evaluate
+from lorakit.training import train
 from lorakit.config import cuda_available, redact, validate
 from lorakit.loggers import RunLogger
 from lorakit.models import load_tokenizer, resolve

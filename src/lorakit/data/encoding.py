@@ -1,4 +1,4 @@
-"""Tokenize the training renderings (lorakit.template) and mask everything but the trained replies.
+"""Tokenize the training renderings (lorakit.data.template) and mask everything but the trained replies.
 
 Loss is computed on assistant tokens only (each reply and its end-of-turn token, except replies with weight 0);
 system and user tokens, and template text between turns, are masked with -100. The tokens before each trained
@@ -14,7 +14,7 @@ import json
 
 import numpy as np
 
-from lorakit.template import CONVERSATION, Rendering, per_turn, rejection, training_rendering
+from lorakit.data.template import CONVERSATION, Rendering, per_turn, rejection, training_rendering
 
 IGNORE = -100  # label value that the loss skips
 

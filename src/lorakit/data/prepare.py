@@ -5,11 +5,11 @@ Usage:
     python -m train +experiment=quickstart stages=[prepare]                       # lint the data, no training
     python -m train stages=[prepare] data.train_file=my.jsonl data.strict=true    # any finding -> exit 2
 
-Steps: read every file (lorakit.formats) -> check every example (lorakit.checks) -> drop duplicates -> split
+Steps: read every file (lorakit.data.formats) -> check every example (lorakit.data.checks) -> drop duplicates -> split
 off test and validation -> drop training examples that leak test prompts -> render with the chat template
-(lorakit.template) and tokenize (lorakit.encoding) -> apply the too-long policy -> write run_dir/data/ (train/ and
+(lorakit.data.template) and tokenize (lorakit.data.encoding) -> apply the too-long policy -> write run_dir/data/ (train/ and
 validation/ datasets, train.jsonl, validation.jsonl and test.jsonl in OpenAI chat format) and
-run_dir/data_report.{json,md} (lorakit.data_report). Every record read ends in exactly one of train, validation,
+run_dir/data_report.{json,md} (lorakit.data.data_report). Every record read ends in exactly one of train, validation,
 test or dropped-with-a-reason.
 """
 
@@ -22,10 +22,10 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lorakit import data_report, formats
-from lorakit.checks import Finding, SpecialTokens, check_messages, conversation_key, differing_system_prompts, prompt_key
-from lorakit.encoding import IGNORE, encode
-from lorakit.template import TemplateError, end_of_turn_ids, prompt_and_reference, rejection
+from lorakit.data import data_report, formats
+from lorakit.data.checks import Finding, SpecialTokens, check_messages, conversation_key, differing_system_prompts, prompt_key
+from lorakit.data.encoding import IGNORE, encode
+from lorakit.data.template import TemplateError, end_of_turn_ids, prompt_and_reference, rejection
 
 __all__ = ["IGNORE", "DataError", "TemplateError", "end_of_turn_ids", "read_examples", "run", "select"]
 
@@ -240,7 +240,7 @@ def encode_split(examples: list[Example], tokenizer, eot_ids: set[int], data) ->
     """Tokenize one split; apply the too-long policy; return (kept rows, findings).
 
     A row is one training sequence: one per example, or one per trained turn where the chat template needs it
-    (lorakit.template); each row keeps its example and the rendering used (its mode).
+    (lorakit.data.template); each row keeps its example and the rendering used (its mode).
 
     Raises:
         TemplateError: when trained turns lack an end-of-turn token (the template or tokenizer is misconfigured).

@@ -2,7 +2,7 @@
 
 Every finding names the file, the line and a category. A finding that `drops` its example removes it from the data
 (the example cannot be trained on as it is, or a policy says so); the others are warnings and the example is used.
-`data.strict=true` turns every finding, warning or not, into a failed run before training (lorakit.prepare).
+`data.strict=true` turns every finding, warning or not, into a failed run before training (lorakit.data.prepare).
 
 Categories, and whether they drop the example:
   not_utf8, not_json, not_object, malformed        the record cannot be read                                 drop

@@ -10,7 +10,7 @@ Formats (`data.format`; `auto` tells them apart per file by extension and the fi
 Every format becomes {"role", "content"} messages, plus "weight" on assistant messages that had one (weight 0:
 in the conversation, not trained), and OpenAI tool calls as transformers' chat templates expect them
 ({"type": "function", "function": {"name", "arguments": dict}}). A record that cannot be converted is a Problem:
-its text says what is wrong and the fix, its category names the kind of problem (lorakit.checks lists them).
+its text says what is wrong and the fix, its category names the kind of problem (lorakit.data.checks lists them).
 """
 
 from __future__ import annotations

@@ -19,9 +19,10 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lorakit import attention, oom
+from lorakit import oom
+from lorakit.training import attention
 from lorakit.models import compute_dtype, load_model
-from lorakit.trainer import CompactLossSFTTrainer
+from lorakit.training.trainer import CompactLossSFTTrainer
 
 log = logging.getLogger(__name__)
 

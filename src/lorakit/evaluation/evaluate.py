@@ -19,12 +19,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from lorakit import metrics as M
+from lorakit.evaluation import metrics as M
 from lorakit import oom
 from lorakit.models import load_model
-from lorakit.prepare import held_out_examples, test_rows
-from lorakit.report import write_report
-from lorakit.template import prompt_and_reference
+from lorakit.data.prepare import held_out_examples, test_rows
+from lorakit.evaluation.report import write_report
+from lorakit.data.template import prompt_and_reference
 
 log = logging.getLogger(__name__)
 

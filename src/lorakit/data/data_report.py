@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lorakit.checks import Finding
-from lorakit.encoding import IGNORE
-from lorakit.template import CONVERSATION, TURN, supports_tools, template_sha256
+from lorakit.data.checks import Finding
+from lorakit.data.encoding import IGNORE
+from lorakit.data.template import CONVERSATION, TURN, supports_tools, template_sha256
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def openai_cost(pricing, billed_tokens: int) -> dict:
 
 
 def rendering(train_rows: list[dict]) -> dict:
-    """How the training examples were rendered (lorakit.template), and the tokens one sequence per turn adds.
+    """How the training examples were rendered (lorakit.data.template), and the tokens one sequence per turn adds.
 
     Extra tokens: for an example trained one sequence per turn, every sequence but its longest (the last turn's,
     which holds the whole conversation) repeats earlier turns.

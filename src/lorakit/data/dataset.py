@@ -1,7 +1,7 @@
 """Build a training file in Python from Q&A pairs or whole conversations, in OpenAI chat JSONL.
 
 Usage:
-    from lorakit.dataset import from_conversations, from_qa_pairs, write_jsonl
+    from lorakit.data.dataset import from_conversations, from_qa_pairs, write_jsonl
     write_jsonl(from_qa_pairs([("What is 2+2?", "4"), ...], system="Answer with the number only."),
                 "data/mine/train.jsonl")
     # then check it:  python -m train stages=[prepare] data.train_file=data/mine/train.jsonl

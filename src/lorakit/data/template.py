@@ -10,7 +10,7 @@ the reply and its end-of-turn text. Two renderings satisfy it:
   into the last user message only when that message ends the conversation, so a rendering that ends with a reply
   holds no system text at all; reasoning templates (Qwen3, DeepSeek-R1) drop earlier turns' reasoning. Each turn
   then costs a sequence of its own (data_report.md says how many extra tokens).
-Tokenization and loss masks are in lorakit.encoding.
+Tokenization and loss masks are in lorakit.data.encoding.
 """
 
 from __future__ import annotations

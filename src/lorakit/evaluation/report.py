@@ -1,0 +1,105 @@
+"""Reports: report.md (base vs tuned, the evaluate stage) and compare.json / compare.md (any candidates)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+
+def metrics_table(results: dict[str, dict[str, float]]) -> str:
+    """A Markdown table: one row per metric, base, tuned and the change."""
+    lines = ["| metric | base | tuned | change |", "|---|---:|---:|---:|"]
+    for name, base in results["base"].items():
+        tuned = results["tuned"][name]
+        lines.append(f"| {name} | {base:.3f} | {tuned:.3f} | {tuned - base:+.3f} |")
+    return "\n".join(lines)
+
+
+def _quote(text: str) -> str:
+    return "`" + text.replace("`", "'").replace("\n", " ") + "`" if text else "*(empty)*"
+
+
+def write_report(run_dir: Path, results: dict, rows: list[dict], references, base, tuned, *, cfg: DictConfig,
+                 adapter_dir: Path) -> str:
+    """Write run_dir/report.md and return the metrics table."""
+    table = metrics_table(results)
+    parts = [
+        "# lorakit evaluation report",
+        "",
+        f"- model: `{cfg.model.name_or_path}`",
+        f"- adapter: `{adapter_dir}`",
+        f"- test examples: {len(rows)} (greedy decoding)",
+        "",
+        table,
+        "",
+        "## Examples",
+        "",
+    ]
+    changed = [i for i in range(len(rows)) if base[i] != tuned[i]] or list(range(len(rows)))
+    for i in changed[: cfg.eval.report_examples]:
+        user = next((m["content"] for m in reversed(rows[i]["messages"]) if m["role"] == "user"), "")
+        parts += [
+            f"### test line {rows[i]['line']}",
+            "",
+            f"- input: {_quote(user)}",
+            f"- reference: {_quote(references[i])}",
+            f"- base: {_quote(base[i])}",
+            f"- tuned: {_quote(tuned[i])}",
+            "",
+        ]
+    (run_dir / "report.md").write_text("\n".join(parts))
+    return table
+
+
+def _cell(stat: dict) -> str:
+    return f"{stat['value']:.3f} [{stat['ci_low']:.3f}, {stat['ci_high']:.3f}]"
+
+
+def comparison_table(result: dict) -> str:
+    """Markdown: one row per metric, one column per candidate: value [95% interval]."""
+    names = list(result["candidates"])
+    lines = ["| metric | " + " | ".join(f"`{n}`" for n in names) + " |", "|---|" + "---:|" * len(names)]
+    for metric in result["metrics"]:
+        lines.append(f"| {metric} | " + " | ".join(_cell(result["candidates"][n][metric]) for n in names) + " |")
+    return "\n".join(lines)
+
+
+def tests_table(result: dict) -> str:
+    lines = ["| metric | a | b | b - a [95% interval] | test | p |", "|---|---|---|---:|---|---:|"]
+    for t in result["tests"]:
+        lines.append(f"| {t['metric']} | `{t['a']}` | `{t['b']}` | {t['difference']:+.3f} [{t['ci_low']:+.3f}, "
+                     f"{t['ci_high']:+.3f}] | {t['test']} | {t['p_value']:.3g} |")
+    return "\n".join(lines)
+
+
+def disagreement_order(result: dict) -> list[int]:
+    """Example indices, the ones where the candidates' scores differ most first (then by test-set order)."""
+    per = result["per_example"]
+    first = next((m for m in result["metrics"] if all(m in per[c] for c in per)), None)
+    n = result["n_examples"]
+    if first is None:
+        return list(range(n))
+    spread = [max(per[c][first][i] for c in per) - min(per[c][first][i] for c in per) for i in range(n)]
+    distinct = [len({result["outputs"][c][i] for c in per}) for i in range(n)]
+    return sorted(range(n), key=lambda i: (-spread[i], -distinct[i], i))
+
+
+def write_comparison(out_dir: Path, result: dict, rows: list[dict], *, examples: int = 10) -> None:
+    """compare.json (the documented schema, plus the settings used) and compare.md."""
+    import json
+
+    public = {k: result[k] for k in ("candidates", "tests", "judge", "n_examples", "metrics", "reference",
+                                     "max_new_tokens", "generated")}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "compare.json").write_text(json.dumps(public, indent=2, ensure_ascii=False))
+    parts = ["# lorakit comparison", "", f"{result['n_examples']} test examples, greedy decoding, at most "
+             f"{result['max_new_tokens']} new tokens; 95% intervals; tests against `{result['reference']}`.", "",
+             comparison_table(result), "", "## Paired tests", "", tests_table(result), "",
+             "## Examples (largest disagreement first)", ""]
+    for i in disagreement_order(result)[:examples]:
+        user = next((m["content"] for m in reversed(rows[i]["messages"]) if m["role"] == "user"), "")
+        parts += [f"### {rows[i].get('file', 'test')}:{rows[i].get('line', i + 1)}", "", f"- input: {_quote(user)}",
+                  f"- reference: {_quote(result['references'][i])}"]
+        parts += [f"- `{name}`: {_quote(answers[i])}" for name, answers in result["outputs"].items()] + [""]
+    (out_dir / "compare.md").write_text("\n".join(parts))
