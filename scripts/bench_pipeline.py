@@ -82,7 +82,7 @@ def lorakit_run(train_file: Path, test_file: Path, out: Path, overrides: list[st
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         # val_fraction=0: both sides train on exactly the same examples (the baseline has no validation split)
         cfg = compose("config", overrides=["+experiment=quickstart", f"data.train_file={train_file}",
-                                           f"data.test_file={test_file}", "data.val_fraction=0", f"run_dir={out}",
+                                           f"data.test_file={test_file}", "data.val_fraction=0", "eval.cache=false", f"run_dir={out}",
                                            *overrides])
     t0 = time.perf_counter()
     metrics = run(cfg)
@@ -119,7 +119,7 @@ def main() -> None:
 
     ours = lorakit_run(train_file, test_file, tmp / "lorakit", overrides)
     cfg = ours.pop("cfg")
-    from lorakit.evaluation.evaluate import default_max_new_tokens
+    from lorakit.evaluation.inference import default_max_new_tokens
     from lorakit.models import load_tokenizer, resolve
 
     test_rows = [json.loads(x) for x in test_file.read_text().splitlines()]

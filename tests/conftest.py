@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -10,6 +11,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may reach a hub; tests m
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# generated answers are cached per test session only: a test must generate, not read an earlier session's answers
+os.environ["LORAKIT_GENERATIONS"] = tempfile.mkdtemp(prefix="lorakit-generations-")
 
 from helpers import compose_cfg  # noqa: E402
 

@@ -31,7 +31,12 @@ def test_tiny_run_writes_every_artifact_and_logs_to_wandb_offline(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics) == {"base", "tuned"}
-    assert set(metrics["tuned"]) == {"exact_match", "json_valid", "bleu", "rouge_l"}
+    assert set(metrics["tuned"]) == {"exact_match", "json_valid", "json_equal", "field_accuracy", "bleu", "chrf",
+                                     "rouge_1", "rouge_2", "rouge_l", "length"}  # chosen for JSON references
+    compared = json.loads((run / "compare.json").read_text())
+    assert set(compared["candidates"]) == {"base", "tuned"} and compared["n_examples"] == 6
+    assert compared["candidates"]["tuned"]["exact_match"]["value"] == metrics["tuned"]["exact_match"]
+    assert {t["test"] for t in compared["tests"] if t["metric"] == "exact_match"} == {"McNemar exact"}
     preds = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
     assert len(preds) == 6 and set(preds[0]) == {"line", "input", "reference", "base", "tuned"}
     assert preds[0]["reference"] == json.loads(test.read_text().splitlines()[0])["messages"][-1]["content"]
@@ -52,7 +57,8 @@ def test_tiny_run_writes_every_artifact_and_logs_to_wandb_offline(tmp_path):
     # results (it needs only the test file), and saves base + adapter as one model.
     again = tmp_path / "again"
     out = cli("+experiment=quickstart", "model=tiny-llama", "data.train_file=absent.jsonl", "data.test_file=test.jsonl",
-              "stages=[evaluate,merge]", f"adapter_dir={run / 'adapter'}", f"hydra.run.dir={again}", cwd=tmp_path)
+              "stages=[evaluate,merge]", f"adapter_dir={run / 'adapter'}", f"hydra.run.dir={again}", "eval.cache=false",
+              cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads((again / "metrics.json").read_text()) == metrics
     merged = json.loads((again / "merged" / "config.json").read_text())

@@ -37,7 +37,7 @@ def test_gpu_models_default_to_nf4_and_say_how_to_run_on_cpu(tmp_path):
 def test_all_problems_reported_at_once(tmp_path):
     cfg = compose_cfg(
         "+experiment=quickstart", "quant=nf4", "+quant.load_in_8bit=true", "+train.learning_rat=1e-4",
-        "+lora.rank=8", "train.bf16=true", "stages=[train,prepare]", "eval.metrics=[exact_match,accuracy]",
+        "+lora.rank=8", "train.bf16=true", "stages=[train,prepare]", "eval.metrics=[exact_match,precision]",
         "data.train_file=does/not/exist.jsonl", "train.use_liger_kernel=true",
         "+train.activation_offloading=true", "data.too_long=cut", "data.duplicates=no", "data.strict=yes",
         "data.num_proc=0", run_dir=tmp_path,
@@ -52,7 +52,7 @@ def test_all_problems_reported_at_once(tmp_path):
         "lora.rank: not a peft.LoraConfig field",
         "train.bf16: mixed precision needs a CUDA GPU",
         "out of order",
-        "unknown metric 'accuracy'",
+        "unknown metric 'precision'",
         "data.train_file: does/not/exist.jsonl does not exist",
         "train.use_liger_kernel: Liger's kernels are Triton GPU kernels and need CUDA",
         "train.activation_offloading: moves saved activations from GPU to CPU memory and needs CUDA",

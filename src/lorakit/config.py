@@ -15,12 +15,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from lorakit.evaluation.metrics import check_names
 from lorakit.data.formats import FORMATS
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = ROOT / "conf"
 STAGES = ("prepare", "train", "evaluate", "merge")
-METRICS = ("exact_match", "json_valid", "bleu", "rouge_l")
 LOGGERS = ("none", "wandb")
 SECRET_KEY = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
 
@@ -176,9 +176,10 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
         if not (adapter / "adapter_config.json").is_file():
             problems.append(f"adapter_dir: {adapter} holds no adapter_config.json; set adapter_dir=path/to/run/adapter")
 
-    for metric in cfg.eval.metrics:
-        if metric not in METRICS:
-            problems.append(f"eval.metrics: unknown metric {metric!r}; choose from {list(METRICS)}")
+    problems += check_names(cfg.eval.metrics or [])
+    if cfg.eval.get("fewshot") is not None and (not isinstance(cfg.eval.fewshot, int) or cfg.eval.fewshot < 1):
+        problems.append(f"eval.fewshot: the number of training examples to prompt with (a positive integer) or null, "
+                        f"got {cfg.eval.fewshot!r}")
     if not isinstance(cfg.eval.batch_size, int) or cfg.eval.batch_size < 1:
         problems.append(f"eval.batch_size: must be a positive integer, got {cfg.eval.batch_size!r}")
 

@@ -141,6 +141,16 @@ def _not_found(name: str, err: Exception) -> ModelNotFoundError:
     )
 
 
+def generation_config(path: str):
+    """The model's generation_config.json (its end-of-turn ids), or None where it has none."""
+    from transformers import GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(path)
+    except OSError:
+        return None
+
+
 def load_tokenizer(path: str):
     """Load a tokenizer with a pad token; padding side is set by the caller (right to train, left to generate)."""
     from transformers import AutoTokenizer

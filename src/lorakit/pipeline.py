@@ -21,18 +21,9 @@ from lorakit.evaluation import evaluate
 from lorakit.training import train
 from lorakit.config import cuda_available, redact, validate
 from lorakit.loggers import RunLogger
-from lorakit.models import load_tokenizer, resolve
+from lorakit.models import generation_config, load_tokenizer, resolve
 
 log = logging.getLogger(__name__)
-
-
-def _generation_config(path: str):
-    from transformers import GenerationConfig
-
-    try:
-        return GenerationConfig.from_pretrained(path)
-    except OSError:  # models without generation_config.json
-        return None
 
 
 @contextmanager
@@ -73,7 +64,7 @@ def run(cfg: DictConfig) -> dict | None:
         # An existing adapter is evaluated with the tokenizer and chat template it was trained with.
         evaluates_existing = "train" not in cfg.stages and ("evaluate" in cfg.stages or "merge" in cfg.stages)
         tokenizer = load_tokenizer(str(adapter_dir) if evaluates_existing else model_path)
-        eot_ids = prepare.end_of_turn_ids(tokenizer, _generation_config(model_path))
+        eot_ids = prepare.end_of_turn_ids(tokenizer, generation_config(model_path))
         results = None
         if "prepare" in cfg.stages:
             with _timed(timings, "prepare"):

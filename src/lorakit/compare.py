@@ -1,0 +1,78 @@
+"""`python -m lorakit.compare`: compare the base model, adapters and few-shot prompting on one held-out set.
+
+Usage:
+    python -m lorakit.compare "candidates=[base,outputs/A,outputs/B/checkpoint-40,fewshot:4]" data.test_file=test.jsonl
+    python -m lorakit.compare "candidates=[base,outputs/A]"           # A's own test split
+
+Writes compare.json and compare.md to out_dir (default outputs/compare/<date>/<time>). Answers are cached: a
+re-run, or one more candidate, generates only what is new.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from lorakit.config import CONF_DIR, cuda_available, register_resolvers
+from lorakit.data.prepare import DataError, TemplateError
+from lorakit.data.template import end_of_turn_ids
+from lorakit.evaluation import candidates as C
+from lorakit.evaluation.comparison import compare
+from lorakit.evaluation.report import comparison_table, write_comparison
+from lorakit.models import ModelNotFoundError, generation_config, load_tokenizer, resolve
+from lorakit.runs import read_jsonl
+
+log = logging.getLogger("lorakit.compare")
+register_resolvers()
+
+
+def _test_rows(cfg: DictConfig, runs: list, tokenizer) -> list[dict]:
+    from lorakit.data.prepare import held_out_examples, test_rows
+
+    if cfg.data.test_file:
+        examples, findings = test_rows(held_out_examples(cfg.data, cfg.seed, tokenizer), tokenizer, cfg.data.max_length)
+        for finding in findings:
+            log.warning("not evaluated: %s", finding)
+        rows = [{"file": ex.file, "line": ex.line, "messages": ex.messages, "tools": ex.tools} for ex in examples]
+    elif runs and runs[0].split("test").is_file():
+        rows = read_jsonl(runs[0].split("test"))
+    else:
+        raise C.CandidateError("no test set: set data.test_file=path/to/test.jsonl (chat JSONL), or compare a run "
+                               "folder that has a test split")
+    return rows[: cfg.eval.max_examples] if cfg.eval.max_examples else rows
+
+
+def run(cfg: DictConfig) -> dict:
+    candidates = [C.parse(spec) for spec in cfg.candidates]
+    runs = [c.run for c in candidates if c.run is not None]
+    model_path = resolve(cfg.model)
+    tokenizer = load_tokenizer(model_path)
+    rows = _test_rows(cfg, runs, tokenizer)
+    train_rows = None
+    if any(c.kind == "fewshot" for c in candidates):
+        source = Path(cfg.data.train_file) if cfg.data.train_file else (runs[0].split("train") if runs else None)
+        train_rows = read_jsonl(source) if source and source.is_file() else []
+    out_dir = Path(cfg.out_dir)
+    result = compare(cfg, candidates, rows, model_path=model_path, tokenizer=tokenizer,
+                     eot_ids=end_of_turn_ids(tokenizer, generation_config(model_path)), cuda=cuda_available(), train_rows=train_rows,
+                     cache_dir=cfg.eval.cache_dir if cfg.eval.cache else None)
+    write_comparison(out_dir, result, rows, examples=cfg.eval.report_examples)
+    log.info("%d test examples:\n%s\nreport: %s", len(rows), comparison_table(result), out_dir / "compare.md")
+    return result
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="compare", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except (C.CandidateError, DataError, TemplateError, ModelNotFoundError) as err:
+        log.error("%s", err)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""What can be compared: the base model, an adapter (a run folder, its adapter/, or a checkpoint), or the base
+model prompted with K training examples (`fewshot:K`). Every candidate is checked before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from lorakit.runs import RunFolder
+
+FIX = "give base, fewshot:K, a run folder (outputs/...), its adapter/ folder or a checkpoint inside it"
+
+
+class CandidateError(ValueError):
+    """A candidate that cannot be evaluated; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str  # as the user wrote it; the report's label
+    kind: str  # "base", "adapter" or "fewshot"
+    adapter: Path | None = None
+    shots: int = 0
+
+    @property
+    def run(self) -> RunFolder | None:
+        """The run folder the adapter belongs to (for its test split, config and loss curves), if any."""
+        if self.adapter is None:
+            return None
+        for folder in (self.adapter.parent, self.adapter.parent.parent):
+            if RunFolder(folder).config.is_file():
+                return RunFolder(folder)
+        return None
+
+
+def _adapter_dir(path: Path) -> Path | None:
+    """The adapter folder a path names: the folder itself, a run's adapter/, or a run's checkpoint."""
+    if (path / "adapter_config.json").is_file():
+        return path
+    if (path / "adapter" / "adapter_config.json").is_file():
+        return path / "adapter"
+    if re.fullmatch(r"checkpoint-\d+", path.name) and (path.parent / "checkpoints" / path.name / "adapter_config.json").is_file():
+        return path.parent / "checkpoints" / path.name
+    return None
+
+
+def parse(spec: str) -> Candidate:
+    spec = str(spec).strip()
+    if spec == "base":
+        return Candidate("base", "base")
+    if spec.startswith("fewshot:"):
+        k = spec.removeprefix("fewshot:")
+        if not k.isdigit() or int(k) < 1:
+            raise CandidateError(f"candidate {spec!r}: K in fewshot:K must be a positive integer, e.g. fewshot:4")
+        return Candidate(spec, "fewshot", shots=int(k))
+    path = Path(spec).expanduser()
+    adapter = _adapter_dir(path)
+    if adapter is None:
+        what = "does not exist" if not path.exists() else "holds no adapter (no adapter_config.json)"
+        raise CandidateError(f"candidate {spec!r}: {path} {what}; {FIX}")
+    return Candidate(spec, "adapter", adapter=adapter.resolve())
+
+
+def _safetensors_shapes(path: Path) -> dict[str, list[int]]:
+    with path.open("rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+    return {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
+
+
+def check_base(candidate: Candidate, model_name: str, model_config) -> None:
+    """An adapter must have been trained on this base model: same model name where its run recorded one, and
+    weight shapes that fit the base (hidden size, layer count).
+
+    Raises:
+        CandidateError: naming both models and the fix.
+    """
+    run = candidate.run
+    if run is not None:
+        trained_on = (yaml.safe_load(run.config.read_text()) or {}).get("model", {}).get("name_or_path")
+        if trained_on and trained_on != model_name:
+            raise CandidateError(
+                f"candidate {candidate.name!r} was trained on {trained_on!r}, not on {model_name!r}; compare it "
+                f"against its own base (model=... naming {trained_on!r}) or drop it from the candidates")
+    weights = candidate.adapter / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise CandidateError(f"candidate {candidate.name!r}: {weights} is missing; the adapter was not saved completely")
+    hidden, layers = model_config.hidden_size, model_config.num_hidden_layers
+    for key, shape in _safetensors_shapes(weights).items():
+        layer = re.search(r"\.layers\.(\d+)\.", key)
+        bad_layer = layer and int(layer.group(1)) >= layers
+        bad_width = key.endswith("lora_A.weight") and re.search(r"(q|k|v|gate|up)_proj", key) and shape[-1] != hidden
+        if bad_layer or bad_width:
+            raise CandidateError(
+                f"candidate {candidate.name!r} does not fit {model_name!r} ({key} has shape {shape}; the base has "
+                f"{layers} layers of width {hidden}): it was trained on another base model; compare it against "
+                "that model (model=...)")

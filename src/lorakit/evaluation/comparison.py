@@ -1,0 +1,130 @@
+"""Run a comparison: every candidate answers the same prompts with the same decoding, then every metric is
+scored per example with intervals and paired tests. The evaluate stage and `python -m lorakit.compare` both
+call `compare`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from lorakit.data.template import prompt_and_reference, template_sha256
+from lorakit.evaluation import scoring
+from lorakit.evaluation.cache import GenerationCache, candidate_key
+from lorakit.evaluation.candidates import Candidate, CandidateError, check_base
+from lorakit.evaluation.inference import Engine, default_max_new_tokens
+from lorakit.evaluation.metrics import check_names, default_metrics
+
+log = logging.getLogger(__name__)
+
+
+def pick_shots(train_rows: list[dict], k: int, seed: int) -> list[list[dict]]:
+    """K training conversations (seeded choice), each up to its last assistant turn, without system messages."""
+    if len(train_rows) < k:
+        raise CandidateError(f"candidate fewshot:{k} needs {k} training examples; only {len(train_rows)} are "
+                             "available; lower K or set data.train_file")
+    chosen = random.Random(seed).sample(range(len(train_rows)), k)
+    shots = []
+    for i in chosen:
+        messages = train_rows[i]["messages"]
+        last = max(j for j, m in enumerate(messages) if m["role"] == "assistant")
+        shots.append([{"role": m["role"], "content": m["content"]} for m in messages[: last + 1] if m["role"] != "system"])
+    return shots
+
+
+def with_shots(messages: list[dict], shots: list[list[dict]]) -> list[dict]:
+    """The conversation with the shots as earlier turns, after its system messages."""
+    system = [m for m in messages if m["role"] == "system"]
+    return system + [m for shot in shots for m in shot] + [m for m in messages if m["role"] != "system"]
+
+
+def check(candidates: list[Candidate], rows: list[dict], *, model_path: str, model_name: str,
+          metrics: list[str] | None, train_rows: list[dict] | None) -> None:
+    """Every problem found before any model is loaded or any answer generated.
+
+    Raises:
+        CandidateError: one message listing each problem with its fix.
+    """
+    from transformers import AutoConfig
+
+    problems = []
+    if not candidates:
+        problems.append("no candidates: give at least one, e.g. candidates=[base,outputs/my-run]")
+    names = [c.name for c in candidates]
+    problems += [f"candidate {n!r} is given twice" for n in sorted({n for n in names if names.count(n) > 1})]
+    if not rows:
+        problems.append("the test set is empty: set data.test_file=... (chat JSONL) or compare runs that have a test split")
+    problems += check_names(metrics or [])
+    adapters = [c for c in candidates if c.kind == "adapter"]
+    if adapters:
+        config = AutoConfig.from_pretrained(model_path)
+        for c in adapters:
+            try:
+                check_base(c, model_name, config)
+            except CandidateError as err:
+                problems.append(str(err))
+    for c in candidates:
+        if c.kind == "fewshot" and len(train_rows or []) < c.shots:
+            problems.append(f"candidate {c.name!r} needs {c.shots} training examples; {len(train_rows or [])} are "
+                            "available; lower K or set data.train_file")
+    if problems:
+        raise CandidateError("cannot compare:\n- " + "\n- ".join(problems))
+
+
+def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, model_path: str, tokenizer,
+            eot_ids: set[int], cuda: bool, train_rows: list[dict] | None = None,
+            cache_dir: Path | None = None) -> dict:
+    """Generate (or take from the cache) every candidate's answers and score them.
+
+    Returns:
+        compare.json's content plus "outputs" (answers per candidate), "references", "per_example" and "timings".
+    """
+    metrics = list(cfg.eval.metrics) if cfg.eval.get("metrics") else None
+    check(candidates, rows, model_path=model_path, model_name=cfg.model.name_or_path, metrics=metrics,
+          train_rows=train_rows)
+    split = [prompt_and_reference(tokenizer, r["messages"], r.get("tools")) for r in rows]
+    references = [ref for _, ref in split]
+    max_new = cfg.eval.max_new_tokens or default_max_new_tokens(tokenizer, references)
+    metrics = metrics or default_metrics(references)
+    engine = Engine(cfg, model_path, tokenizer, eot_ids, cuda=cuda)
+    cache = GenerationCache(cache_dir)
+    quant = OmegaConf.to_container(cfg.quant, resolve=True)
+    template = template_sha256(tokenizer)
+    log.info("comparing %s on %d test examples (max %d new tokens, batch %d; metrics %s)",
+             ", ".join(c.name for c in candidates), len(rows), max_new, cfg.eval.batch_size, ", ".join(metrics))
+
+    plans = []
+    for c in candidates:
+        shots = pick_shots(train_rows or [], c.shots, cfg.seed) if c.kind == "fewshot" else None
+        prompts = ([prompt_and_reference(tokenizer, with_shots(r["messages"], shots), r.get("tools"))[0] for r in rows]
+                   if shots else [p for p, _ in split])
+        key = candidate_key(model_path=model_path, quant=quant, adapter=c.adapter, shots=shots, template=template,
+                            max_new_tokens=max_new, eot_ids=eot_ids)
+        _, missing = cache.lookup(key, prompts)
+        plans.append((c, prompts, key, missing))
+    # the base and few-shot candidates first; the last adapter that generates may be merged into the base
+    order = sorted(plans, key=lambda p: p[0].kind == "adapter")
+    last_adapter = next((p[0].name for p in reversed(order) if p[0].kind == "adapter" and p[3]), None)
+    outputs, timings, generated = {}, {}, {}
+    for c, prompts, key, missing in order:
+        start = time.perf_counter()
+        if missing and c.kind == "adapter" and c.name not in engine.adapters:
+            engine.add_adapter(c.name, c.adapter)
+        new = engine.generate([prompts[i] for i in missing], adapter=c.name if c.kind == "adapter" else None,
+                              max_new_tokens=max_new, desc=c.name, merge=c.name == last_adapter) if missing else []
+        outputs[c.name] = cache.complete(key, prompts, dict(zip(missing, new, strict=True)))
+        timings[c.name], generated[c.name] = round(time.perf_counter() - start, 2), len(missing)
+    outputs = {c.name: outputs[c.name] for c in candidates}  # the user's order
+    log.info("generated %s answers (the rest from the cache); base model loads: %d",
+             ", ".join(f"{n}: {k}" for n, k in generated.items()), engine.loads)
+    clusters = [r["conversation"] for r in rows] if all("conversation" in r for r in rows) else None
+    reference = cfg.get("reference") or candidates[0].name
+    scored = scoring.score(metrics, outputs, references, clusters, reference=reference, seed=cfg.seed)
+    return {"candidates": scored["candidates"], "tests": scored["tests"], "judge": None, "n_examples": len(rows),
+            "metrics": metrics, "reference": reference, "max_new_tokens": max_new,
+            "generated": generated, "base_model_loads": engine.loads,
+            "outputs": outputs, "references": references, "per_example": scored["per_example"], "timings": timings}

@@ -1,0 +1,110 @@
+"""Inference for every evaluation: one base model load, its adapters by name, batched greedy generation.
+
+Used by the evaluate stage, `python -m lorakit.compare` and the server. Adapters of one base are loaded into
+the same model as PEFT named adapters and switched per candidate; the base answers come with the adapters
+disabled. The last adapter of a session on an unquantized base is merged before generating (faster decoding,
+and no later candidate needs the unmerged weights).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from lorakit import oom
+from lorakit.models import load_model
+
+log = logging.getLogger(__name__)
+
+
+@torch.inference_mode()
+def generate(model, tokenizer, prompts: list[str], *, batch_size: int, max_new_tokens: int, eot_ids: set[int],
+             desc: str = "generating") -> list[str]:
+    """Greedy-decode every prompt, in left-padded batches of similar length; returns the new text per prompt."""
+    from transformers import GenerationConfig
+
+    if not prompts:
+        return []
+    tokenizer.padding_side = "left"
+    encoded = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))  # longest first: memory peaks early
+    gen_config = GenerationConfig(
+        max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=sorted(eot_ids),
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    outputs: list[str] = [""] * len(prompts)
+    device = next(model.parameters()).device
+    with tqdm(total=len(prompts), desc=desc, unit="ex") as bar:
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(device)
+            out = model.generate(**batch, generation_config=gen_config)
+            new = out[:, batch["input_ids"].shape[1] :]
+            for i, text in zip(idx, tokenizer.batch_decode(new, skip_special_tokens=True), strict=True):
+                outputs[i] = text.strip()
+            bar.update(len(idx))
+    return outputs
+
+
+def default_max_new_tokens(tokenizer, references: list[str]) -> int:
+    """Room for the longest reference answer with a margin: 1.25 x its length in tokens + 16."""
+    longest = max(len(ids) for ids in tokenizer(references, add_special_tokens=False)["input_ids"])
+    return int(1.25 * longest) + 16
+
+
+class Engine:
+    """One base model (loaded on first use) and any number of its adapters, by name."""
+
+    def __init__(self, cfg: DictConfig, model_path: str, tokenizer, eot_ids: set[int], *, cuda: bool):
+        self.cfg, self.model_path, self.tokenizer, self.eot_ids, self.cuda = cfg, model_path, tokenizer, eot_ids, cuda
+        self.quant = OmegaConf.to_container(cfg.quant, resolve=True)
+        self.model = None
+        self.adapters: dict[str, Path] = {}
+        self.merged: str | None = None
+        self.loads = 0  # base model loads (one per engine)
+
+    def _base(self):
+        if self.model is None:
+            self.model = load_model(self.model_path, self.cfg.model, self.quant, cuda=self.cuda).eval()
+            self.loads += 1
+        return self.model
+
+    def add_adapter(self, name: str, path: Path) -> None:
+        """Load an adapter into the base model under `name` (PEFT named adapters: one base in memory)."""
+        from peft import PeftModel
+
+        model = self._base()
+        if self.merged:
+            raise RuntimeError(f"adapter {self.merged!r} is merged into the base; no adapter can be added after it")
+        if isinstance(model, PeftModel):
+            model.load_adapter(str(path), adapter_name=name)
+        else:
+            self.model = PeftModel.from_pretrained(model, str(path), adapter_name=name).eval()
+        self.adapters[name] = path
+
+    def generate(self, prompts: list[str], *, adapter: str | None, max_new_tokens: int, desc: str,
+                 merge: bool = False) -> list[str]:
+        """Answers of the base (adapter=None) or of a loaded adapter; merge=True merges that adapter for speed
+        when the base is not quantized (then no other candidate can follow)."""
+        model = self._base()
+        kwargs = {"batch_size": self.cfg.eval.batch_size, "max_new_tokens": max_new_tokens, "eot_ids": self.eot_ids,
+                  "desc": desc}
+        try:
+            if adapter is None:
+                if self.adapters:
+                    with model.disable_adapter():
+                        return generate(model, self.tokenizer, prompts, **kwargs)
+                return generate(model, self.tokenizer, prompts, **kwargs)
+            model.set_adapter(adapter)
+            if merge and not self.quant:
+                for other in [a for a in self.adapters if a != adapter]:
+                    model.delete_adapter(other)
+                self.model, self.merged = model.merge_and_unload(), adapter
+                return generate(self.model, self.tokenizer, prompts, **kwargs)
+            return generate(model, self.tokenizer, prompts, **kwargs)
+        except torch.OutOfMemoryError as err:
+            raise oom.eval_advice(err, self.cfg.eval.batch_size) from None

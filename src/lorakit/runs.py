@@ -1,0 +1,75 @@
+"""A run folder's layout, defined once, and the one JSONL reader/writer.
+
+    run_dir/
+      config.yaml            the resolved configuration (secrets redacted)
+      data/                  train.jsonl, validation.jsonl, test.jsonl (checked chat records), train/ (tokenized)
+      data_report.json/.md   where every input record went
+      adapter/               the PEFT adapter, tokenizer and chat template
+      checkpoints/           the trainer's checkpoints (checkpoint-N/, each an adapter too)
+      train_log.json         loss history
+      metrics.json           {"base": {metric: value}, "tuned": {...}}
+      predictions.jsonl      one record per test example
+      compare.json/.md/.html the comparison report (lorakit.evaluation)
+      timings.json           seconds per stage
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    @property
+    def data(self) -> Path:
+        return self.path / "data"
+
+    def split(self, name: str) -> Path:
+        """data/{train,validation,test}.jsonl: the checked chat records of a split."""
+        return self.data / f"{name}.jsonl"
+
+    @property
+    def adapter(self) -> Path:
+        return self.path / "adapter"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def train_log(self) -> Path:
+        return self.path / "train_log.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def predictions(self) -> Path:
+        return self.path / "predictions.jsonl"
+
+    @property
+    def timings(self) -> Path:
+        return self.path / "timings.json"
+
+    def is_run(self) -> bool:
+        return self.config.is_file() and (self.adapter.is_dir() or self.checkpoints.is_dir())
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Every non-blank line of a JSONL file lorakit wrote, as a dict."""
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
