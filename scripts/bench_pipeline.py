@@ -82,8 +82,8 @@ def lorakit_run(train_file: Path, test_file: Path, out: Path, overrides: list[st
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         # val_fraction=0: both sides train on exactly the same examples (the baseline has no validation split)
         cfg = compose("config", overrides=["+experiment=quickstart", f"data.train_file={train_file}",
-                                           f"data.test_file={test_file}", "data.val_fraction=0", "eval.cache=false", f"run_dir={out}",
-                                           *overrides])
+                                           f"data.test_file={test_file}", "data.val_fraction=0", "eval.cache=false",
+                                           f"run_dir={out}", *overrides])
     t0 = time.perf_counter()
     metrics = run(cfg)
     total = time.perf_counter() - t0

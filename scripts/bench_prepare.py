@@ -85,8 +85,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from datasets import load_from_disk
 
-    from lorakit.data import prepare
     from lorakit.config import compose
+    from lorakit.data import prepare
     from lorakit.models import load_tokenizer, resolve
 
     tokenizer = load_tokenizer(resolve(compose("run_dir=/tmp/unused").model))

@@ -17,10 +17,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lorakit.config import CONF_DIR, ConfigError, register_resolvers
+from lorakit.data.prepare import DataError, TemplateError
 from lorakit.models import ModelNotFoundError
 from lorakit.oom import OutOfMemory
 from lorakit.pipeline import run
-from lorakit.data.prepare import DataError, TemplateError
 
 USER_ERRORS = (ConfigError, DataError, TemplateError, ModelNotFoundError, OutOfMemory)
 register_resolvers()

@@ -45,8 +45,8 @@ def families(tmp_path_factory, smollm2_dir) -> dict[str, tuple[str, object, set[
     from transformers import GenerationConfig
 
     import family_models
-    from lorakit.models import load_tokenizer
     from lorakit.data.template import end_of_turn_ids
+    from lorakit.models import load_tokenizer
 
     root = tmp_path_factory.mktemp("families")
     out = {}

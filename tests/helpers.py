@@ -32,8 +32,8 @@ def tiny_trainer(run_dir: Path, tiny_dir: str, n_rows: int, *overrides: str, cud
     tokenizer); nothing is trained yet.
     """
     from lorakit.data import prepare
-    from lorakit.training import train
     from lorakit.models import load_tokenizer
+    from lorakit.training import train
 
     data = write_jsonl(run_dir / "train.jsonl", tool_picker_rows("train", n_rows))
     cfg = compose_cfg(*overrides, "model=tiny-llama", f"data.train_file={data}", "data.test_file=null", run_dir=run_dir)

@@ -7,8 +7,8 @@ import torch
 
 from helpers import tiny_trainer, tool_picker_rows
 from lorakit.data import prepare
-from lorakit.training import train
 from lorakit.evaluation.inference import generate
+from lorakit.training import train
 
 
 @pytest.fixture(scope="module")

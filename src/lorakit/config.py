@@ -15,8 +15,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lorakit.evaluation.metrics import check_names
 from lorakit.data.formats import FORMATS
+from lorakit.evaluation.metrics import check_names
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = ROOT / "conf"

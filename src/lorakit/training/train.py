@@ -20,8 +20,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lorakit import oom
-from lorakit.training import attention
 from lorakit.models import compute_dtype, load_model
+from lorakit.training import attention
 from lorakit.training.trainer import CompactLossSFTTrainer
 
 log = logging.getLogger(__name__)
