@@ -21,7 +21,7 @@ from lorakit.config import CONF_DIR, cuda_available, register_resolvers
 from lorakit.data.prepare import DataError, TemplateError
 from lorakit.data.template import end_of_turn_ids
 from lorakit.evaluation import candidates as C
-from lorakit.evaluation.comparison import compare
+from lorakit.evaluation.comparison import compare, test_set
 from lorakit.evaluation.report import comparison_table, write_comparison
 from lorakit.models import ModelNotFoundError, generation_config, load_tokenizer, resolve
 from lorakit.runs import read_jsonl
@@ -31,19 +31,13 @@ register_resolvers()
 
 
 def _test_rows(cfg: DictConfig, runs: list, tokenizer) -> list[dict]:
-    from lorakit.data.prepare import held_out_examples, test_rows
-
+    """data.test_file when given, else the test split of the first run compared."""
     if cfg.data.test_file:
-        examples, findings = test_rows(held_out_examples(cfg.data, cfg.seed, tokenizer), tokenizer, cfg.data.max_length)
-        for finding in findings:
-            log.warning("not evaluated: %s", finding)
-        rows = [{"file": ex.file, "line": ex.line, "messages": ex.messages, "tools": ex.tools} for ex in examples]
-    elif runs and runs[0].split("test").is_file():
-        rows = read_jsonl(runs[0].split("test"))
-    else:
-        raise C.CandidateError("no test set: set data.test_file=path/to/test.jsonl (chat JSONL), or compare a run "
-                               "folder that has a test split")
-    return rows[: cfg.eval.max_examples] if cfg.eval.max_examples else rows
+        return test_set(cfg, tokenizer, None)
+    if runs and runs[0].split("test").is_file():
+        return test_set(cfg, tokenizer, runs[0].split("test"))
+    raise C.CandidateError("no test set: set data.test_file=path/to/test.jsonl (chat JSONL), or compare a run "
+                           "folder that has a test split")
 
 
 def run(cfg: DictConfig) -> dict:
@@ -57,9 +51,9 @@ def run(cfg: DictConfig) -> dict:
         source = Path(cfg.data.train_file) if cfg.data.train_file else (runs[0].split("train") if runs else None)
         train_rows = read_jsonl(source) if source and source.is_file() else []
     out_dir = Path(cfg.out_dir)
-    result = compare(cfg, candidates, rows, model_path=model_path, tokenizer=tokenizer,
-                     eot_ids=end_of_turn_ids(tokenizer, generation_config(model_path)), cuda=cuda_available(), train_rows=train_rows,
-                     cache_dir=cfg.eval.cache_dir if cfg.eval.cache else None)
+    eot_ids = end_of_turn_ids(tokenizer, generation_config(model_path))
+    result = compare(cfg, candidates, rows, model_path=model_path, tokenizer=tokenizer, eot_ids=eot_ids,
+                     cuda=cuda_available(), train_rows=train_rows, cache_dir=cfg.eval.cache_dir if cfg.eval.cache else None)
     write_comparison(out_dir, result, rows, examples=cfg.eval.report_examples)
     log.info("%d test examples:\n%s\nreport: %s", len(rows), comparison_table(result), out_dir / "compare.md")
     return result

@@ -16,12 +16,13 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from lorakit import merge
+from lorakit.config import cuda_available, redact, validate
 from lorakit.data import prepare, template
 from lorakit.evaluation import evaluate
-from lorakit.training import train
-from lorakit.config import cuda_available, redact, validate
 from lorakit.loggers import RunLogger
 from lorakit.models import generation_config, load_tokenizer, resolve
+from lorakit.runs import read_jsonl
+from lorakit.training import train
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def _timed(timings: dict[str, float], stage: str):
 
 def _check_saved_template(tokenizer, adapter_dir: Path, train_jsonl: Path) -> None:
     """The template saved with the adapter must render every training example exactly as in training."""
-    rows = [json.loads(line) for line in train_jsonl.read_text().splitlines()] if train_jsonl.is_file() else []
+    rows = read_jsonl(train_jsonl) if train_jsonl.is_file() else []
     sha = template.verify_saved(tokenizer, adapter_dir, [(r["messages"], r["tools"]) for r in rows])
     log.info("the chat template saved with the adapter renders all %d training examples as in training (sha256 %s)",
              len(rows), sha[:12])

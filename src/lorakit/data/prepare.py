@@ -26,6 +26,7 @@ from lorakit.data import data_report, formats
 from lorakit.data.checks import Finding, SpecialTokens, check_messages, conversation_key, differing_system_prompts, prompt_key
 from lorakit.data.encoding import IGNORE, encode
 from lorakit.data.template import TemplateError, end_of_turn_ids, prompt_and_reference, rejection
+from lorakit.runs import write_jsonl
 
 __all__ = ["IGNORE", "DataError", "TemplateError", "end_of_turn_ids", "read_examples", "run", "select"]
 
@@ -322,9 +323,8 @@ def _check_some_rendered(selection: Selection, findings: list[Finding]) -> None:
 
 def _write_jsonl(path: Path, examples: list[Example]) -> None:
     """The examples as read and converted (chat messages), each with the file and line it came from."""
-    path.write_text("".join(json.dumps({"file": ex.file, "line": ex.line, "record": ex.record,
-                                        "messages": ex.messages, "tools": ex.tools}, ensure_ascii=False) + "\n"
-                            for ex in examples))
+    write_jsonl(path, ({"file": ex.file, "line": ex.line, "record": ex.record, "messages": ex.messages,
+                        "tools": ex.tools} for ex in examples))
 
 
 def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:

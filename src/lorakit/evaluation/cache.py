@@ -58,9 +58,8 @@ class GenerationCache:
         missing = [i for i, p in enumerate(prompts) if _sha(p) not in stored]
         return stored, missing
 
-    def complete(self, key: str, prompts: list[str], new: dict[int, str]) -> list[str]:
-        """Store the newly generated answers and return the answer of every prompt, in order."""
-        stored = self._load(key)
+    def complete(self, key: str, prompts: list[str], stored: dict[str, str], new: dict[int, str]) -> list[str]:
+        """Add the newly generated answers to those lookup() found, save them, and return every prompt's answer."""
         stored.update({_sha(prompts[i]): text for i, text in new.items()})
         if self.root is not None and new:
             self.root.mkdir(parents=True, exist_ok=True)

@@ -18,15 +18,30 @@ from lorakit.evaluation.cache import GenerationCache, candidate_key
 from lorakit.evaluation.candidates import Candidate, CandidateError, check_base
 from lorakit.evaluation.inference import Engine, default_max_new_tokens
 from lorakit.evaluation.metrics import check_names, default_metrics
+from lorakit.runs import read_jsonl
 
 log = logging.getLogger(__name__)
 
 
+def test_set(cfg: DictConfig, tokenizer, prepared: Path | None) -> list[dict]:
+    """The test rows: a prepared split (data/test.jsonl of a run) when it exists, else the held-out set the data
+    config defines (data.test_file, or the split of data.train_file), first eval.max_examples of them."""
+    from lorakit.data.prepare import held_out_examples, test_rows
+
+    if prepared is not None and prepared.is_file():
+        rows = read_jsonl(prepared)
+    else:
+        examples, findings = test_rows(held_out_examples(cfg.data, cfg.seed, tokenizer), tokenizer,
+                                       cfg.data.max_length)
+        for finding in findings:
+            log.warning("not evaluated: %s", finding)
+        rows = [{"file": ex.file, "line": ex.line, "messages": ex.messages, "tools": ex.tools} for ex in examples]
+    return rows[: cfg.eval.max_examples] if cfg.eval.max_examples else rows
+
+
 def pick_shots(train_rows: list[dict], k: int, seed: int) -> list[list[dict]]:
-    """K training conversations (seeded choice), each up to its last assistant turn, without system messages."""
-    if len(train_rows) < k:
-        raise CandidateError(f"candidate fewshot:{k} needs {k} training examples; only {len(train_rows)} are "
-                             "available; lower K or set data.train_file")
+    """K training conversations (seeded choice), each up to its last assistant turn, without system messages.
+    check() has made sure there are at least K."""
     chosen = random.Random(seed).sample(range(len(train_rows)), k)
     shots = []
     for i in chosen:
@@ -104,19 +119,19 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, m
                    if shots else [p for p, _ in split])
         key = candidate_key(model_path=model_path, quant=quant, adapter=c.adapter, shots=shots, template=template,
                             max_new_tokens=max_new, eot_ids=eot_ids)
-        _, missing = cache.lookup(key, prompts)
-        plans.append((c, prompts, key, missing))
+        stored, missing = cache.lookup(key, prompts)
+        plans.append((c, prompts, key, stored, missing))
     # the base and few-shot candidates first; the last adapter that generates may be merged into the base
     order = sorted(plans, key=lambda p: p[0].kind == "adapter")
-    last_adapter = next((p[0].name for p in reversed(order) if p[0].kind == "adapter" and p[3]), None)
+    last_adapter = next((p[0].name for p in reversed(order) if p[0].kind == "adapter" and p[4]), None)
     outputs, timings, generated = {}, {}, {}
-    for c, prompts, key, missing in order:
+    for c, prompts, key, stored, missing in order:
         start = time.perf_counter()
         if missing and c.kind == "adapter" and c.name not in engine.adapters:
             engine.add_adapter(c.name, c.adapter)
         new = engine.generate([prompts[i] for i in missing], adapter=c.name if c.kind == "adapter" else None,
                               max_new_tokens=max_new, desc=c.name, merge=c.name == last_adapter) if missing else []
-        outputs[c.name] = cache.complete(key, prompts, dict(zip(missing, new, strict=True)))
+        outputs[c.name] = cache.complete(key, prompts, stored, dict(zip(missing, new, strict=True)))
         timings[c.name], generated[c.name] = round(time.perf_counter() - start, 2), len(missing)
     outputs = {c.name: outputs[c.name] for c in candidates}  # the user's order
     log.info("generated %s answers (the rest from the cache); base model loads: %d",

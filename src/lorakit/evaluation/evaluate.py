@@ -17,27 +17,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from lorakit.data.prepare import held_out_examples, test_rows
 from lorakit.evaluation.candidates import Candidate
-from lorakit.evaluation.comparison import compare
+from lorakit.evaluation.comparison import compare, test_set
 from lorakit.evaluation.report import write_comparison, write_report
 from lorakit.runs import RunFolder, read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
-
-
-def load_test_set(cfg: DictConfig, run_dir: Path, tokenizer) -> list[dict]:
-    """The prepared test set of this run, or (evaluate-only runs) the one the data config defines."""
-    path = run_dir / "data" / "test.jsonl"
-    if path.is_file():
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    else:
-        examples, findings = test_rows(held_out_examples(cfg.data, cfg.seed, tokenizer), tokenizer,
-                                       cfg.data.max_length)
-        for finding in findings:
-            log.warning("not evaluated: %s", finding)
-        rows = [{"file": ex.file, "line": ex.line, "messages": ex.messages, "tools": ex.tools} for ex in examples]
-    return rows[: cfg.eval.max_examples] if cfg.eval.max_examples else rows
 
 
 def run(cfg: DictConfig, run_dir: Path, model_path: str, adapter_dir: Path, tokenizer, eot_ids: set[int], *,
@@ -49,7 +34,7 @@ def run(cfg: DictConfig, run_dir: Path, model_path: str, adapter_dir: Path, toke
         ({"base": {metric: value}, "tuned": {...}}, one prediction record per test example)
     """
     folder = RunFolder(run_dir)
-    rows = load_test_set(cfg, run_dir, tokenizer)
+    rows = test_set(cfg, tokenizer, folder.split("test"))  # this run's split; evaluate-only: the data config's
     candidates = [Candidate("base", "base"), Candidate("tuned", "adapter", adapter=Path(adapter_dir))]
     train_rows = None
     if cfg.eval.get("fewshot"):
