@@ -225,7 +225,10 @@ def run_variant(name: str, make, a, cuda: bool, arch: str) -> dict:
     trainer.data_collator = counting
     clock = Clock()
     trainer.add_callback(clock)
-    trainer.train()
+    if a.profile:
+        profiled_train(trainer, name, a, cuda)
+    else:
+        trainer.train()
     peak = (torch.cuda.max_memory_allocated() - before) / 2**30 if cuda else None
     micro = a.accum
     timed = [ex for batch in counting.batches[a.warmup * micro: a.steps * micro] for ex in batch]
@@ -240,6 +243,27 @@ def run_variant(name: str, make, a, cuda: bool, arch: str) -> dict:
     del trainer, counting
     gc.collect()
     return result
+
+
+def profiled_train(trainer, name: str, a, cuda: bool) -> None:
+    """Train under torch.profiler: 3 steps recorded after the warm-up; the operators by their own device time
+    (CPU time on CPU) are printed and written to --profile/<variant>.txt."""
+    from torch.profiler import ProfilerActivity, profile, schedule
+    from transformers import TrainerCallback
+
+    class Step(TrainerCallback):
+        def on_step_end(self, *args, **kwargs):
+            prof.step()
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    a.profile.mkdir(parents=True, exist_ok=True)
+    with profile(activities=activities, schedule=schedule(wait=a.warmup, warmup=1, active=3)) as prof:
+        trainer.add_callback(Step())
+        trainer.train()
+    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=key, row_limit=30, max_name_column_width=60)
+    (a.profile / f"{name}.txt").write_text(table)
+    print(f"profile of {name} (3 steps, by {key}):\n{table}", flush=True)
 
 
 def longest_context(name: str, make, a, cuda: bool, vocab: int) -> int:
@@ -295,6 +319,7 @@ def main(argv=None) -> dict:
     p.add_argument("--context-limit", type=int, default=1 << 20)
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "lorakit-bench-models")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--profile", type=Path, help="profile 3 steps per variant with torch.profiler; tables here")
     a = p.parse_args(argv)
     cuda = torch.cuda.is_available()
     a.arch = a.arch or ("llama-3.1-8b" if cuda else "tiny")
@@ -305,6 +330,8 @@ def main(argv=None) -> dict:
     a.warmup = a.warmup if a.warmup is not None else (5 if cuda else 2)
     if a.quant != "none" and not cuda:
         p.error("--quant nf4/int8 needs CUDA (bitsandbytes); use --quant none on CPU")
+    if a.profile and a.steps < a.warmup + 4:
+        p.error("--profile records 3 steps after --warmup + 1: need --steps >= --warmup + 4")
     if not 0 < a.warmup < a.steps:
         p.error("need 0 < --warmup < --steps")
 

@@ -11,6 +11,8 @@
 #   pipeline  bench_pipeline.py on the embedded model (the quickstart through lorakit vs a TRL script + generate
 #             loop): needs the GGUF halves (gguf1 stashed in /tmp by an earlier call, gguf2 carried now)
 #   context   bench_train.py --max-context, 8B nf4: B0, lorakit, lorakit + activation offloading
+#   profile   bench_train.py --profile, 8B nf4: B0 and lorakit, 3 steps each under torch.profiler
+#   offload   bench_train.py --max-context, 8B nf4: lorakit + activation offloading alone
 # Wheels install once per machine into /tmp/site (kept while the machine stays warm between calls).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +52,10 @@ for step in $steps; do
       PYTHONPATH=$PYTHONPATH:/tmp/models LORAKIT_CACHE=/tmp/lorakit-cache-embedded timeout 400 python3 scripts/bench_pipeline.py 2>&1 | log pipeline.txt ;;
     context) bench 400 8b_nf4_context --arch llama-3.1-8b --quant nf4 --max-context \
                --variant offload:+train.activation_offloading=true ;;
+    profile) bench 420 8b_nf4_profile --arch llama-3.1-8b --quant nf4 --steps 8 --warmup 3 --only B0,lorakit \
+               --profile "$OUT/profile" ;;
+    offload) bench 400 8b_nf4_offload --arch llama-3.1-8b --quant nf4 --max-context --context-start 32768 \
+               --only offload --variant offload:+train.activation_offloading=true ;;
     stash) [ -f .whl-gguf1/part1 ] && cp .whl-gguf1/part1 /tmp/gguf-part1 ;;
     *) echo "unknown step $step" ;;
   esac
