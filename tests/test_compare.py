@@ -69,3 +69,52 @@ def test_bad_candidates_fail_before_any_generation_with_the_fix(two_runs):
     text = out.stdout + out.stderr
     assert "candidate 'A' was trained on 'tiny-llama'" in text and "model=..." in text
     assert not (tmp / "y" / "compare.json").exists()
+
+
+def test_report_html_is_self_contained_with_figures_and_every_example(two_runs):
+    tmp = two_runs
+    out = cli("lorakit.compare", "model=tiny-llama", "candidates=[base,A]", "eval.max_new_tokens=8", "logger=wandb",
+              f"out_dir={tmp / 'html'}", cwd=tmp)
+    assert out.returncode == 0, out.stderr[-3000:]
+    html = (tmp / "html" / "compare.html").read_text()
+    assert html.startswith("<!doctype html>") and "<script" not in html and "http" not in html  # opens from disk
+    assert html.count('src="data:image/png;base64,') == 2  # metric bars, A's loss curves (no label task here)
+    assert html.count("<h3>test.jsonl:") == 8
+    examples = [json.loads(line) for line in (tmp / "html" / "examples.jsonl").read_text().splitlines()]
+    assert len(examples) == 8 and set(examples[0]["answers"]) == {"base", "A"}
+    assert set(examples[0]["scores"]["A"]) >= {"exact_match", "json_equal"}
+    assert list((tmp / "html" / "wandb").glob("offline-run-*/run-*.wandb"))  # the tables went to a W&B run
+
+
+def test_judge_runs_both_orders_and_counts_unparseable_replies(two_runs, smollm2_dir):
+    """A real local judge (the embedded SmolLM2-135M) grading SmolLM2's own answers with and without 2 shots.
+    A model this small rarely answers in the strict format: what it cannot be parsed is counted, never scored."""
+    tmp = two_runs
+    out = cli("lorakit.compare", "candidates=[base,fewshot:2]", "data.test_file=test.jsonl",
+              "data.train_file=train.jsonl", "eval.max_examples=6", "eval.max_new_tokens=16",
+              "eval.judge.model=smollm2-135m", "eval.judge.max_new_tokens=8", f"out_dir={tmp / 'judge'}", cwd=tmp)
+    assert out.returncode == 0, out.stderr[-3000:]
+    judge = json.loads((tmp / "judge" / "compare.json").read_text())["judge"]
+    examples = [json.loads(line) for line in (tmp / "judge" / "examples.jsonl").read_text().splitlines()]
+    pair = judge["pairwise"][0]
+    assert (pair["a"], pair["b"]) == ("base", "fewshot:2")
+    assert pair["win"] + pair["tie"] + pair["loss"] + pair["unparseable"] == 6
+    differing = sum(e["answers"]["base"] != e["answers"]["fewshot:2"] for e in examples)
+    assert pair["identical"] == 6 - differing
+    assert judge["calls"] == 2 * 6 + 2 * differing  # pointwise: each answer once; pairwise: both orders
+    for name in ("base", "fewshot:2"):
+        point = judge["pointwise"][name]
+        assert point["unparseable"] == sum(e["judge_score"][name] is None for e in examples)
+        assert point["n_scored"] + point["unparseable"] == 6
+        assert sum(point["distribution"].values()) == point["n_scored"]
+    assert "## LLM judge" in (tmp / "judge" / "compare.md").read_text()
+
+
+def test_an_unknown_judge_fails_before_generation(two_runs):
+    tmp = two_runs
+    out = cli("lorakit.compare", "model=tiny-llama", "candidates=[base,A]", "eval.judge.model=no-such-judge",
+              f"out_dir={tmp / 'nojudge'}", cwd=tmp)
+    text = out.stdout + out.stderr
+    assert out.returncode == 2 and "Traceback" not in text
+    assert "eval.judge.model='no-such-judge': no such folder and no conf/model/no-such-judge.yaml" in text
+    assert "generating" not in text and not (tmp / "nojudge" / "compare.json").exists()

@@ -4,8 +4,9 @@ Usage:
     python -m lorakit.compare "candidates=[base,outputs/A,outputs/B/checkpoint-40,fewshot:4]" data.test_file=test.jsonl
     python -m lorakit.compare "candidates=[base,outputs/A]"           # A's own test split
 
-Writes compare.json and compare.md to out_dir (default outputs/compare/<date>/<time>). Answers are cached: a
-re-run, or one more candidate, generates only what is new.
+Writes compare.json, compare.md, compare.html (figures embedded) and examples.jsonl to out_dir (default
+outputs/compare/<date>/<time>); W&B tables too with logger=wandb. Answers are cached: a re-run, or one more
+candidate, generates only what is new. eval.judge.model=... adds an LLM judge (lorakit.evaluation.judge).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from lorakit.data.template import end_of_turn_ids
 from lorakit.evaluation import candidates as C
 from lorakit.evaluation.comparison import compare, test_set
 from lorakit.evaluation.report import comparison_table, write_comparison
+from lorakit.loggers import RunLogger
 from lorakit.models import ModelNotFoundError, generation_config, load_tokenizer, resolve
 from lorakit.runs import read_jsonl
 
@@ -52,9 +54,18 @@ def run(cfg: DictConfig) -> dict:
         train_rows = read_jsonl(source) if source and source.is_file() else []
     out_dir = Path(cfg.out_dir)
     eot_ids = end_of_turn_ids(tokenizer, generation_config(model_path))
-    result = compare(cfg, candidates, rows, model_path=model_path, tokenizer=tokenizer, eot_ids=eot_ids,
-                     cuda=cuda_available(), train_rows=train_rows, cache_dir=cfg.eval.cache_dir if cfg.eval.cache else None)
-    write_comparison(out_dir, result, rows, examples=cfg.eval.report_examples)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    logger = RunLogger(cfg, out_dir)
+    failed = True
+    try:
+        result = compare(cfg, candidates, rows, model_path=model_path, tokenizer=tokenizer, eot_ids=eot_ids,
+                         cuda=cuda_available(), train_rows=train_rows,
+                         cache_dir=cfg.eval.cache_dir if cfg.eval.cache else None)
+        write_comparison(out_dir, result, rows, examples=cfg.eval.report_examples)
+        logger.log_comparison(result, rows)
+        failed = False
+    finally:
+        logger.finish(failed=failed)
     log.info("%d test examples:\n%s\nreport: %s", len(rows), comparison_table(result), out_dir / "compare.md")
     return result
 

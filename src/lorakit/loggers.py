@@ -60,6 +60,35 @@ class RunLogger:
             columns = ["line", "reference", "base", "tuned"]
             self.run.log({"eval/predictions": wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])})
 
+    def log_comparison(self, result: dict, rows: list[dict]) -> None:
+        """The comparison as W&B tables (compare/summary, compare/tests, compare/judge, compare/examples) and
+        every value with its interval in the run summary."""
+        if not self.run:
+            return
+        import wandb
+
+        summary = [[c, m, s["value"], s["ci_low"], s["ci_high"]] for c, ms in result["candidates"].items()
+                   for m, s in ms.items()]
+        tests = [[t[k] for k in ("metric", "a", "b", "difference", "ci_low", "ci_high", "test", "p_value")]
+                 for t in result["tests"]]
+        names = list(result["outputs"])
+        examples = [[f"{r.get('file')}:{r.get('line')}", result["references"][i], *(result["outputs"][n][i] for n in names)]
+                    for i, r in enumerate(rows)]
+        tables = {
+            "compare/summary": wandb.Table(columns=["candidate", "metric", "value", "ci_low", "ci_high"], data=summary),
+            "compare/tests": wandb.Table(columns=["metric", "a", "b", "difference", "ci_low", "ci_high", "test",
+                                                  "p_value"], data=tests),
+            "compare/examples": wandb.Table(columns=["example", "reference", *names], data=examples),
+        }
+        judge = result.get("judge") or {}
+        if judge.get("pairwise"):
+            tables["compare/judge"] = wandb.Table(
+                columns=["b", "a", "win", "tie", "loss", "unparseable", "position_consistency", "win_rate", "p_value"],
+                data=[[p["b"], p["a"], p["win"], p["tie"], p["loss"], p["unparseable"], p["position_consistency"],
+                       p["win_rate"]["value"], p["p_value"]] for p in judge["pairwise"]])
+        self.run.log(tables)
+        self.log_dict("compare", result["candidates"])
+
     def finish(self, failed: bool = False) -> None:
         if self.run:
             self.run.finish(exit_code=1 if failed else 0)

@@ -79,10 +79,11 @@ def run(cfg: DictConfig) -> dict | None:
             _check_saved_template(tokenizer, adapter_dir, run_dir / "data" / "train.jsonl")
         if "evaluate" in cfg.stages:
             with _timed(timings, "evaluate"):
-                results, predictions = evaluate.run(cfg, run_dir, model_path, adapter_dir, tokenizer, eot_ids,
-                                                    cuda=cuda)
+                results, predictions, comparison, rows = evaluate.run(cfg, run_dir, model_path, adapter_dir,
+                                                                      tokenizer, eot_ids, cuda=cuda)
             logger.log_dict("eval", results)
             logger.log_predictions(predictions)
+            logger.log_comparison(comparison, rows)
         if "merge" in cfg.stages:  # into the unquantized base, also after QLoRA (see lorakit.merge)
             with _timed(timings, "merge"):
                 merge.merge(adapter_dir, run_dir / "merged", base=model_path)

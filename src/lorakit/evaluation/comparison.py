@@ -13,11 +13,11 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from lorakit.data.template import prompt_and_reference, template_sha256
-from lorakit.evaluation import scoring
+from lorakit.evaluation import judge, scoring
 from lorakit.evaluation.cache import GenerationCache, candidate_key
 from lorakit.evaluation.candidates import Candidate, CandidateError, check_base
 from lorakit.evaluation.inference import Engine, default_max_new_tokens
-from lorakit.evaluation.metrics import check_names, default_metrics
+from lorakit.evaluation.metrics import check_names, default_metrics, task_kind
 from lorakit.runs import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def with_shots(messages: list[dict], shots: list[list[dict]]) -> list[dict]:
 
 
 def check(candidates: list[Candidate], rows: list[dict], *, model_path: str, model_name: str,
-          metrics: list[str] | None, train_rows: list[dict] | None) -> None:
+          metrics: list[str] | None, train_rows: list[dict] | None, judge_cfg: DictConfig | None = None) -> None:
     """Every problem found before any model is loaded or any answer generated.
 
     Raises:
@@ -86,6 +86,11 @@ def check(candidates: list[Candidate], rows: list[dict], *, model_path: str, mod
         if c.kind == "fewshot" and len(train_rows or []) < c.shots:
             problems.append(f"candidate {c.name!r} needs {c.shots} training examples; {len(train_rows or [])} are "
                             "available; lower K or set data.train_file")
+    if judge_cfg is not None and judge_cfg.model:
+        if judge_cfg.mode not in {"pointwise", "pairwise", "both"}:
+            problems.append(f"eval.judge.mode={judge_cfg.mode!r}: use pointwise, pairwise or both")
+        if judge_cfg.mode != "pointwise" and len(candidates) < 2:
+            problems.append("a pairwise judge needs at least two candidates; add one or set eval.judge.mode=pointwise")
     if problems:
         raise CandidateError("cannot compare:\n- " + "\n- ".join(problems))
 
@@ -99,8 +104,11 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, m
         compare.json's content plus "outputs" (answers per candidate), "references", "per_example" and "timings".
     """
     metrics = list(cfg.eval.metrics) if cfg.eval.get("metrics") else None
+    jcfg = cfg.eval.get("judge")
     check(candidates, rows, model_path=model_path, model_name=cfg.model.name_or_path, metrics=metrics,
-          train_rows=train_rows)
+          train_rows=train_rows, judge_cfg=jcfg)
+    judge_model = judge.load(str(jcfg.model), cfg.model.attn_implementation) if jcfg and jcfg.model else None
+    judge_is_base = judge_model is not None and judge_model.path == model_path
     split = [prompt_and_reference(tokenizer, r["messages"], r.get("tools")) for r in rows]
     references = [ref for _, ref in split]
     max_new = cfg.eval.max_new_tokens or default_max_new_tokens(tokenizer, references)
@@ -123,7 +131,8 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, m
         plans.append((c, prompts, key, stored, missing))
     # the base and few-shot candidates first; the last adapter that generates may be merged into the base
     order = sorted(plans, key=lambda p: p[0].kind == "adapter")
-    last_adapter = next((p[0].name for p in reversed(order) if p[0].kind == "adapter" and p[4]), None)
+    last_adapter = None if judge_is_base else next(  # a merged base could no longer judge
+        (p[0].name for p in reversed(order) if p[0].kind == "adapter" and p[4]), None)
     outputs, timings, generated = {}, {}, {}
     for c, prompts, key, stored, missing in order:
         start = time.perf_counter()
@@ -139,7 +148,18 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, m
     clusters = [r["conversation"] for r in rows] if all("conversation" in r for r in rows) else None
     reference = cfg.get("reference") or candidates[0].name
     scored = scoring.score(metrics, outputs, references, clusters, reference=reference, seed=cfg.seed)
-    return {"candidates": scored["candidates"], "tests": scored["tests"], "judge": None, "n_examples": len(rows),
+    verdicts = None
+    if judge_model is not None:
+        if not judge_is_base:
+            engine.release()
+            engine = Engine(judge.engine_cfg(cfg, judge_model), judge_model.path, judge_model.tokenizer,
+                            judge_model.eot_ids, cuda=cuda)
+        start = time.perf_counter()
+        verdicts = judge.run(cfg, judge_model, engine, cache, rows, references, outputs, reference, clusters,
+                             task_kind(references))
+        timings["judge"] = round(time.perf_counter() - start, 2)
+    return {"candidates": scored["candidates"], "tests": scored["tests"], "judge": verdicts, "n_examples": len(rows),
             "metrics": metrics, "reference": reference, "max_new_tokens": max_new,
             "generated": generated, "base_model_loads": engine.loads,
-            "outputs": outputs, "references": references, "per_example": scored["per_example"], "timings": timings}
+            "outputs": outputs, "references": references, "per_example": scored["per_example"], "timings": timings,
+            "train_logs": {c.name: str(c.run.train_log) for c in candidates if c.run and c.run.train_log.is_file()}}

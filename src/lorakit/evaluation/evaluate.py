@@ -26,12 +26,13 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, run_dir: Path, model_path: str, adapter_dir: Path, tokenizer, eot_ids: set[int], *,
-        cuda: bool) -> tuple[dict[str, dict[str, float]], list[dict]]:
+        cuda: bool) -> tuple[dict[str, dict[str, float]], list[dict], dict, list[dict]]:
     """Compare base and tuned (plus fewshot:K with eval.fewshot=K) through the evaluation engine; write
     metrics.json, predictions.jsonl, report.md, compare.json and compare.md.
 
     Returns:
-        ({"base": {metric: value}, "tuned": {...}}, one prediction record per test example)
+        ({"base": {metric: value}, "tuned": {...}}, one prediction record per test example, the comparison
+        (lorakit.evaluation.comparison.compare's result), the test rows)
     """
     folder = RunFolder(run_dir)
     rows = test_set(cfg, tokenizer, folder.split("test"))  # this run's split; evaluate-only: the data config's
@@ -56,4 +57,4 @@ def run(cfg: DictConfig, run_dir: Path, model_path: str, adapter_dir: Path, toke
     table = write_report(run_dir, {k: results[k] for k in ("base", "tuned")}, rows, references, base, tuned, cfg=cfg,
                          adapter_dir=adapter_dir)
     log.info("held-out results (%d examples):\n%s", len(rows), table)
-    return results, predictions
+    return results, predictions, result, rows

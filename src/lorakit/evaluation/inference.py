@@ -73,6 +73,15 @@ class Engine:
             self.loads += 1
         return self.model
 
+    def release(self) -> None:
+        """Free the model's memory (the next generate() would load it again)."""
+        import gc
+
+        self.model, self.adapters, self.merged = None, {}, None
+        gc.collect()
+        if self.cuda:
+            torch.cuda.empty_cache()
+
     def add_adapter(self, name: str, path: Path) -> None:
         """Load an adapter into the base model under `name` (PEFT named adapters: one base in memory)."""
         from peft import PeftModel

@@ -1,4 +1,5 @@
-"""Reports: report.md (base vs tuned, the evaluate stage) and compare.json / compare.md (any candidates)."""
+"""Reports: report.md (base vs tuned, the evaluate stage) and compare.json / .md / .html and examples.jsonl (any
+candidates)."""
 
 from __future__ import annotations
 
@@ -85,21 +86,70 @@ def disagreement_order(result: dict) -> list[int]:
     return sorted(range(n), key=lambda i: (-spread[i], -distinct[i], i))
 
 
+def judge_tables(judge: dict | None) -> str:
+    """Markdown: pointwise scores and pairwise win / tie / loss, when a judge ran."""
+    if not judge:
+        return ""
+    parts = ["## LLM judge", "", f"Judge `{judge['model']}`, {judge['calls']} replies. Rubric: {judge['rubric']}", ""]
+    if "pointwise" in judge:
+        parts += [f"| candidate | score 1-{judge['scale']} [95% interval] | scored | unparseable |", "|---|---:|---:|---:|"]
+        parts += [f"| `{n}` | {_cell(p['score'])} | {p['n_scored']} | {p['unparseable']} |"
+                  for n, p in judge["pointwise"].items()] + [""]
+    if judge.get("pairwise"):
+        parts += ["| b vs a | win | tie | loss | unparseable | position consistency | win rate [95% interval] | p |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for p in judge["pairwise"]:
+            consistency = f"{p['position_consistency']:.0%}" if p["position_consistency"] is not None else "-"
+            parts.append(f"| `{p['b']}` vs `{p['a']}` | {p['win']} | {p['tie']} | {p['loss']} | {p['unparseable']} | "
+                         f"{consistency} | {_cell(p['win_rate'])} | {p['p_value']:.3g} |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def example_records(result: dict, rows: list[dict]) -> list[dict]:
+    """examples.jsonl: per test example, every candidate's answer, its per-example scores and judge score."""
+    judge = result.get("judge") or {}
+    points = judge.get("pointwise_scores", {})
+    outcomes = {p["b"]: p["outcomes"] for p in judge.get("pairwise", [])}
+    records = []
+    for i, row in enumerate(rows):
+        record = {"file": row.get("file"), "line": row.get("line"), "reference": result["references"][i],
+                  "answers": {n: out[i] for n, out in result["outputs"].items()},
+                  "scores": {n: {m: s[i] for m, s in per.items()} for n, per in result["per_example"].items()}}
+        if points:
+            record["judge_score"] = {n: s[i] for n, s in points.items()}
+        if outcomes:
+            record["judge_vs_reference"] = {n: o[i] for n, o in outcomes.items()}
+        records.append(record)
+    return records
+
+
 def write_comparison(out_dir: Path, result: dict, rows: list[dict], *, examples: int = 10) -> None:
-    """compare.json (the documented schema, plus the settings used) and compare.md."""
+    """compare.json (the documented schema, plus the settings used), compare.md, compare.html, examples.jsonl."""
     import json
+
+    from lorakit.evaluation.html_report import write_html
+    from lorakit.runs import write_jsonl
 
     public = {k: result[k] for k in ("candidates", "tests", "judge", "n_examples", "metrics", "reference",
                                      "max_new_tokens", "generated")}
+    if public["judge"]:  # per-example verdicts go to examples.jsonl
+        public["judge"] = {k: v for k, v in public["judge"].items() if k != "pointwise_scores"}
+        public["judge"]["pairwise"] = [{k: v for k, v in p.items() if k != "outcomes"}
+                                       for p in public["judge"].get("pairwise", [])]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "compare.json").write_text(json.dumps(public, indent=2, ensure_ascii=False))
+    write_jsonl(out_dir / "examples.jsonl", example_records(result, rows))
+    order = disagreement_order(result)
     parts = ["# lorakit comparison", "", f"{result['n_examples']} test examples, greedy decoding, at most "
-             f"{result['max_new_tokens']} new tokens; 95% intervals; tests against `{result['reference']}`.", "",
-             comparison_table(result), "", "## Paired tests", "", tests_table(result), "",
+             f"{result['max_new_tokens']} new tokens; 95% intervals; tests against `{result['reference']}`. "
+             "Figures and every example side by side: compare.html.", "",
+             comparison_table(result), "", "## Paired tests", "", tests_table(result), "", judge_tables(result["judge"]),
              "## Examples (largest disagreement first)", ""]
-    for i in disagreement_order(result)[:examples]:
+    for i in order[:examples]:
         user = next((m["content"] for m in reversed(rows[i]["messages"]) if m["role"] == "user"), "")
         parts += [f"### {rows[i].get('file', 'test')}:{rows[i].get('line', i + 1)}", "", f"- input: {_quote(user)}",
                   f"- reference: {_quote(result['references'][i])}"]
         parts += [f"- `{name}`: {_quote(answers[i])}" for name, answers in result["outputs"].items()] + [""]
     (out_dir / "compare.md").write_text("\n".join(parts))
+    write_html(out_dir / "compare.html", result, rows, order)
