@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import tool_picker_rows, write_jsonl
+from lorakit.config import ROOT
 
 
 def cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -118,3 +119,15 @@ def test_an_unknown_judge_fails_before_generation(two_runs):
     assert out.returncode == 2 and "Traceback" not in text
     assert "eval.judge.model='no-such-judge': no such folder and no conf/model/no-such-judge.yaml" in text
     assert "generating" not in text and not (tmp / "nojudge" / "compare.json").exists()
+
+
+def test_a_test_set_of_another_task_is_refused_before_generation(two_runs):
+    tmp = two_runs
+    other = write_jsonl(tmp / "dates.jsonl", [json.loads(line) for line in
+                                              (ROOT / "data" / "dates" / "test.jsonl").read_text().splitlines()[:8]])
+    out = cli("lorakit.compare", "model=tiny-llama", "candidates=[base,A]", f"data.test_file={other}",
+              f"out_dir={tmp / 'other'}", cwd=tmp)
+    text = out.stdout + out.stderr
+    assert out.returncode == 2 and "Traceback" not in text
+    assert "the test set does not look like the task candidate 'A' was trained on" in text
+    assert "training answers are JSON objects, test answers free text" in text and "generating" not in text

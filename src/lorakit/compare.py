@@ -19,6 +19,7 @@ import hydra
 from omegaconf import DictConfig
 
 from lorakit.config import CONF_DIR, cuda_available, register_resolvers
+from lorakit.data import task_match
 from lorakit.data.prepare import DataError, TemplateError
 from lorakit.data.template import end_of_turn_ids
 from lorakit.evaluation import candidates as C
@@ -42,12 +43,27 @@ def _test_rows(cfg: DictConfig, runs: list, tokenizer) -> list[dict]:
                            "folder that has a test split")
 
 
+def _check_task(cfg: DictConfig, candidates: list, rows: list[dict]) -> None:
+    """The test set must hold the task each compared run was trained on (data.check_task_match=false skips)."""
+    if not cfg.data.get("check_task_match", True):
+        return
+    test = [r["messages"] for r in rows]
+    for c in candidates:
+        if c.run is not None and c.run.split("train").is_file():
+            reasons = task_match.mismatches([r["messages"] for r in read_jsonl(c.run.split("train"))], test)
+            if reasons:
+                raise C.CandidateError(f"the test set does not look like the task candidate {c.name!r} was trained "
+                                       "on:\n- " + "\n- ".join(reasons) + "\nset data.test_file=<a held-out file "
+                                       "of that task> (or data.check_task_match=false if this is intended)")
+
+
 def run(cfg: DictConfig) -> dict:
     candidates = [C.parse(spec) for spec in cfg.candidates]
     runs = [c.run for c in candidates if c.run is not None]
     model_path = resolve(cfg.model)
     tokenizer = load_tokenizer(model_path)
     rows = _test_rows(cfg, runs, tokenizer)
+    _check_task(cfg, candidates, rows)
     train_rows = None
     if any(c.kind == "fewshot" for c in candidates):
         source = Path(cfg.data.train_file) if cfg.data.train_file else (runs[0].split("train") if runs else None)

@@ -69,6 +69,17 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _example_test_file(train: Path, test: Path) -> list[str]:
+    """Own training data with a shipped example's test file (e.g. +experiment=quickstart data.train_file=mine.jsonl
+    without data.test_file) would evaluate on the example task."""
+    examples = ROOT / "data"
+    if test.is_relative_to(examples) and train.parent != test.parent:
+        return [f"data.test_file: {test} is the test set of a shipped example ({test.parent.name}), while "
+                f"data.train_file is your own {train}; set data.test_file=path/to/your/test.jsonl, or "
+                "data.test_file=null to hold out data.test_fraction of your training file"]
+    return []
+
+
 def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
     """Check the whole config; raise one ConfigError listing every problem and how to fix it.
 
@@ -152,6 +163,8 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
                 data.test_file).resolve() == Path(data.train_file).resolve():
             problems.append("data.test_file: the same file as data.train_file, so the test would measure memorisation; "
                             "set data.test_file=null to hold out data.test_fraction of it")
+        elif data.test_file is not None and not OmegaConf.is_missing(data, "train_file"):
+            problems += _example_test_file(Path(data.train_file).resolve(), Path(data.test_file).resolve())
     for key in ("val_fraction", "test_fraction"):
         value = data.get(key)
         if not isinstance(value, (int, float)) or not 0 <= value < 1:

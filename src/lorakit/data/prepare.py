@@ -22,7 +22,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lorakit.data import data_report, formats
+from lorakit.data import data_report, formats, task_match
 from lorakit.data.checks import Finding, SpecialTokens, check_messages, conversation_key, differing_system_prompts, prompt_key
 from lorakit.data.encoding import IGNORE, encode
 from lorakit.data.template import TemplateError, end_of_turn_ids, prompt_and_reference, rejection
@@ -333,12 +333,21 @@ def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
     Raises:
         DataError: data.strict=true and there are findings, data.too_long=error and an example is too long, or no
             training example is left.
+            Also: data.test_file holds another task than data.train_file (lorakit.data.task_match).
         TemplateError: the chat template renders no example at all, or trained turns have no end-of-turn token.
     """
     from datasets import Dataset, disable_progress_bars, enable_progress_bars
 
     data = cfg.data
     selection = select(data, cfg.seed, tokenizer)
+    if data.test_file and data.get("check_task_match", True):
+        reasons = task_match.mismatches([ex.messages for ex in selection.splits["train"] + selection.splits["validation"]],
+                                        [ex.messages for ex in selection.splits["test"]])
+        if reasons:
+            raise DataError(f"the test set {data.test_file} does not look like the task of {data.train_file}:\n- "
+                            + "\n- ".join(reasons) + "\nEvaluating on it would measure another task. Set "
+                            "data.test_file=<your held-out file for this task>, or data.test_file=null to hold out "
+                            "data.test_fraction of the training file (or data.check_task_match=false if this is intended)")
     findings = list(selection.findings)
     kept: dict[str, list[dict]] = {}
     for name in ("train", "validation"):

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from lorakit.answers import task_kind
 from lorakit.data.template import prompt_and_reference, template_sha256
 from lorakit.evaluation import judge, scoring
 from lorakit.evaluation.cache import GenerationCache, candidate_key
 from lorakit.evaluation.candidates import Candidate, CandidateError, check_base
 from lorakit.evaluation.inference import Engine, default_max_new_tokens
-from lorakit.evaluation.metrics import check_names, default_metrics, task_kind
+from lorakit.evaluation.metrics import check_names, default_metrics
 from lorakit.runs import read_jsonl
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,9 @@ import base64
 from html import escape
 from pathlib import Path
 
+from lorakit.answers import task_kind
 from lorakit.evaluation import plots
-from lorakit.evaluation.metrics import confusion, task_kind
+from lorakit.evaluation.metrics import confusion
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}

@@ -8,11 +8,11 @@ sacrebleu and rouge-score are used directly: they need no downloads (evaluate.lo
 
 from __future__ import annotations
 
-import json
 import re
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from lorakit.answers import INVALID, label_of, parse_json, task_kind
 
 
 @dataclass(frozen=True)
@@ -31,16 +31,6 @@ class Metric:
         return sum(scores) / len(scores) if scores else 0.0
 
 
-def _parse(text: str):
-    try:
-        return json.loads(text.strip())
-    except (json.JSONDecodeError, RecursionError):
-        return _INVALID
-
-
-_INVALID = object()
-
-
 def exact_match(predictions, references) -> list[float]:
     """1 when the prediction equals its reference after stripping surrounding whitespace."""
     return [float(p.strip() == r.strip()) for p, r in zip(predictions, references, strict=True)]
@@ -48,12 +38,12 @@ def exact_match(predictions, references) -> list[float]:
 
 def json_valid(predictions, references) -> list[float]:
     """1 when the prediction parses as JSON (the references are not consulted)."""
-    return [float(_parse(p) is not _INVALID) for p in predictions]
+    return [float(parse_json(p) is not INVALID) for p in predictions]
 
 
 def json_equal(predictions, references) -> list[float]:
     """1 when prediction and reference parse to the same JSON value (key order and spacing ignored)."""
-    return [float((a := _parse(p)) is not _INVALID and a == _parse(r)) for p, r in zip(predictions, references,
+    return [float((a := parse_json(p)) is not INVALID and a == parse_json(r)) for p, r in zip(predictions, references,
                                                                                          strict=True)]
 
 
@@ -61,17 +51,13 @@ def field_accuracy(predictions, references) -> list[float]:
     """Share of the reference object's top-level fields that the prediction has with an equal value."""
     scores = []
     for p, r in zip(predictions, references, strict=True):
-        ref, pred = _parse(r), _parse(p)
+        ref, pred = parse_json(r), parse_json(p)
         if not isinstance(ref, dict) or not ref:
             scores.append(float(pred == ref))
             continue
         pred = pred if isinstance(pred, dict) else {}
         scores.append(sum(k in pred and pred[k] == v for k, v in ref.items()) / len(ref))
     return scores
-
-
-def label_of(text: str) -> str:
-    return text.strip()
 
 
 def accuracy(predictions, references) -> list[float]:
@@ -153,20 +139,6 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("rouge_l", _rouge("rougeL")),
     Metric("length", length),
 ]}
-MAX_LABELS = 20  # references with at most this many distinct short values form a label set
-
-
-def task_kind(references: Sequence[str]) -> str:
-    """"json" when every reference is a JSON object, "label" when they form a small label set, else "text"."""
-    if references and all(isinstance(_parse(r), dict) for r in references):
-        return "json"
-    distinct = Counter(label_of(r) for r in references)
-    short = all(len(label.split()) <= 4 for label in distinct)
-    if 1 < len(distinct) <= MAX_LABELS and short and len(references) >= 2 * len(distinct):
-        return "label"
-    return "text"
-
-
 def default_metrics(references: Sequence[str]) -> list[str]:
     """The metrics that fit the references' task kind (eval.metrics=null)."""
     kind = task_kind(references)
