@@ -119,6 +119,12 @@ def test_an_unknown_judge_fails_before_generation(two_runs):
     assert out.returncode == 2 and "Traceback" not in text
     assert "eval.judge.model='no-such-judge': no such folder and no conf/model/no-such-judge.yaml" in text
     assert "generating" not in text and not (tmp / "nojudge" / "compare.json").exists()
+    # the pipeline checks it with the configuration, before preparing or training anything
+    out = cli("train", "model=tiny-llama", "data.train_file=train.jsonl", "eval.judge.model=no-such-judge",
+              f"hydra.run.dir={tmp / 'nojudge-run'}", cwd=tmp)
+    text = out.stdout + out.stderr
+    assert out.returncode == 2 and "Traceback" not in text and "invalid configuration" in text
+    assert "eval.judge.model='no-such-judge'" in text and not (tmp / "nojudge-run" / "data").exists()
 
 
 def test_a_test_set_of_another_task_is_refused_before_generation(two_runs):
@@ -131,3 +137,37 @@ def test_a_test_set_of_another_task_is_refused_before_generation(two_runs):
     assert out.returncode == 2 and "Traceback" not in text
     assert "the test set does not look like the task candidate 'A' was trained on" in text
     assert "training answers are JSON objects, test answers free text" in text and "generating" not in text
+
+
+def test_an_adapter_merged_for_speed_leaves_the_base_exactly_as_loaded(two_runs, tiny_dir, monkeypatch):
+    """merge="restore": while generating, the adapter is merged (same logits as unmerged); afterwards the base
+    weights are bit for bit as loaded, for the next candidate."""
+    import torch
+
+    from helpers import compose_cfg
+    from lorakit.evaluation import inference
+    from lorakit.models import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_dir)
+    engine = inference.Engine(compose_cfg("model=tiny-llama"), tiny_dir, tokenizer, {tokenizer.eos_token_id}, cuda=False)
+    engine.add_adapter("A", two_runs / "A" / "adapter")
+    engine.add_adapter("B", two_runs / "B" / "adapter")
+    before = {k: v.clone() for k, v in engine.model.state_dict().items()}
+    q_proj = next(k for k in before if k.endswith("layers.0.self_attn.q_proj.base_layer.weight"))
+    ids = tokenizer(["hello there", "what is the weather"], return_tensors="pt", padding=True)
+    engine.model.set_adapter("A")
+    with torch.no_grad():
+        unmerged = engine.model(**ids).logits
+    seen = {}
+
+    def look_while_generating(model, tok, prompts, **kwargs):
+        with torch.no_grad():
+            seen["logits"] = model(**ids).logits
+        seen["merged"] = not torch.equal(model.state_dict()[q_proj], before[q_proj])
+        return ["answer"] * len(prompts)
+
+    monkeypatch.setattr(inference, "generate", look_while_generating)
+    assert engine.generate(["p1", "p2"], adapter="A", max_new_tokens=2, desc="A", merge="restore") == ["answer"] * 2
+    assert seen["merged"] and torch.allclose(seen["logits"], unmerged, atol=1e-5)
+    after = engine.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "the base weights changed"

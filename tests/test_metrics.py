@@ -78,7 +78,8 @@ def test_paired_tests_pick_the_right_test_and_see_a_real_gap():
     bad = [r if i % 4 == 0 else "I do not know the answer to that" for i, r in enumerate(refs)]
     out = scoring.score(["exact_match", "rouge_l", "bleu"], {"bad": bad, "good": good}, refs)
     em = out["candidates"]["good"]["exact_match"]
-    assert em == {"value": 1.0, "ci_low": 1.0, "ci_high": 1.0}
+    # Wilson at 40 of 40: low = n / (n + z^2), not a zero-width interval
+    assert em["value"] == 1.0 and em["ci_high"] == 1.0 and em["ci_low"] == pytest.approx(40 / (40 + 1.959964**2))
     bad_em = out["candidates"]["bad"]["exact_match"]
     assert bad_em["value"] == 0.25 and bad_em["ci_high"] < 0.5
     tests = {t["metric"]: t for t in out["tests"]}
@@ -97,3 +98,10 @@ def test_clustered_examples_use_the_cluster_permutation_test():
     test = out["tests"][0]
     assert test["test"] == "paired permutation (sign flips by conversation)"
     assert test["p_value"] > 0.2  # two conversations cannot make a gap significant, however many turns
+
+
+def test_wilson_interval_matches_its_closed_form_and_stays_in_range():
+    z2 = 1.959964**2
+    assert stats.wilson_ci([0] * 100) == pytest.approx((0.0, 0.0, z2 / (100 + z2)))  # 0 of 100 -> [0, 0.037]
+    p, low, high = stats.wilson_ci([1] * 3 + [0] * 7)  # 3 of 10, the textbook example: [0.108, 0.603]
+    assert p == 0.3 and low == pytest.approx(0.1078, abs=1e-4) and high == pytest.approx(0.6032, abs=1e-4)

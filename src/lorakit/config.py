@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lorakit.data.formats import FORMATS
 from lorakit.evaluation.metrics import check_names
+from lorakit.runs import RunFolder
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = ROOT / "conf"
@@ -150,7 +151,7 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
     if data.format not in FORMATS:
         problems.append(f"data.format: {data.format!r} is not a format lorakit reads; choose from {list(FORMATS)}")
     # Evaluating without prepare reads the test set from data.test_file, or splits it off data.train_file.
-    evaluates_unprepared = "evaluate" in stages and not (run_dir / "data" / "test.jsonl").is_file()
+    evaluates_unprepared = "evaluate" in stages and not RunFolder(run_dir).split("test").is_file()
     if "prepare" in stages or (evaluates_unprepared and data.test_file is None):
         if OmegaConf.is_missing(data, "train_file"):
             problems.append("data.train_file: required; add data.train_file=path/to/train.jsonl")
@@ -179,13 +180,13 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
     if data.get("num_proc") is not None and (not isinstance(data.num_proc, int) or data.num_proc < 1):
         problems.append(f"data.num_proc: must be null (automatic) or a positive integer, got {data.num_proc!r}")
 
-    if "train" in stages and "prepare" not in stages and not (run_dir / "data" / "train").is_dir():
+    if "train" in stages and "prepare" not in stages and not (RunFolder(run_dir).data / "train").is_dir():
         problems.append(f"stages: train without prepare needs prepared data in {run_dir}/data; add prepare to stages "
                         "or set hydra.run.dir to an earlier run's folder")
     if "train" in stages and cfg.get("adapter_dir"):
         problems.append("adapter_dir: only for evaluating an existing adapter; remove it or drop the train stage")
     if ("evaluate" in stages or "merge" in stages) and "train" not in stages:
-        adapter = Path(cfg.adapter_dir or run_dir / "adapter")
+        adapter = Path(cfg.adapter_dir or RunFolder(run_dir).adapter)
         if not (adapter / "adapter_config.json").is_file():
             problems.append(f"adapter_dir: {adapter} holds no adapter_config.json; set adapter_dir=path/to/run/adapter")
 
@@ -195,6 +196,16 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
                         f"got {cfg.eval.fewshot!r}")
     if not isinstance(cfg.eval.batch_size, int) or cfg.eval.batch_size < 1:
         problems.append(f"eval.batch_size: must be a positive integer, got {cfg.eval.batch_size!r}")
+    judge = cfg.eval.get("judge")
+    if "evaluate" in stages and judge is not None and judge.model:
+        from lorakit.evaluation import judge as judges  # it reads CONF_DIR from here
+
+        try:
+            judges.model_config(str(judge.model))
+        except ValueError as err:  # CandidateError
+            problems.append(str(err))
+        if judge.mode not in {"pointwise", "pairwise", "both"}:
+            problems.append(f"eval.judge.mode={judge.mode!r}: use pointwise, pairwise or both")
 
     if cfg.logger.type not in LOGGERS:
         problems.append(f"logger.type: {cfg.logger.type!r} is unknown; use logger=none or logger=wandb")

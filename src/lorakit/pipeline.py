@@ -21,7 +21,7 @@ from lorakit.data import prepare, template
 from lorakit.evaluation import evaluate
 from lorakit.loggers import RunLogger
 from lorakit.models import generation_config, load_tokenizer, resolve
-from lorakit.runs import read_jsonl
+from lorakit.runs import RunFolder, read_jsonl
 from lorakit.training import train
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def run(cfg: DictConfig) -> dict | None:
     validate(cfg, cuda=cuda)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = redact(OmegaConf.to_container(cfg, resolve=True))
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    RunFolder(run_dir).config.write_text(yaml.safe_dump(resolved, sort_keys=False))
     set_seed(cfg.seed)
     log.info("run folder %s; stages %s; %s", run_dir, list(cfg.stages), "CUDA" if cuda else "CPU")
 
@@ -61,7 +61,7 @@ def run(cfg: DictConfig) -> dict | None:
     failed = True
     try:
         model_path = resolve(cfg.model)
-        adapter_dir = Path(cfg.adapter_dir).resolve() if cfg.adapter_dir else run_dir / "adapter"
+        adapter_dir = Path(cfg.adapter_dir).resolve() if cfg.adapter_dir else RunFolder(run_dir).adapter
         # An existing adapter is evaluated with the tokenizer and chat template it was trained with.
         evaluates_existing = "train" not in cfg.stages and ("evaluate" in cfg.stages or "merge" in cfg.stages)
         tokenizer = load_tokenizer(str(adapter_dir) if evaluates_existing else model_path)
@@ -76,7 +76,7 @@ def run(cfg: DictConfig) -> dict | None:
         if "train" in cfg.stages:
             with _timed(timings, "train"):
                 adapter_dir = train.run(cfg, run_dir, model_path, tokenizer, cuda=cuda, report_to=logger.report_to)
-            _check_saved_template(tokenizer, adapter_dir, run_dir / "data" / "train.jsonl")
+            _check_saved_template(tokenizer, adapter_dir, RunFolder(run_dir).split("train"))
         if "evaluate" in cfg.stages:
             with _timed(timings, "evaluate"):
                 results, predictions, comparison, rows = evaluate.run(cfg, run_dir, model_path, adapter_dir,
@@ -88,7 +88,7 @@ def run(cfg: DictConfig) -> dict | None:
             with _timed(timings, "merge"):
                 merge.merge(adapter_dir, run_dir / "merged", base=model_path)
         logger.log_dict("time_s", timings)
-        (run_dir / "timings.json").write_text(json.dumps(timings, indent=2))
+        RunFolder(run_dir).timings.write_text(json.dumps(timings, indent=2))
         failed = False
     finally:
         logger.finish(failed=failed)

@@ -9,7 +9,7 @@
       train_log.json         loss history
       metrics.json           {"base": {metric: value}, "tuned": {...}}
       predictions.jsonl      one record per test example
-      compare.json/.md/.html the comparison report (lorakit.evaluation)
+      compare.json/.md/.html the comparison report (lorakit.evaluation), examples.jsonl per example
       timings.json           seconds per stage
 """
 
@@ -48,6 +48,11 @@ class RunFolder:
     @property
     def train_log(self) -> Path:
         return self.path / "train_log.json"
+
+    @property
+    def data_report(self) -> Path:
+        """data_report.json; data_report.md beside it."""
+        return self.path / "data_report.json"
 
     @property
     def metrics(self) -> Path:

@@ -16,6 +16,7 @@ import numpy as np
 from lorakit.data.checks import Finding
 from lorakit.data.encoding import IGNORE
 from lorakit.data.template import CONVERSATION, TURN, supports_tools, template_sha256
+from lorakit.runs import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +185,9 @@ def _rendering_lines(report: dict) -> list[str]:
 
 def write(run_dir: Path, report: dict) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "data_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    (run_dir / "data_report.md").write_text(markdown(report))
+    path = RunFolder(run_dir).data_report
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    path.with_suffix(".md").write_text(markdown(report))
 
 
 def log_summary(report: dict) -> None:

@@ -26,7 +26,7 @@ from lorakit.data import data_report, formats, task_match
 from lorakit.data.checks import Finding, SpecialTokens, check_messages, conversation_key, differing_system_prompts, prompt_key
 from lorakit.data.encoding import IGNORE, encode
 from lorakit.data.template import TemplateError, end_of_turn_ids, prompt_and_reference, rejection
-from lorakit.runs import write_jsonl
+from lorakit.runs import RunFolder, write_jsonl
 
 __all__ = ["IGNORE", "DataError", "TemplateError", "end_of_turn_ids", "read_examples", "run", "select"]
 
@@ -377,7 +377,7 @@ def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
         raise DataError(f"{data.train_file}: no training example is left after the checks; see "
                         f"{run_dir / 'data_report.md'}:\n{listing([f for f in findings if f.drops])}")
 
-    out_dir = run_dir / "data"
+    out_dir = RunFolder(run_dir).data
     out_dir.mkdir(parents=True, exist_ok=True)
     disable_progress_bars()  # one bar per saved split would only add noise to the log
     for name in ("train", "validation"):

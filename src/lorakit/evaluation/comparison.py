@@ -132,7 +132,7 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, m
         plans.append((c, prompts, key, stored, missing))
     # the base and few-shot candidates first; the last adapter that generates may be merged into the base
     order = sorted(plans, key=lambda p: p[0].kind == "adapter")
-    last_adapter = None if judge_is_base else next(  # a merged base could no longer judge
+    last_adapter = None if judge_is_base else next(  # a base merged for good could no longer judge
         (p[0].name for p in reversed(order) if p[0].kind == "adapter" and p[4]), None)
     outputs, timings, generated = {}, {}, {}
     for c, prompts, key, stored, missing in order:
@@ -140,12 +140,13 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, m
         if missing and c.kind == "adapter" and c.name not in engine.adapters:
             engine.add_adapter(c.name, c.adapter)
         new = engine.generate([prompts[i] for i in missing], adapter=c.name if c.kind == "adapter" else None,
-                              max_new_tokens=max_new, desc=c.name, merge=c.name == last_adapter) if missing else []
+                              max_new_tokens=max_new, desc=c.name,
+                              merge="last" if c.name == last_adapter else "restore") if missing else []
         outputs[c.name] = cache.complete(key, prompts, stored, dict(zip(missing, new, strict=True)))
         timings[c.name], generated[c.name] = round(time.perf_counter() - start, 2), len(missing)
     outputs = {c.name: outputs[c.name] for c in candidates}  # the user's order
     log.info("generated %s answers (the rest from the cache); base model loads: %d",
-             ", ".join(f"{n}: {k}" for n, k in generated.items()), engine.loads)
+             ", ".join(f"{n}: {k} in {timings[n]:.1f} s" for n, k in generated.items()), engine.loads)
     clusters = [r["conversation"] for r in rows] if all("conversation" in r for r in rows) else None
     reference = cfg.get("reference") or candidates[0].name
     scored = scoring.score(metrics, outputs, references, clusters, reference=reference, seed=cfg.seed)

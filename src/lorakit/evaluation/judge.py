@@ -60,6 +60,19 @@ def load(spec: str, attn_implementation: str = "sdpa") -> JudgeModel:
     from lorakit.data.template import end_of_turn_ids
     from lorakit.models import generation_config, load_tokenizer, resolve
 
+    mcfg = model_config(spec, attn_implementation)
+    path = resolve(mcfg)
+    tokenizer = load_tokenizer(path)
+    tokenizer.padding_side = "left"
+    return JudgeModel(spec, path, mcfg, tokenizer, end_of_turn_ids(tokenizer, generation_config(path)))
+
+
+def model_config(spec: str, attn_implementation: str = "sdpa") -> DictConfig:
+    """The judge's model config, without loading anything (the configuration check calls it before training).
+
+    Raises:
+        CandidateError: spec is no folder, no conf/model name and no hub id.
+    """
     named = CONF_DIR / "model" / f"{spec}.yaml"
     if Path(spec).is_dir():
         mcfg = OmegaConf.create({"name_or_path": spec, "attn_implementation": attn_implementation})
@@ -71,10 +84,7 @@ def load(spec: str, attn_implementation: str = "sdpa") -> JudgeModel:
         known = ", ".join(sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml")))
         raise CandidateError(f"eval.judge.model={spec!r}: no such folder and no conf/model/{spec}.yaml; give a "
                              f"local model folder, a hub id in the local cache, or one of: {known}")
-    path = resolve(mcfg)
-    tokenizer = load_tokenizer(path)
-    tokenizer.padding_side = "left"
-    return JudgeModel(spec, path, mcfg, tokenizer, end_of_turn_ids(tokenizer, generation_config(path)))
+    return mcfg
 
 
 def engine_cfg(cfg: DictConfig, judge: JudgeModel) -> DictConfig:
@@ -136,7 +146,8 @@ def outcome(first_order: str | None, second_order: str | None) -> tuple[str, boo
 def pointwise_summary(scores: list[int | None], clusters, scale: int) -> dict:
     kept = [i for i, s in enumerate(scores) if s is not None]
     value, low, high = stats.mean_ci([scores[i] for i in kept], [clusters[i] for i in kept] if clusters else None)
-    return {"score": {"value": value, "ci_low": low, "ci_high": high}, "n_scored": len(kept),
+    return {"score": {"value": value, "ci_low": max(low, 1.0) if kept else low, "ci_high": min(high, float(scale))},
+            "n_scored": len(kept),
             "unparseable": len(scores) - len(kept),
             "distribution": {str(k): sum(s == k for s in scores) for k in range(1, scale + 1)}}
 
@@ -172,7 +183,7 @@ def pairwise_summary(outcomes: list[tuple[str, bool | None]], identical: list[bo
     p = binomtest(counts["win"], decided, 0.5).pvalue if decided else 1.0
     return {**counts, "identical": sum(identical),
             "position_consistency": sum(judged) / len(judged) if judged else None,
-            "win_rate": {"value": value, "ci_low": low, "ci_high": high},
+            "win_rate": {"value": value, "ci_low": max(low, 0.0), "ci_high": min(high, 1.0)},
             "test": "sign test (exact binomial, ties dropped)", "p_value": float(p)}
 
 

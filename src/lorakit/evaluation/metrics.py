@@ -23,6 +23,7 @@ class Metric:
     per_example: Callable[[Sequence[str], Sequence[str]], list[float]] | None = None
     corpus: Callable[[Sequence[str], Sequence[str]], float] | None = None
     binary: bool = False  # scores are 0/1 (McNemar's test applies)
+    bounded: bool = True  # scores lie in [0, 1] (intervals are clipped to it)
 
     def value(self, predictions: Sequence[str], references: Sequence[str]) -> float:
         if self.corpus:
@@ -137,7 +138,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("rouge_1", _rouge("rouge1")),
     Metric("rouge_2", _rouge("rouge2")),
     Metric("rouge_l", _rouge("rougeL")),
-    Metric("length", length),
+    Metric("length", length, bounded=False),
 ]}
 def default_metrics(references: Sequence[str]) -> list[str]:
     """The metrics that fit the references' task kind (eval.metrics=null)."""

@@ -44,7 +44,11 @@ def candidate_scores(names: Sequence[str], predictions: Sequence[str], reference
                                                   seed=seed)
         else:
             per_example[name] = metric.per_example(predictions, references)
-            value, low, high = stats.mean_ci(per_example[name], clusters)
+            if metric.binary and not stats.has_shared_clusters(n, clusters):
+                value, low, high = stats.wilson_ci(per_example[name])
+            else:
+                value, low, high = stats.mean_ci(per_example[name], clusters)
+                low, high = (max(low, 0.0), min(high, 1.0)) if metric.bounded else (low, high)
         summary[name] = {"value": value, "ci_low": low, "ci_high": high}
     return summary, per_example
 
@@ -72,6 +76,7 @@ def paired_test(name: str, a_pred: Sequence[str], b_pred: Sequence[str], referen
     else:
         d = np.asarray(b_scores, dtype=float) - np.asarray(a_scores, dtype=float)
         difference, low, high = stats.mean_ci(d, clusters)
+        low, high = (max(low, -1.0), min(high, 1.0)) if metric.bounded else (low, high)
         if shared:
             statistic, p = stats.permutation_test(lambda swap: float(np.where(swap, -d, d).mean()), n, clusters,
                                                   seed=seed)

@@ -1,7 +1,8 @@
 """Intervals and paired tests over per-example scores, with examples of one conversation kept together.
 
 - A per-example metric's value is the mean score; its 95% interval is the normal (CLT) one with a cluster-robust
-  standard error: examples of one conversation (a cluster) are not counted as independent.
+  standard error: examples of one conversation (a cluster) are not counted as independent; clipped to the
+  metric's range. A 0/1 metric on independent examples gets the Wilson score interval instead.
 - A corpus-level metric (BLEU, chrF, macro-F1) gets a percentile bootstrap interval, resampling whole clusters.
 - Two candidates on the same examples are compared by the paired difference (b - a) with its interval and a
   paired test: McNemar's exact test for 0/1 scores, the Wilcoxon signed-rank test for other per-example scores,
@@ -44,6 +45,19 @@ def mean_ci(scores: Sequence[float], clusters: Sequence | None = None) -> tuple[
     resid = np.array([(x[idx] - mean).sum() for idx in groups])
     se = math.sqrt(g / (g - 1) * float((resid**2).sum())) / n
     return mean, mean - Z95 * se, mean + Z95 * se
+
+
+def wilson_ci(scores: Sequence[float]) -> tuple[float, float, float]:
+    """(proportion, low, high): the 95% Wilson score interval of 0/1 scores (independent examples). Unlike the
+    normal interval it stays inside [0, 1] and is not zero-width at 0 or 1 (0 of 100 -> [0, 0.037])."""
+    n = len(scores)
+    if n == 0:
+        return 0.0, 0.0, 0.0
+    p = float(np.mean(scores))
+    z2 = Z95**2
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return p, max(0.0, centre - half), min(1.0, centre + half)
 
 
 def bootstrap_ci(statistic: Callable[[np.ndarray], float], n: int, clusters: Sequence | None = None, *,

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lorakit import oom
 from lorakit.models import compute_dtype, load_model
+from lorakit.runs import RunFolder
 from lorakit.training import attention
 from lorakit.training.trainer import CompactLossSFTTrainer
 
@@ -83,7 +84,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *,
     from datasets import load_from_disk
     from peft import LoraConfig
 
-    data_dir = run_dir / "data"
+    data_dir = RunFolder(run_dir).data
     train_ds = load_from_disk(str(data_dir / "train"))
     val_ds = load_from_disk(str(data_dir / "validation")) if (data_dir / "validation").exists() else None
     log.info("training on %d examples, validating on %d", len(train_ds), len(val_ds) if val_ds else 0)
@@ -124,11 +125,11 @@ def run(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *, cuda: boo
              f"{trainable:,}", 100 * trainable / total, f"{total:,}")
     result = train_or_advise(trainer, quantized=bool(cfg.quant))
 
-    adapter_dir = run_dir / "adapter"
+    adapter_dir = RunFolder(run_dir).adapter
     trainer.model.save_pretrained(str(adapter_dir))
     tokenizer.save_pretrained(str(adapter_dir))
     history = trainer.state.log_history
-    (run_dir / "train_log.json").write_text(json.dumps(history, indent=2))
+    RunFolder(run_dir).train_log.write_text(json.dumps(history, indent=2))
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
     log.info("trained %d steps in %.0fs: train loss %.4f%s; adapter saved to %s", result.global_step,
              result.metrics["train_runtime"], result.training_loss,
