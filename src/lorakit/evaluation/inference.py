@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: list[str], *, batch_size: int, max_new_tokens: int, eot_ids: set[int],
-             desc: str = "generating") -> list[str]:
-    """Greedy-decode every prompt, in left-padded batches of similar length; returns the new text per prompt."""
+             desc: str = "generating", adapter_names: list[str] | None = None) -> list[str]:
+    """Greedy-decode every prompt, in left-padded batches of similar length; returns the new text per prompt.
+    adapter_names: per prompt, the PEFT adapter that answers it ("__base__": none), mixed within a batch."""
     from transformers import GenerationConfig
 
     if not prompts:
@@ -43,7 +44,8 @@ def generate(model, tokenizer, prompts: list[str], *, batch_size: int, max_new_t
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(device)
-            out = model.generate(**batch, generation_config=gen_config)
+            mixed = {"adapter_names": [adapter_names[i] for i in idx]} if adapter_names else {}
+            out = model.generate(**batch, generation_config=gen_config, **mixed)
             new = out[:, batch["input_ids"].shape[1] :]
             for i, text in zip(idx, tokenizer.batch_decode(new, skip_special_tokens=True), strict=True):
                 outputs[i] = text.strip()
@@ -126,6 +128,25 @@ class Engine:
             return generate(model, self.tokenizer, prompts, **kwargs)
         except torch.OutOfMemoryError as err:
             raise oom.eval_advice(err, self.cfg.eval.batch_size) from None
+
+    def generate_mixed(self, jobs: list[tuple[str | None, list[str]]], *, max_new_tokens: int) -> list[list[str]]:
+        """Answers of several candidates (adapter name or None for the base, prompts) from shared batches: each
+        row of a batch goes through its own adapter (PEFT's mixed-adapter batches). On a GPU decoding is bound by
+        memory traffic, so three candidates in one batch cost little more than one."""
+        model = self._base()
+        prompts = [p for _, ps in jobs for p in ps]
+        names = [adapter or "__base__" for adapter, ps in jobs for _ in ps] if self.adapters else None
+        try:
+            flat = generate(model, self.tokenizer, prompts, batch_size=self.cfg.eval.batch_size,
+                            max_new_tokens=max_new_tokens, eot_ids=self.eot_ids, desc="all candidates",
+                            adapter_names=names)
+        except torch.OutOfMemoryError as err:
+            raise oom.eval_advice(err, self.cfg.eval.batch_size) from None
+        out, start = [], 0
+        for _, ps in jobs:
+            out.append(flat[start : start + len(ps)])
+            start += len(ps)
+        return out
 
     @contextlib.contextmanager
     def _merged(self, model, adapter: str):

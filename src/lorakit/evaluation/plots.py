@@ -40,8 +40,9 @@ def metric_bars(candidates: dict[str, dict[str, dict]], metrics: list[str]) -> b
     for ax, metric in zip(axes, metrics, strict=True):
         stats = [candidates[n][metric] for n in names]
         values = [s["value"] for s in stats]
-        err = [[v - s["ci_low"] for v, s in zip(values, stats, strict=True)],
-               [s["ci_high"] - v for v, s in zip(values, stats, strict=True)]]
+        # a percentile bootstrap interval need not contain the full-sample value: no whisker on that side then
+        err = [[max(0.0, v - s["ci_low"]) for v, s in zip(values, stats, strict=True)],
+               [max(0.0, s["ci_high"] - v) for v, s in zip(values, stats, strict=True)]]
         ax.bar(range(len(names)), values, yerr=err, capsize=4, color=[COLORS[i % len(COLORS)] for i in range(len(names))])
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
         ax.set_title(metric, fontsize=10)
