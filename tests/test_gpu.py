@@ -6,6 +6,10 @@ Run on a GPU box: python -m pytest -m gpu
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -40,6 +44,8 @@ def test_flash_varlen_matches_per_sequence_sdpa_forward_and_backward():
 
 
 def _train(tmp_path, tiny_dir, *overrides):
+    """12 steps on CUDA. Liger stays off here: it patches transformers' Llama classes for the whole process, and
+    later tests build CPU models in this process (the Liger default is tested in its own process below)."""
     trainer, tokenizer = tiny_trainer(tmp_path, tiny_dir, 48, "+experiment=quickstart", "+train.max_steps=12",
                                       "train.learning_rate=5e-3", *overrides, cuda=True)
     trainer.train()
@@ -49,12 +55,32 @@ def _train(tmp_path, tiny_dir, *overrides):
 
 @pytest.mark.parametrize("quant", ["none", pytest.param("nf4", marks=needs_bnb), pytest.param("int8", marks=needs_bnb)])
 def test_lora_trains_on_cuda(tmp_path, tiny_dir, quant):
-    trainer, _, losses = _train(tmp_path, tiny_dir, f"quant={quant}")
+    trainer, _, losses = _train(tmp_path, tiny_dir, f"quant={quant}", "train.use_liger_kernel=false")
     assert trainer.model.config._attn_implementation == "lorakit_varlen"
     assert trainer.args.bf16 and trainer.args.activation_checkpointing
-    assert trainer.args.use_liger_kernel == (importlib.util.find_spec("liger_kernel") is not None)  # the CUDA default
     assert all(map(torch.isfinite, map(torch.tensor, losses)))
     assert losses[-1] < losses[0]
+
+
+@needs_bnb
+@needs_bnb
+@pytest.mark.skipif(importlib.util.find_spec("liger_kernel") is None, reason="needs liger-kernel (.[cuda])")
+def test_the_cuda_default_trains_with_liger_in_its_own_process(tmp_path, tiny_dir):
+    code = f"""
+import sys
+from pathlib import Path
+from helpers import tiny_trainer
+trainer, _ = tiny_trainer(Path({str(tmp_path)!r}), {tiny_dir!r}, 48, "+experiment=quickstart", "+train.max_steps=12",
+                          "train.learning_rate=5e-3", "quant=nf4", cuda=True)
+assert trainer.args.use_liger_kernel, "Liger is the CUDA default when installed"
+trainer.train()
+losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+assert losses[-1] < losses[0], losses
+print("ok", losses[0], losses[-1])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])})
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
 
 
 @needs_bnb
@@ -63,7 +89,7 @@ def test_merge_after_qlora_uses_the_unquantized_base(tmp_path, tiny_dir):
 
     from lorakit import merge
 
-    trainer, tokenizer, _ = _train(tmp_path, tiny_dir, "quant=nf4")
+    trainer, tokenizer, _ = _train(tmp_path, tiny_dir, "quant=nf4", "train.use_liger_kernel=false")
     trainer.model.save_pretrained(str(tmp_path / "adapter"))
     tokenizer.save_pretrained(str(tmp_path / "adapter"))
     out = merge.merge(tmp_path / "adapter", tmp_path / "merged", base=tiny_dir)
