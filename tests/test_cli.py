@@ -69,7 +69,7 @@ def test_tiny_run_writes_every_artifact_and_logs_to_wandb_offline(tmp_path):
 
 def test_bad_input_exits_2_with_the_fix_and_no_traceback(tmp_path):
     bad = write_jsonl(tmp_path / "train.jsonl", [tool_picker_rows("train", 1)[0], '{"messages": "oops"}'])
-    out = cli("+experiment=quickstart", f"data.train_file={bad}", "data.strict=true",
+    out = cli("+experiment=quickstart", f"data.train_file={bad}", "data.test_file=null", "data.strict=true",
               f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert out.returncode == 2
     assert f'{bad}:2: missing_messages: missing or empty "messages" list; add one' in out.stderr + out.stdout
