@@ -136,17 +136,17 @@ def differing_system_prompts(examples: list) -> list[Finding]:
     if len(counts) < 2:
         return []
     common, n = counts.most_common(1)[0]
-    described = "no system prompt" if common is None else f"the system prompt {_short(common)}"
+    described = "no system prompt" if common is None else f"the system prompt {shorten(common)}"
     out = []
     for ex in examples:
         mine = system_prompt(ex.messages)
         if mine != common:
             out.append(Finding(ex.file, ex.line, "system_prompt", (
-                "no system prompt" if mine is None else f"system prompt {_short(mine)}") + f", while {n} of "
+                "no system prompt" if mine is None else f"system prompt {shorten(mine)}") + f", while {n} of "
                 f"{len(examples)} examples have {described}; use one system prompt for the task (the one you will "
                 "send at inference time)", False, ex.record))
     return out
 
 
-def _short(text: str, n: int = 60) -> str:
+def shorten(text: str, n: int = 60) -> str:
     return repr(text if len(text) <= n else text[:n] + "...")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 
 from lorakit.answers import label_of, parse_json, task_kind
-from lorakit.data.checks import system_prompt
+from lorakit.data.checks import shorten, system_prompt
 
 FIXED_PROMPTS = 5      # a file whose examples use at most this many distinct system prompts ...
 FIXED_SHARE = 0.8      # ... for at least this share of its examples uses fixed task prompts
@@ -43,10 +43,6 @@ def _shape(replies: list[str]) -> tuple[str, set[str]]:
     return kind, {label_of(r) for r in replies} if kind == "label" else set()
 
 
-def _short(text: str, n: int = 60) -> str:
-    return repr(text if len(text) <= n else text[:n] + "...")
-
-
 def mismatches(train: list[list[dict]], test: list[list[dict]]) -> list[str]:
     """Reasons the test conversations (message lists) look like another task than the training ones (empty when
     they match)."""
@@ -55,8 +51,8 @@ def mismatches(train: list[list[dict]], test: list[list[dict]]) -> list[str]:
     reasons = []
     train_prompts, test_prompts = _fixed_prompts(train), _fixed_prompts(test)
     if train_prompts and test_prompts and not train_prompts & test_prompts:
-        reasons.append(f"different system prompts: training uses {', '.join(map(_short, sorted(train_prompts)))}; "
-                       f"the test set {', '.join(map(_short, sorted(test_prompts)))}")
+        reasons.append(f"different system prompts: training uses {', '.join(map(shorten, sorted(train_prompts)))}; "
+                       f"the test set {', '.join(map(shorten, sorted(test_prompts)))}")
     train_kind, train_vocab = _shape([_last_reply(messages) for messages in train])
     test_kind, test_vocab = _shape([_last_reply(messages) for messages in test])
     described = {"json": "JSON objects", "label": "labels", "text": "free text"}

@@ -19,7 +19,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from lorakit.config import CONF_DIR
@@ -155,18 +154,14 @@ def pointwise_summary(scores: list[int | None], clusters, scale: int) -> dict:
 def pointwise_test(a: list[int | None], b: list[int | None], clusters) -> dict:
     """b - a on the examples where both scores parsed: difference, interval, Wilcoxon (or a cluster
     permutation test when conversations hold several examples)."""
+    from lorakit.evaluation.scoring import per_example_test
+
     both = [i for i in range(len(a)) if a[i] is not None and b[i] is not None]
-    cl = [clusters[i] for i in both] if clusters else None
-    d = np.asarray([b[i] - a[i] for i in both], dtype=float)
-    difference, low, high = stats.mean_ci(d, cl)
-    if not len(both):
-        statistic, p, test = 0.0, 1.0, "none (no example scored for both)"
-    elif stats.has_shared_clusters(len(both), cl):
-        statistic, p = stats.permutation_test(lambda swap: float(np.where(swap, -d, d).mean()), len(both), cl)
-        test = "paired permutation (sign flips by conversation)"
+    if both:
+        difference, low, high, test, statistic, p = per_example_test(
+            [a[i] for i in both], [b[i] for i in both], [clusters[i] for i in both] if clusters else None, binary=False)
     else:
-        statistic, p = stats.wilcoxon([a[i] for i in both], [b[i] for i in both])
-        test = "Wilcoxon signed-rank"
+        difference, low, high, test, statistic, p = 0.0, 0.0, 0.0, "none (no example scored for both)", 0.0, 1.0
     return {"difference": difference, "ci_low": low, "ci_high": high, "test": test, "statistic": float(statistic),
             "p_value": float(p), "n": len(both)}
 

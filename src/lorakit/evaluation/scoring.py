@@ -74,21 +74,30 @@ def paired_test(name: str, a_pred: Sequence[str], b_pred: Sequence[str], referen
         statistic, p = stats.permutation_test(swapped, n, clusters, seed=seed)
         test = "paired permutation (approximate randomization)" + (", by conversation" if shared else "")
     else:
-        d = np.asarray(b_scores, dtype=float) - np.asarray(a_scores, dtype=float)
-        difference, low, high = stats.mean_ci(d, clusters)
+        difference, low, high, test, statistic, p = per_example_test(a_scores, b_scores, clusters,
+                                                                     binary=metric.binary, seed=seed)
         low, high = (max(low, -1.0), min(high, 1.0)) if metric.bounded else (low, high)
-        if shared:
-            statistic, p = stats.permutation_test(lambda swap: float(np.where(swap, -d, d).mean()), n, clusters,
-                                                  seed=seed)
-            test = "paired permutation (sign flips by conversation)"
-        elif metric.binary:
-            statistic, p = stats.mcnemar_exact(a_scores, b_scores)
-            test = "McNemar exact"
-        else:
-            statistic, p = stats.wilcoxon(a_scores, b_scores)
-            test = "Wilcoxon signed-rank"
     return {"metric": name, "difference": float(difference), "ci_low": float(low), "ci_high": float(high),
             "test": test, "statistic": float(statistic), "p_value": float(p)}
+
+
+def per_example_test(a_scores: Sequence[float], b_scores: Sequence[float], clusters: Sequence | None, *,
+                     binary: bool, seed: int = 0) -> tuple[float, float, float, str, float, float]:
+    """(b - a, interval low, high, test name, statistic, p) for paired per-example scores: a cluster permutation
+    test when conversations hold several examples, else McNemar's exact test (0/1 scores) or Wilcoxon's."""
+    n = len(a_scores)
+    d = np.asarray(b_scores, dtype=float) - np.asarray(a_scores, dtype=float)
+    difference, low, high = stats.mean_ci(d, clusters)
+    if stats.has_shared_clusters(n, clusters):
+        statistic, p = stats.permutation_test(lambda swap: float(np.where(swap, -d, d).mean()), n, clusters, seed=seed)
+        test = "paired permutation (sign flips by conversation)"
+    elif binary:
+        statistic, p = stats.mcnemar_exact(a_scores, b_scores)
+        test = "McNemar exact"
+    else:
+        statistic, p = stats.wilcoxon(a_scores, b_scores)
+        test = "Wilcoxon signed-rank"
+    return difference, low, high, test, statistic, p
 
 
 def score(names: Sequence[str], outputs: dict[str, list[str]], references: Sequence[str],
