@@ -166,6 +166,9 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
                             "set data.test_file=null to hold out data.test_fraction of it")
         elif data.test_file is not None and not OmegaConf.is_missing(data, "train_file"):
             problems += _example_test_file(Path(data.train_file).resolve(), Path(data.test_file).resolve())
+    if data.get("validation_file") and not Path(data.validation_file).is_file():
+        problems.append(f"data.validation_file: {data.validation_file} does not exist; check the path or set "
+                        "data.validation_file=null to hold out data.val_fraction of the training file")
     for key in ("val_fraction", "test_fraction"):
         value = data.get(key)
         if not isinstance(value, (int, float)) or not 0 <= value < 1:

@@ -199,3 +199,23 @@ def _quant_name(quant: dict) -> str:
     if quant.get("load_in_4bit"):
         return f"4-bit {quant.get('bnb_4bit_quant_type', 'fp4')}"
     return "8-bit" if quant.get("load_in_8bit") else "unquantized"
+
+
+def model_spec(spec: str, attn_implementation: str = "sdpa", *, setting: str = "model") -> DictConfig:
+    """A model config from a conf/model name, a local model folder or a hub id, without loading anything.
+
+    Raises:
+        ModelNotFoundError: spec is none of them; the message names `setting` and the choices.
+    """
+    from lorakit.config import CONF_DIR
+
+    named = CONF_DIR / "model" / f"{spec}.yaml"
+    if Path(spec).is_dir():
+        return OmegaConf.create({"name_or_path": spec, "attn_implementation": attn_implementation})
+    if named.is_file():
+        return OmegaConf.load(named)
+    if "/" in spec and not spec.startswith((".", "/")):  # a hub id
+        return OmegaConf.create({"name_or_path": spec, "attn_implementation": attn_implementation})
+    known = ", ".join(sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml")))
+    raise ModelNotFoundError(f"{setting}={spec!r}: no such folder and no conf/model/{spec}.yaml; give a local model "
+                             f"folder, a hub id in the local cache, or one of: {known}")

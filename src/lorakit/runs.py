@@ -7,6 +7,7 @@
       adapter/               the PEFT adapter, tokenizer and chat template
       checkpoints/           the trainer's checkpoints (checkpoint-N/, each an adapter too)
       train_log.json         loss history
+      progress.jsonl         one line per logging step while training (step, max_steps, loss): for followers
       metrics.json           {"base": {metric: value}, "tuned": {...}}
       predictions.jsonl      one record per test example
       compare.json/.md/.html the comparison report (lorakit.evaluation), examples.jsonl per example
@@ -48,6 +49,10 @@ class RunFolder:
     @property
     def train_log(self) -> Path:
         return self.path / "train_log.json"
+
+    @property
+    def progress(self) -> Path:
+        return self.path / "progress.jsonl"
 
     @property
     def data_report(self) -> Path:

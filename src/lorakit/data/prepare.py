@@ -189,8 +189,8 @@ class Selection:
 def select(data, seed: int, tokenizer=None) -> Selection:
     """Read and check the configured files, drop duplicates and leaking examples, and split train/validation/test.
 
-    The test set is data.test_file, or data.test_fraction of train_file (seeded); validation is data.val_fraction
-    of the rest (seed + 1).
+    The test set is data.test_file, or data.test_fraction of train_file (seeded); validation is
+    data.validation_file, or data.val_fraction of the rest (seed + 1).
     """
     special = SpecialTokens(tokenizer)
     read, pool, findings = _read_unique(data.train_file, data, special)
@@ -204,11 +204,18 @@ def select(data, seed: int, tokenizer=None) -> Selection:
         pool, test = [pool[i] for i in keep], [pool[i] for i in held]
     pool, found = _without_leakage(pool, test)
     findings += found + differing_system_prompts(pool + test)
-    keep, held = split_indices(len(pool), data.val_fraction, seed + 1)
+    if data.get("validation_file"):
+        read, validation, found = _read_unique(data.validation_file, data, special)
+        reads.append(read)
+        findings += found
+        train = pool
+    else:
+        keep, held = split_indices(len(pool), data.val_fraction, seed + 1)
+        train, validation = [pool[i] for i in keep], [pool[i] for i in held]
     for r in reads:
         log.info("read %d records from %s: %d examples", r.records, r.path, len(r.examples))
-    return Selection({"train": [pool[i] for i in keep], "validation": [pool[i] for i in held], "test": test},
-                     findings, {r.path: r.records for r in reads})
+    return Selection({"train": train, "validation": validation, "test": test}, findings,
+                     {r.path: r.records for r in reads})
 
 
 def _read_unique(path, data, special: SpecialTokens) -> tuple[FileRead, list[Example], list[Finding]]:

@@ -39,7 +39,7 @@ class Candidate:
         return None
 
 
-def _adapter_dir(path: Path) -> Path | None:
+def adapter_dir(path: Path) -> Path | None:
     """The adapter folder a path names: the folder itself, a run's adapter/, or a run's checkpoint."""
     if (path / "adapter_config.json").is_file():
         return path
@@ -60,7 +60,7 @@ def parse(spec: str) -> Candidate:
             raise CandidateError(f"candidate {spec!r}: K in fewshot:K must be a positive integer, e.g. fewshot:4")
         return Candidate(spec, "fewshot", shots=int(k))
     path = Path(spec).expanduser()
-    adapter = _adapter_dir(path)
+    adapter = adapter_dir(path)
     if adapter is None:
         what = "does not exist" if not path.exists() else "holds no adapter (no adapter_config.json)"
         raise CandidateError(f"candidate {spec!r}: {path} {what}; {FIX}")

@@ -1,9 +1,11 @@
-"""Inference for every evaluation: one base model load, its adapters by name, batched greedy generation.
+"""Inference for every evaluation and for serving: one base model load, its adapters by name, batched greedy
+generation (evaluation) and batched sampling with a per-step callback (the server and the terminal chat).
 
-Used by the evaluate stage, `python -m lorakit.compare` and the server. Adapters of one base are loaded into
-the same model as PEFT named adapters and switched per candidate; the base answers come with the adapters
-disabled. On an unquantized base each adapter is merged while it generates (merged LoRA decodes as fast as the
-base): the last one for good, the others with the base weights restored exactly afterwards.
+Used by the evaluate stage, `python -m lorakit.compare`, `python -m lorakit.serve` and `python -m lorakit.chat`.
+Adapters of one base are loaded into the same model as PEFT named adapters and switched per candidate; the base
+answers come with the adapters disabled. On an unquantized base each adapter is merged while it generates (merged
+LoRA decodes as fast as the base): the last one for good, the others with the base weights restored exactly
+afterwards.
 """
 
 from __future__ import annotations
@@ -53,6 +55,56 @@ def generate(model, tokenizer, prompts: list[str], *, batch_size: int, max_new_t
     return outputs
 
 
+@torch.inference_mode()
+def sample(model, prompt_ids: list[list[int]], *, pad_id: int, eot_ids: set[int], max_new_tokens: int,
+           temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,
+           adapter_names: list[str] | None = None, on_step=None, finished=None) -> list[list[int]]:
+    """Decode a batch of tokenized prompts (left-padded here): greedy at temperature 0, else sampled with
+    temperature and nucleus top_p (no top-k, as OpenAI's API). seed makes a sampled batch repeatable.
+
+    on_step(tokens) gets the list of each row's new token after every decoding step (for streaming);
+    finished() -> one bool per row: rows it marks end there (a stop string, their own token limit).
+    Returns each row's new tokens (end-of-turn and padding included; lorakit.evaluation.streaming cuts them).
+    """
+    from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+    from transformers.generation.streamers import BaseStreamer
+
+    class _Steps(BaseStreamer):
+        prompt_seen = False
+
+        def put(self, value):
+            if not self.prompt_seen:  # generate() first passes the prompt
+                self.prompt_seen = True
+            elif on_step is not None:
+                on_step(value.view(-1).tolist())
+
+        def end(self):
+            pass
+
+    class _Finished(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.tensor(finished(), dtype=torch.bool, device=input_ids.device)
+
+    device = next(model.parameters()).device
+    width = max(len(ids) for ids in prompt_ids)
+    input_ids = torch.full((len(prompt_ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
+    for row, ids in enumerate(prompt_ids):
+        input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+        mask[row, width - len(ids):] = 1
+    do_sample = temperature > 0
+    gen_config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=do_sample, eos_token_id=sorted(eot_ids),
+                                  pad_token_id=pad_id, **({"temperature": temperature, "top_p": top_p, "top_k": 0}
+                                                          if do_sample else {}))
+    if seed is not None:
+        torch.manual_seed(seed)
+    mixed = {"adapter_names": adapter_names} if adapter_names else {}
+    out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), generation_config=gen_config,
+                         streamer=_Steps(), stopping_criteria=StoppingCriteriaList([_Finished()] if finished else []),
+                         **mixed)
+    return out[:, width:].tolist()
+
+
 def default_max_new_tokens(tokenizer, references: list[str]) -> int:
     """Room for the longest reference answer with a margin: 1.25 x its length in tokens + 16."""
     longest = max(len(ids) for ids in tokenizer(references, add_special_tokens=False)["input_ids"])
@@ -70,6 +122,10 @@ class Engine:
         self.merged: str | None = None
         self._original: dict[str, torch.Tensor] | None = None  # base weights under LoRA, for merge="restore"
         self.loads = 0  # base model loads (one per engine)
+
+    def load(self):
+        """The model: the base, or a PeftModel holding every adapter added so far (loaded on first use)."""
+        return self._base()
 
     def _base(self):
         if self.model is None:

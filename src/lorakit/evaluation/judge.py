@@ -17,11 +17,9 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from lorakit.config import CONF_DIR
 from lorakit.evaluation import stats
 from lorakit.evaluation.candidates import CandidateError
 
@@ -72,18 +70,12 @@ def model_config(spec: str, attn_implementation: str = "sdpa") -> DictConfig:
     Raises:
         CandidateError: spec is no folder, no conf/model name and no hub id.
     """
-    named = CONF_DIR / "model" / f"{spec}.yaml"
-    if Path(spec).is_dir():
-        mcfg = OmegaConf.create({"name_or_path": spec, "attn_implementation": attn_implementation})
-    elif named.is_file():
-        mcfg = OmegaConf.load(named)
-    elif "/" in spec and not spec.startswith((".", "/")):
-        mcfg = OmegaConf.create({"name_or_path": spec, "attn_implementation": attn_implementation})  # a hub id
-    else:
-        known = ", ".join(sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml")))
-        raise CandidateError(f"eval.judge.model={spec!r}: no such folder and no conf/model/{spec}.yaml; give a "
-                             f"local model folder, a hub id in the local cache, or one of: {known}")
-    return mcfg
+    from lorakit.models import ModelNotFoundError, model_spec
+
+    try:
+        return model_spec(spec, attn_implementation, setting="eval.judge.model")
+    except ModelNotFoundError as err:
+        raise CandidateError(str(err)) from None
 
 
 def engine_cfg(cfg: DictConfig, judge: JudgeModel) -> DictConfig:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,25 @@ def prepare_for_kbit_training(model, args, dtype: torch.dtype):
     return model
 
 
+def progress_callback(path: Path):
+    """A TrainerCallback appending {"step", "max_steps", "epoch", logged values} to progress.jsonl at every log,
+    so that other processes (the server's fine-tuning jobs) can follow a run while it trains."""
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            path.write_text(json.dumps({"step": 0, "max_steps": state.max_steps, "time": time.time()}) + "\n")
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero:
+                line = {"step": state.global_step, "max_steps": state.max_steps, "epoch": state.epoch,
+                        "time": time.time(), **(logs or {})}
+                with path.open("a") as f:
+                    f.write(json.dumps(line) + "\n")
+
+    return Progress()
+
+
 def build_trainer(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *, cuda: bool, report_to: str):
     """Load the prepared data and the base model, wrap it with LoRA, and return the ready trainer."""
     from datasets import load_from_disk
@@ -104,6 +124,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *,
         eval_dataset=val_ds,
         processing_class=tokenizer,
         peft_config=LoraConfig(**OmegaConf.to_container(cfg.lora, resolve=True)),
+        callbacks=[progress_callback(RunFolder(run_dir).progress)],
     )
 
 

@@ -1,0 +1,121 @@
+"""`python -m lorakit.serve`: an OpenAI-compatible server for a base model and its adapters, with OpenAI's files
+and fine-tuning-jobs API backed by lorakit's trainer.
+
+Usage:
+    python -m lorakit.serve                                        # SmolLM2 on 127.0.0.1:8000
+    python -m lorakit.serve --adapters outputs                     # and every run under outputs/
+    LORAKIT_API_KEY=... python -m lorakit.serve --host 0.0.0.0     # another address needs a key
+
+Then, with the official SDK: `OpenAI(base_url="http://127.0.0.1:8000/v1", api_key=<the key, or any text>)`:
+client.chat.completions.create(model=..., messages=...), client.files.create(file=open("train.jsonl", "rb"),
+purpose="fine-tune"), client.fine_tuning.jobs.create(training_file=..., model="smollm2-135m"), ... Jobs, files and
+their events are kept in --data-dir (default outputs/serve).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from lorakit.config import CONF_DIR, register_resolvers
+
+log = logging.getLogger("lorakit.server")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m lorakit.serve", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need a key)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", default="smollm2-135m", help="base model: a conf/model name, a local folder or a hub id")
+    p.add_argument("--quant", default="none", help="conf/quant name: none, nf4 or int8 (the last two need CUDA)")
+    p.add_argument("--adapters", nargs="*", default=[],
+                   help="run folders, adapter folders, checkpoints or folders of runs to serve; name=path to name one")
+    p.add_argument("--data-dir", default="outputs/serve", help="where files, jobs and their runs are kept")
+    p.add_argument("--api-key-file", default=None, help="a file whose first line is the key (else LORAKIT_API_KEY)")
+    p.add_argument("--max-batch", type=int, default=32, help="rows decoded together at most")
+    p.add_argument("--batch-window-ms", type=float, default=10.0,
+                   help="how long the first request of a batch waits for others")
+    p.add_argument("--max-tokens", type=int, default=1024, help="a completion's token limit when the request sets none")
+    p.add_argument("--max-request-mb", type=float, default=16, help="largest request body (413 above)")
+    p.add_argument("--max-upload-mb", type=float, default=512, help="largest file upload (413 above)")
+    p.add_argument("--log-level", default="info")
+    return p.parse_args(argv)
+
+
+def _model_overrides(spec: str, quant: str) -> list[str]:
+    """How a fine-tuning job names the served base model to `python -m train`."""
+    named = (CONF_DIR / "model" / f"{spec}.yaml").is_file()
+    return [f"model={spec}" if named else f"model.name_or_path='{spec}'", *([] if named else ["model.gguf_file=null"]),
+            f"quant={quant}"]
+
+
+def build(args: argparse.Namespace, key: str | None):
+    """Load the base model's tokenizer and config, find the adapters, open the store: the app, ready to run."""
+    from omegaconf import OmegaConf
+    from transformers import AutoConfig
+
+    from lorakit.config import cuda_available
+    from lorakit.data.template import end_of_turn_ids
+    from lorakit.evaluation.inference import Engine
+    from lorakit.models import generation_config, load_tokenizer, model_spec, resolve
+    from lorakit.server.app import State, create_app
+    from lorakit.server.batching import Batcher
+    from lorakit.server.jobs import JobRunner
+    from lorakit.server.registry import Registry, find_adapters
+    from lorakit.server.store import Store
+
+    mcfg = model_spec(args.model, setting="--model")
+    quant_file = CONF_DIR / "quant" / f"{args.quant}.yaml"
+    if not quant_file.is_file():
+        raise SystemExit(f"--quant {args.quant}: no conf/quant/{args.quant}.yaml; use none, nf4 or int8")
+    quant = OmegaConf.load(quant_file)
+    cuda = cuda_available()
+    if OmegaConf.to_container(quant) and not cuda:
+        raise SystemExit(f"--quant {args.quant} needs a CUDA GPU; use --quant none on this machine")
+    path = resolve(mcfg)
+    tokenizer = load_tokenizer(path)
+    eot_ids = end_of_turn_ids(tokenizer, generation_config(path))
+    config = AutoConfig.from_pretrained(path)
+    registry = Registry(args.model, [str(mcfg.name_or_path)], str(mcfg.name_or_path), config)
+    for spec in args.adapters:
+        for name, folder in find_adapters(spec):
+            registry.add(name, folder)
+    cfg = OmegaConf.create({"model": mcfg, "quant": quant, "eval": {"batch_size": args.max_batch}})
+    engine = Engine(cfg, path, tokenizer, eot_ids, cuda=cuda)
+    batcher = Batcher(engine, tokenizer, eot_ids, max_batch=args.max_batch, window_s=args.batch_window_ms / 1000)
+    train_defaults = OmegaConf.load(CONF_DIR / "train" / "default.yaml")
+    state = State(registry=registry, tokenizer=tokenizer, eot_ids=eot_ids, batcher=batcher,
+                  store=Store(Path(args.data_dir)), context=int(getattr(config, "max_position_embeddings", 2048)),
+                  default_max_tokens=args.max_tokens, learning_rate=float(train_defaults.learning_rate))
+    state.runner = JobRunner(state, model_overrides=_model_overrides(args.model, args.quant))
+    return create_app(state, key=key, max_body=int(args.max_request_mb * 2**20),
+                      max_upload=int(args.max_upload_mb * 2**20))
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    from lorakit.evaluation.candidates import CandidateError
+    from lorakit.models import ModelNotFoundError
+    from lorakit.server.security import SecurityError, check_bind, load_key
+
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    register_resolvers()
+    try:
+        key = load_key(args.api_key_file)
+        check_bind(args.host, key)
+        app = build(args, key)
+    except (SecurityError, CandidateError, ModelNotFoundError) as err:
+        log.error("%s", err)
+        sys.exit(2)
+    log.info("lorakit.serve on http://%s:%d/v1 (%s)", args.host, args.port,
+             "API key required" if key else "no API key: loopback only")
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The server's parts in one place: what it serves (State) and the FastAPI app over it."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+
+from lorakit.server import chat_api, errors, files_api, jobs_api
+from lorakit.server.batching import Batcher
+from lorakit.server.registry import Registry
+from lorakit.server.security import Guard
+from lorakit.server.store import Store
+
+log = logging.getLogger("lorakit.server")
+
+
+@dataclass
+class State:
+    registry: Registry
+    tokenizer: object
+    eot_ids: set[int]
+    batcher: Batcher
+    store: Store
+    context: int                 # the model's context length in tokens
+    default_max_tokens: int      # a completion's limit when the request sets none
+    learning_rate: float         # lorakit's default, which learning_rate_multiplier scales
+    runner: object = None        # lorakit.server.jobs.JobRunner
+    fingerprint: str = field(default="")
+
+    def __post_init__(self):
+        self.fingerprint = "fp_lorakit_" + hashlib.sha256(self.registry.model_name.encode()).hexdigest()[:8]
+
+
+def create_app(state: State, *, key: str | None, max_body: int, max_upload: int) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        state.batcher.start()
+        state.runner.start()
+        log.info("serving %s", ", ".join(m.id for m in state.registry.all()))
+        yield
+        state.runner.stop()
+        state.batcher.stop()
+
+    app = FastAPI(title="lorakit", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    errors.install(app)
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    app.include_router(chat_api.router(state))
+    app.include_router(files_api.router(state))
+    app.include_router(jobs_api.router(state))
+    app.add_middleware(Guard, key=key, max_body=max_body, max_upload=max_upload)
+    return app

@@ -1,0 +1,160 @@
+"""Requests that arrive together are answered together: one worker thread owns the model and decodes every
+waiting request of the same decoding settings in one batch, each row through its own adapter (PEFT's
+mixed-adapter batches: the base and every adapter are loaded once).
+
+Greedy requests share a batch whatever their token limits and stop strings (each row ends on its own); sampled
+requests share one when temperature and top_p match; a request with a seed is decoded alone, so that the seed
+gives the same answer every time.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from itertools import count
+
+import torch
+
+from lorakit.evaluation.inference import Engine, sample
+from lorakit.evaluation.streaming import TextStream
+
+log = logging.getLogger("lorakit.server")
+
+
+@dataclass
+class Choice:
+    text: str
+    finish_reason: str
+    tokens: int
+
+
+@dataclass
+class Pending:
+    adapter: tuple[str, object] | None  # (PEFT name, folder) or None for the base
+    prompt_ids: list[int]
+    max_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+    n: int = 1
+    on_delta: Callable[[int, str], None] | None = None  # (choice index, text) while decoding
+    future: Future = field(default_factory=Future)  # -> list[Choice]
+    number: int = 0
+
+    def group(self) -> tuple:
+        if self.temperature == 0:
+            return ("greedy",)
+        return ("sampled", self.temperature, self.top_p) if self.seed is None else ("seeded", self.number)
+
+
+class Batcher:
+    def __init__(self, engine: Engine, tokenizer, eot_ids: set[int], *, max_batch: int = 32, window_s: float = 0.01):
+        self.engine, self.tokenizer, self.eot_ids = engine, tokenizer, eot_ids
+        self.max_batch, self.window_s = max_batch, window_s
+        self.queue: queue.Queue[Pending | None] = queue.Queue()
+        self.numbers = count()
+        self.batches = 0  # decoding batches run (the load benchmark reports rows per batch)
+        self.rows = 0
+        self._thread = threading.Thread(target=self._loop, name="lorakit-batcher", daemon=True)
+
+    def start(self) -> None:
+        self.engine.load()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self._thread.join(timeout=30)
+
+    def submit(self, pending: Pending) -> Future:
+        pending.number = next(self.numbers)
+        self.queue.put(pending)
+        return pending.future
+
+    def _loop(self) -> None:
+        waiting: list[Pending] = []
+        while True:
+            if not waiting:
+                first = self.queue.get()
+                if first is None:
+                    return
+                waiting.append(first)
+                deadline = time.monotonic() + self.window_s  # let requests sent at the same moment join
+                while (left := deadline - time.monotonic()) > 0:
+                    try:
+                        item = self.queue.get(timeout=left)
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        return
+                    waiting.append(item)
+            while True:  # everything that arrived while the last batch was decoding
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    return
+                waiting.append(item)
+            key = waiting[0].group()
+            batch, rows = [], 0
+            for p in [p for p in waiting if p.group() == key]:
+                if batch and rows + p.n > self.max_batch:
+                    break
+                batch.append(p)
+                rows += p.n
+            waiting = [p for p in waiting if all(p is not b for b in batch)]
+            self._run(batch)
+
+    def _run(self, batch: list[Pending]) -> None:
+        try:
+            results = self._decode(batch)
+        except Exception as err:  # noqa: BLE001 - the requests get the error; the server keeps serving
+            log.exception("decoding failed")
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(err)
+            return
+        for p, choices in zip(batch, results, strict=True):
+            p.future.set_result(choices)
+
+    def _decode(self, batch: list[Pending]) -> list[list[Choice]]:
+        for p in batch:
+            if p.adapter is not None and p.adapter[0] not in self.engine.adapters:
+                self.engine.add_adapter(p.adapter[0], p.adapter[1])
+        model = self.engine.load()
+        rows = [(p, i) for p in batch for i in range(p.n)]
+        streams = [TextStream(self.tokenizer, eot_ids=self.eot_ids, max_tokens=p.max_tokens, stop=p.stop)
+                   for p, _ in rows]
+
+        def on_step(tokens: list[int]) -> None:
+            for (p, i), stream, token in zip(rows, streams, tokens, strict=True):
+                delta = stream.add(token)
+                if delta and p.on_delta is not None:
+                    p.on_delta(i, delta)
+
+        first = batch[0]
+        names = [p.adapter[0] if p.adapter else "__base__" for p, _ in rows] if self.engine.adapters else None
+        try:
+            sample(model, [p.prompt_ids for p, _ in rows], pad_id=self.tokenizer.pad_token_id, eot_ids=self.eot_ids,
+                   max_new_tokens=max(p.max_tokens for p, _ in rows), temperature=first.temperature,
+                   top_p=first.top_p, seed=first.seed, adapter_names=names, on_step=on_step,
+                   finished=lambda: [s.done for s in streams])
+        except torch.OutOfMemoryError:
+            if self.engine.cuda:
+                torch.cuda.empty_cache()
+            raise
+        self.batches += 1
+        self.rows += len(rows)
+        out: dict[int, list[Choice]] = {id(p): [] for p in batch}
+        for (p, i), stream in zip(rows, streams, strict=True):
+            delta = stream.finish()
+            if delta and p.on_delta is not None:
+                p.on_delta(i, delta)
+            out[id(p)].append(Choice(stream.text, stream.finish_reason, len(stream.tokens)))
+        return [out[id(p)] for p in batch]

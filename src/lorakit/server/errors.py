@@ -1,0 +1,52 @@
+"""OpenAI's error body, `{"error": {"message", "type", "param", "code"}}`, for every refusal the server gives."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
+         409: "invalid_request_error", 413: "invalid_request_error", 422: "invalid_request_error",
+         500: "server_error", 503: "server_error"}
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+
+
+def body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": TYPES.get(status, "invalid_request_error"), "param": param,
+                      "code": code}}
+
+
+def response(status: int, message: str, param: str | None = None, code: str | None = None) -> JSONResponse:
+    return JSONResponse(body(status, message, param, code), status_code=status)
+
+
+def install(app) -> None:
+    """Every error the app raises answers in OpenAI's shape."""
+
+    @app.exception_handler(APIError)
+    async def _api(_: Request, err: APIError):
+        return response(err.status, err.message, err.param, err.code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, err: RequestValidationError):
+        first = err.errors()[0] if err.errors() else {}
+        param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        return response(400, f"{param or 'request'}: {first.get('msg', 'invalid request')}", param, "invalid_value")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, err: StarletteHTTPException):
+        return response(err.status_code, str(err.detail), None, None)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, err: Exception):
+        import logging
+
+        logging.getLogger("lorakit.server").exception("unexpected error")
+        return response(500, f"internal error: {type(err).__name__}; see the server log", None, "internal_error")

@@ -1,0 +1,90 @@
+"""`/v1/files`: upload (multipart, purpose `fine-tune`), list, retrieve, content, delete.
+
+A `fine-tune` upload is read and checked with the prepare stage's checks at once; its file object's `status`
+is `processed`, or `error` with `status_details` naming every unusable line and the fix. A job given a file
+with errors fails the way OpenAI's do (`invalid_training_file`, the same lines in the message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import FileResponse
+
+from lorakit.data.checks import SpecialTokens
+from lorakit.data.prepare import DataError, listing, read_file
+from lorakit.server.errors import APIError
+from lorakit.server.store import new_id, page
+
+PURPOSES = {"fine-tune", "fine-tune-results", "batch", "assistants", "user_data", "evals", "vision"}
+
+
+def check_training_file(path, filename: str, tokenizer) -> tuple[int, str | None]:
+    """(examples usable, None) or (examples usable, what is wrong: one `line N: problem` per unusable line)."""
+    try:
+        read = read_file(path, "auto", None, SpecialTokens(tokenizer))
+    except (DataError, UnicodeDecodeError, ValueError) as err:
+        return 0, str(err).replace(str(path), filename)
+    errors = [f for f in read.findings if f.drops]
+    if errors:
+        return len(read.examples), (f"{len({f.record for f in errors})} of {read.records} lines cannot be used:\n"
+                                    + listing(errors).replace(str(path), filename))
+    if not read.examples:
+        return 0, f"{filename}: no examples; the file is empty"
+    return len(read.examples), None
+
+
+def router(state) -> APIRouter:
+    api = APIRouter()
+    store = state.store
+
+    @api.post("/v1/files")
+    async def upload(file: UploadFile = File(...), purpose: str = Form(...)):  # noqa: B008 - FastAPI's form fields
+        if purpose not in PURPOSES:
+            raise APIError(400, f"'purpose' must be one of {sorted(PURPOSES)}", param="purpose", code="invalid_value")
+        file_id = new_id("file")
+        path = store.file_path(file_id)
+        size = 0
+        with path.open("wb") as out:
+            while chunk := await file.read(1 << 20):
+                out.write(chunk)
+                size += len(chunk)
+        body = {"id": file_id, "object": "file", "bytes": size, "created_at": int(time.time()),
+                "filename": file.filename or "upload.jsonl", "purpose": purpose, "status": "processed",
+                "status_details": None, "expires_at": None}
+        if purpose == "fine-tune":
+            examples, problem = await asyncio.to_thread(check_training_file, path, body["filename"], state.tokenizer)
+            body["status"], body["status_details"] = ("error", problem) if problem else ("processed", None)
+            body["lorakit_examples"] = examples
+        store.put_file(body)
+        return body
+
+    @api.get("/v1/files")
+    async def list_files(purpose: str | None = None, after: str | None = None, limit: int = 10000):
+        files = [f for f in store.files() if purpose is None or f["purpose"] == purpose]
+        return page(files, after, max(1, min(limit, 10000)))
+
+    def _get(file_id: str) -> dict:
+        body = store.file(file_id)
+        if body is None:
+            raise APIError(404, f"No such File object: {file_id}", param="file_id", code="file_not_found")
+        return body
+
+    @api.get("/v1/files/{file_id}")
+    async def retrieve(file_id: str):
+        return _get(file_id)
+
+    @api.get("/v1/files/{file_id}/content")
+    async def content(file_id: str):
+        body = _get(file_id)
+        return FileResponse(store.file_path(file_id), filename=body["filename"], media_type="application/octet-stream")
+
+    @api.delete("/v1/files/{file_id}")
+    async def delete(file_id: str):
+        _get(file_id)
+        store.delete_file(file_id)
+        return {"id": file_id, "object": "file", "deleted": True}
+
+    return api

@@ -1,0 +1,304 @@
+"""Fine-tuning jobs: each one is `python -m train stages=[prepare,train]` in its own process, one at a time,
+the next ones queued. Statuses: validating_files -> queued -> running -> succeeded | failed | cancelled.
+
+While a job runs, its run folder's progress.jsonl becomes events (step, training loss, validation loss); when it
+succeeds, its adapter is served as `ft:<base>:<suffix>:<job id>` and every saved epoch checkpoint as
+`...:ckpt-step-N`. A job that was running when the server stopped is marked failed, with the reason, when the
+server starts again (its process dies with the server).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from lorakit.evaluation.candidates import CandidateError
+from lorakit.runs import RunFolder
+
+log = logging.getLogger("lorakit.server")
+FINAL = {"succeeded", "failed", "cancelled"}
+
+
+def _die_with_parent() -> None:
+    """In the child: be killed when the server dies, however it dies (Linux); a process group of its own."""
+    os.setsid()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _progress(run_dir: Path) -> list[dict]:
+    """The complete lines of a run's progress.jsonl (the trainer may be writing the last one)."""
+    path = RunFolder(run_dir).progress
+    text = path.read_text() if path.is_file() else ""
+    return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines() if line.strip()]
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+class JobRunner:
+    def __init__(self, state, *, model_overrides: list[str], poll_s: float = 0.5):
+        self.state, self.store = state, state.store
+        self.model_overrides, self.poll_s = model_overrides, poll_s
+        self.proc: subprocess.Popen | None = None
+        self.running: str | None = None
+        self.seen_lines = 0
+        self._stop = threading.Event()
+        self._lock = threading.RLock()
+        self._thread = threading.Thread(target=self._loop, name="lorakit-jobs", daemon=True)
+
+    # lifecycle
+    def start(self) -> None:
+        self._recover()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Server shutdown: a running job is stopped and marked failed (it cannot finish without the server)."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+        with self._lock:
+            if self.proc is not None and self.running:
+                self._kill()
+                self._fail(self.running, "server_stopped", "the server was stopped while this job was running; "
+                           "create the job again")
+
+    def _recover(self) -> None:
+        """Jobs left running or validating by a server that died: failed with the reason; their models served."""
+        for body in self.store.jobs():
+            body, private = self.store.job(body["id"])
+            if body["status"] == "succeeded":
+                self._serve(body)
+            elif body["status"] in {"running", "validating_files"}:
+                if _alive(private.get("pid")):
+                    try:
+                        os.killpg(private["pid"], signal.SIGKILL)
+                    except OSError:
+                        pass
+                step = self._last_step(body["id"])
+                self._fail(body["id"], "server_restarted",
+                           f"the server stopped while this job was {body['status'].replace('_', ' ')}"
+                           + (f" (at step {step[0]} of {step[1]})" if step else "") + "; create the job again")
+
+    # the work loop
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._tick()
+            except Exception:  # noqa: BLE001 - one broken job must not stop the queue
+                log.exception("job runner")
+            self._stop.wait(self.poll_s)
+
+    def _tick(self) -> None:
+        with self._lock:
+            for body in reversed(self.store.jobs()):  # oldest first
+                if body["status"] == "validating_files":
+                    self._validate(body)
+            if self.running:
+                self._follow()
+            if not self.running:
+                queued = [b for b in reversed(self.store.jobs()) if b["status"] == "queued"]
+                if queued:
+                    self._launch(queued[0])
+
+    def _validate(self, body: dict) -> None:
+        for param in ("training_file", "validation_file"):
+            file_id = body.get(param)
+            if not file_id:
+                continue
+            meta = self.store.file(file_id)
+            if meta is None or not self.store.file_path(file_id).is_file():
+                return self._fail(body["id"], f"invalid_{param}", f"{param} {file_id} was deleted", param=param)
+            if meta["status"] == "error":
+                return self._fail(body["id"], f"invalid_{param}",
+                                  f"The job failed due to an invalid {param.replace('_', ' ')}. {meta['status_details']}",
+                                  param=param)
+        self.store.add_event(body["id"], "Files validated, moving job to queued state")
+        self._set(body["id"], status="queued")
+
+    def _command(self, body: dict, run_dir: Path) -> list[str]:
+        hp = body["hyperparameters"]
+        overrides = [*self.model_overrides, "stages=[prepare,train]", f"hydra.run.dir={run_dir}", "logger=none",
+                     f"data.train_file={self.store.file_path(body['training_file'])}", "data.test_file=null",
+                     "data.test_fraction=0", f"seed={body['seed']}", "train.save_strategy=epoch",
+                     "+train.save_total_limit=3"]
+        if body.get("validation_file"):
+            overrides.append(f"data.validation_file={self.store.file_path(body['validation_file'])}")
+        else:
+            overrides.append("data.val_fraction=0")  # as OpenAI: without a validation file, everything trains
+        if hp["n_epochs"] != "auto":
+            overrides.append(f"train.num_train_epochs={hp['n_epochs']}")
+        if hp["batch_size"] != "auto":
+            overrides.append(f"train.per_device_train_batch_size={hp['batch_size']}")
+        if hp["learning_rate_multiplier"] != "auto":
+            overrides.append(f"train.learning_rate={self.state.learning_rate * float(hp['learning_rate_multiplier'])!r}")
+        return [sys.executable, "-m", "train", *overrides]
+
+    def _launch(self, body: dict) -> None:
+        run_dir = self.store.run_dir(body["id"])
+        run_dir.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if k not in {"LORAKIT_API_KEY", "OPENAI_API_KEY"}}
+        env.setdefault("WANDB_MODE", "disabled")
+        with (run_dir / "train.log").open("ab") as out:
+            self.proc = subprocess.Popen(self._command(body, run_dir), stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
+        self.running, self.seen_lines = body["id"], 0
+        self._set(body["id"], status="running", private={"pid": self.proc.pid, "run_dir": str(run_dir)})
+        self.store.add_event(body["id"], "Fine-tuning job started")
+        log.info("job %s started (process %d): %s", body["id"], self.proc.pid, run_dir)
+
+    def _follow(self) -> None:
+        job_id = self.running
+        lines = _progress(self.store.run_dir(job_id))
+        for line in lines[self.seen_lines:]:
+            metrics = {k: line[k] for k in ("loss", "eval_loss", "mean_token_accuracy") if k in line}
+            if not metrics:
+                continue
+            data = {"step": line["step"], "total_steps": line["max_steps"]}
+            if "loss" in line:
+                data["train_loss"] = line["loss"]
+            if "eval_loss" in line:
+                data["valid_loss"] = line["eval_loss"]
+            if "mean_token_accuracy" in line:
+                data["train_mean_token_accuracy"] = line["mean_token_accuracy"]
+            text = ", ".join(f"{k}={v:.4f}" for k, v in data.items() if k not in {"step", "total_steps"})
+            self.store.add_event(job_id, f"Step {line['step']}/{line['max_steps']}: {text}", data=data, kind="metrics")
+        self.seen_lines = len(lines)
+        code = self.proc.poll()
+        if code is None:
+            return
+        self.proc, self.running = None, None
+        body, _ = self.store.job(job_id)
+        if body["status"] == "cancelled":
+            return
+        adapter = RunFolder(self.store.run_dir(job_id)).adapter
+        if code == 0 and (adapter / "adapter_config.json").is_file():
+            self._succeed(body)
+        else:
+            self._fail(job_id, "training_failed", self._error_line(job_id, code))
+
+    def _error_line(self, job_id: str, code: int) -> str:
+        log_file = self.store.run_dir(job_id) / "train.log"
+        lines = [ln for ln in (log_file.read_text(errors="replace").splitlines() if log_file.is_file() else [])
+                 if ln.strip() and "HYDRA_FULL_ERROR" not in ln]
+        marked = [i for i, ln in enumerate(lines) if "][ERROR]" in ln]  # lorakit's own message, with the fix
+        detail = "\n".join(lines[marked[-1]:] if marked else lines[-5:])
+        return f"training exited with code {code}: {detail[-1500:]} (log: {log_file})"
+
+    def _succeed(self, body: dict) -> None:
+        folder = RunFolder(self.store.run_dir(body["id"]))
+        hp = body["hyperparameters"]
+        report = json.loads(folder.data_report.read_text()) if folder.data_report.is_file() else {}
+        history = json.loads(folder.train_log.read_text()) if folder.train_log.is_file() else []
+        epochs = next((h["epoch"] for h in reversed(history) if "epoch" in h), None)
+        per_epoch = report.get("tokens", {}).get("per_epoch")
+        resolved = {"n_epochs": round(epochs) if epochs else hp["n_epochs"]}
+        model = f"ft:{self.state.registry.base.id}:{body.get('user_provided_suffix') or 'lorakit'}:{body['id']}"
+        result = self._result_file(body["id"], history)
+        self._set(body["id"], status="succeeded", fine_tuned_model=model, finished_at=int(time.time()),
+                  trained_tokens=int(per_epoch * epochs) if per_epoch and epochs else None, result_files=[result],
+                  hyperparameters={**hp, **{k: v for k, v in resolved.items() if hp.get(k) == "auto"}})
+        body, _ = self.store.job(body["id"])
+        self._serve(body)
+        self.store.add_event(body["id"], f"New fine-tuned model created: {model}")
+        self.store.add_event(body["id"], "The job has successfully completed")
+        log.info("job %s succeeded: %s", body["id"], model)
+
+    def _result_file(self, job_id: str, history: list[dict]) -> str:
+        """OpenAI's results CSV (step, train_loss, valid_loss), as a file of purpose fine-tune-results."""
+        from lorakit.server.store import new_id
+
+        rows = ["step,train_loss,valid_loss"]
+        rows += [f"{h['step']},{h.get('loss', '')},{h.get('eval_loss', '')}" for h in history
+                 if "loss" in h or "eval_loss" in h]
+        file_id = new_id("file")
+        data = ("\n".join(rows) + "\n").encode()
+        self.store.file_path(file_id).write_bytes(data)
+        self.store.put_file({"id": file_id, "object": "file", "bytes": len(data), "created_at": int(time.time()),
+                             "filename": "step_metrics.csv", "purpose": "fine-tune-results", "status": "processed",
+                             "status_details": None, "expires_at": None})
+        return file_id
+
+    def checkpoints(self, body: dict) -> list[dict]:
+        """The saved epoch checkpoints, newest first, as OpenAI's checkpoint objects."""
+        folder = RunFolder(self.store.run_dir(body["id"]))
+        if body["status"] != "succeeded" or not folder.checkpoints.is_dir():
+            return []
+        history = json.loads(folder.train_log.read_text()) if folder.train_log.is_file() else []
+        out = []
+        for path in sorted(folder.checkpoints.glob("checkpoint-*"), key=lambda p: -int(p.name.split("-")[1])):
+            step = int(path.name.split("-")[1])
+            at = [h for h in history if h.get("step", 0) <= step]
+            metrics = {"step": float(step)}
+            if train := [h["loss"] for h in at if "loss" in h]:
+                metrics["train_loss"] = train[-1]
+            if valid := [h["eval_loss"] for h in at if "eval_loss" in h]:
+                metrics["valid_loss"] = metrics["full_valid_loss"] = valid[-1]
+            out.append({"object": "fine_tuning.job.checkpoint", "id": f"ftckpt-{body['id'][6:]}-{step}",
+                        "created_at": int(path.stat().st_mtime), "fine_tuning_job_id": body["id"],
+                        "fine_tuned_model_checkpoint": f"{body['fine_tuned_model']}:ckpt-step-{step}",
+                        "metrics": metrics, "step_number": step})
+        return out
+
+    def _serve(self, body: dict) -> None:
+        folder = RunFolder(self.store.run_dir(body["id"]))
+        try:
+            self.state.registry.add(body["fine_tuned_model"], folder.adapter, body.get("finished_at"))
+            for ckpt in self.checkpoints(body):
+                path = folder.checkpoints / f"checkpoint-{ckpt['step_number']}"
+                if (path / "adapter_config.json").is_file():
+                    self.state.registry.add(ckpt["fine_tuned_model_checkpoint"], path, ckpt["created_at"])
+        except CandidateError as err:
+            log.warning("job %s: its model is not served: %s", body["id"], err)
+
+    # state changes
+    def cancel(self, job_id: str) -> dict:
+        with self._lock:
+            body, _ = self.store.job(job_id)
+            if body["status"] in FINAL:
+                return body
+            if self.running == job_id:
+                self._kill()
+                self.proc, self.running = None, None
+            self._set(job_id, status="cancelled", finished_at=int(time.time()))
+            self.store.add_event(job_id, "Fine-tuning job cancelled")
+            return self.store.job(job_id)[0]
+
+    def _kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+    def _fail(self, job_id: str, code: str, message: str, param: str | None = None) -> None:
+        self._set(job_id, status="failed", finished_at=int(time.time()),
+                  error={"code": code, "message": message, "param": param})
+        self.store.add_event(job_id, message, level="error")
+        log.warning("job %s failed: %s", job_id, message)
+
+    def _set(self, job_id: str, private: dict | None = None, **changes) -> None:
+        body, old = self.store.job(job_id)
+        self.store.put_job({**body, **changes}, {**old, **(private or {})})
+
+    def _last_step(self, job_id: str) -> tuple[int, int] | None:
+        lines = _progress(self.store.run_dir(job_id))
+        return (lines[-1]["step"], lines[-1]["max_steps"]) if lines else None

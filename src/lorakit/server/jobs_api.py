@@ -1,0 +1,125 @@
+"""`/v1/fine_tuning/jobs`: create, retrieve, list (cursor-paged), cancel, events, checkpoints (OpenAI's shapes)."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+
+from fastapi import APIRouter, Request
+
+from lorakit.server.chat_api import json_body
+from lorakit.server.errors import APIError
+from lorakit.server.store import new_id, page
+
+LIMITS = {"n_epochs": (int, 1, 50), "batch_size": (int, 1, 256), "learning_rate_multiplier": (float, 1e-6, 100.0)}
+
+
+def hyperparameters(body: dict) -> dict:
+    """method.supervised.hyperparameters (or the older top-level hyperparameters), each "auto" or in range."""
+    method = body.get("method")
+    given = body.get("hyperparameters") or {}
+    if method is not None:
+        if not isinstance(method, dict) or method.get("type") != "supervised":
+            raise APIError(400, "lorakit.serve trains supervised fine-tuning only: method.type must be 'supervised'",
+                           param="method.type", code="unsupported_value")
+        given = {**given, **((method.get("supervised") or {}).get("hyperparameters") or {})}
+    if not isinstance(given, dict):
+        raise APIError(400, "'hyperparameters' must be an object", param="hyperparameters", code="invalid_type")
+    unknown = sorted(set(given) - set(LIMITS))
+    if unknown:
+        raise APIError(400, f"unknown hyperparameter(s) {unknown}; known: {sorted(LIMITS)}", param="hyperparameters",
+                       code="invalid_value")
+    out = {}
+    for name, (kind, low, high) in LIMITS.items():
+        value = given.get(name, "auto")
+        if value != "auto":
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and (kind is float or value == int(value))
+            if not ok or not low <= value <= high:
+                raise APIError(400, f"hyperparameters.{name} must be 'auto' or a{'n integer' if kind is int else ' number'}"
+                               f" from {low:g} to {high:g}, got {value!r}", param=f"hyperparameters.{name}",
+                               code="invalid_value")
+            value = kind(value)
+        out[name] = value
+    return out
+
+
+def router(state) -> APIRouter:
+    api = APIRouter()
+    store, runner = state.store, state.runner
+
+    def _job(job_id: str) -> dict:
+        found = store.job(job_id)
+        if found is None:
+            raise APIError(404, f"Could not find fine-tune job: {job_id}", param="fine_tuning_job_id",
+                           code="fine_tune_not_found")
+        return found[0]
+
+    def _file(body: dict, param: str) -> str | None:
+        file_id = body.get(param)
+        if file_id is None and param == "validation_file":
+            return None
+        meta = store.file(file_id) if isinstance(file_id, str) else None
+        if meta is None:
+            raise APIError(400, f"invalid {param}: {file_id!r} is no uploaded file; upload it with "
+                           "client.files.create(file=..., purpose='fine-tune')", param=param, code="invalid_file")
+        if meta["purpose"] != "fine-tune":
+            raise APIError(400, f"invalid {param}: {file_id} was uploaded with purpose {meta['purpose']!r}, not "
+                           "'fine-tune'", param=param, code="invalid_file")
+        return file_id
+
+    @api.post("/v1/fine_tuning/jobs")
+    async def create(request: Request):
+        body = await json_body(request)
+        model = body.get("model")
+        base = state.registry.base.id
+        if model != base and model not in state.registry.aliases:
+            raise APIError(400, f"Model {model!r} is not available for fine-tuning on this server; it fine-tunes "
+                           f"{base!r}", param="model", code="model_not_available")
+        suffix = body.get("suffix")
+        if suffix is not None and (not isinstance(suffix, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", suffix)):
+            raise APIError(400, "'suffix' must be 1 to 64 letters, digits, '-', '_' or '.'", param="suffix",
+                           code="invalid_value")
+        seed = body.get("seed")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**31):
+            raise APIError(400, "'seed' must be an integer from 0 to 2147483647", param="seed", code="invalid_value")
+        hp = hyperparameters(body)
+        job = {"id": new_id("ftjob"), "object": "fine_tuning.job", "created_at": int(time.time()), "error": None,
+               "fine_tuned_model": None, "finished_at": None, "hyperparameters": hp, "model": base,
+               "organization_id": "org-lorakit", "result_files": [], "seed": seed if seed is not None else
+               random.randrange(2**31), "status": "validating_files", "trained_tokens": None,
+               "training_file": _file(body, "training_file"), "validation_file": _file(body, "validation_file"),
+               "estimated_finish": None, "integrations": [], "metadata": body.get("metadata"),
+               "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
+               "user_provided_suffix": suffix}
+        store.put_job(job, {})
+        store.add_event(job["id"], f"Validating training file: {job['training_file']}"
+                        + (f" and validation file: {job['validation_file']}" if job["validation_file"] else ""))
+        if body.get("integrations"):
+            store.add_event(job["id"], "integrations are not supported by lorakit.serve and are ignored (lorakit "
+                            "logs to W&B with logger=wandb in its own runs)", level="warn")
+        return job
+
+    @api.get("/v1/fine_tuning/jobs")
+    async def list_jobs(after: str | None = None, limit: int = 20):
+        return page(store.jobs(), after, max(1, min(limit, 100)))
+
+    @api.get("/v1/fine_tuning/jobs/{job_id}")
+    async def retrieve(job_id: str):
+        return _job(job_id)
+
+    @api.post("/v1/fine_tuning/jobs/{job_id}/cancel")
+    async def cancel(job_id: str):
+        _job(job_id)
+        return runner.cancel(job_id)
+
+    @api.get("/v1/fine_tuning/jobs/{job_id}/events")
+    async def events(job_id: str, after: str | None = None, limit: int = 20):
+        _job(job_id)
+        return page(store.events(job_id), after, max(1, min(limit, 1000)))
+
+    @api.get("/v1/fine_tuning/jobs/{job_id}/checkpoints")
+    async def checkpoints(job_id: str, after: str | None = None, limit: int = 10):
+        return page(runner.checkpoints(_job(job_id)), after, max(1, min(limit, 100)))
+
+    return api

@@ -1,0 +1,102 @@
+"""The models one server answers for: its base model and every adapter of that base, each by an id.
+
+Adapters come from `--adapters` (run folders, adapter folders, checkpoints, or folders holding runs; named by
+their run folder, or `name=path`) and from fine-tuning jobs as they succeed (`ft:<base>:<suffix>:<job id>`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lorakit.evaluation.candidates import CandidateError, adapter_dir, check_base
+from lorakit.server.errors import APIError
+
+
+@dataclass(frozen=True)
+class Served:
+    id: str
+    adapter: Path | None  # None: the base model
+    internal: str | None  # the PEFT adapter name (PEFT names cannot hold dots or slashes)
+    created: int
+
+
+def find_adapters(spec: str) -> list[tuple[str, Path]]:
+    """(id, adapter folder) for one --adapters value: `name=path`, a run/adapter/checkpoint folder, or a folder
+    whose runs (up to 3 levels down) all count."""
+    name, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+    folder = Path(path).expanduser()
+    direct = adapter_dir(folder)
+    if direct is not None:
+        return [(name or _run_name(folder), direct)]
+    if name:
+        raise CandidateError(f"--adapters {spec}: {folder} holds no adapter (no adapter_config.json)")
+    found = sorted({p.parent for depth in ("*", "*/*", "*/*/*") for p in folder.glob(f"{depth}/adapter/adapter_config.json")})
+    if not found:
+        raise CandidateError(f"--adapters {spec}: no adapter in {folder} (a run folder, its adapter/, a checkpoint, "
+                             "or a folder holding runs)")
+    return [(_run_name(p.parent), p) for p in found]
+
+
+def _run_name(path: Path) -> str:
+    """A run folder as the user names it: its path from the working folder, without a trailing /adapter."""
+    path = path.resolve()
+    if path.name == "adapter":
+        path = path.parent
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+class Registry:
+    def __init__(self, base_id: str, aliases: list[str], model_name: str, model_config):
+        self.base = Served(base_id, None, None, int(time.time()))
+        self.aliases = {a for a in aliases if a} - {base_id}
+        self.model_name, self.model_config = model_name, model_config
+        self._served: dict[str, Served] = {}
+        self._lock = threading.Lock()
+
+    def add(self, model_id: str, adapter: Path, created: int | None = None) -> Served:
+        """Serve an adapter of this base under model_id.
+
+        Raises:
+            CandidateError: the adapter was trained on another base model.
+        """
+        from lorakit.evaluation.candidates import Candidate
+
+        check_base(Candidate(model_id, "adapter", adapter=Path(adapter)), self.model_name, self.model_config)
+        with self._lock:
+            if model_id in self._served or model_id == self.base.id:
+                raise CandidateError(f"model id {model_id!r} is given twice; name one of them: --adapters name=path")
+            served = Served(model_id, Path(adapter), f"a{len(self._served)}", created or int(time.time()))
+            self._served[model_id] = served
+        return served
+
+    def get(self, model_id) -> Served:
+        if not isinstance(model_id, str) or not model_id:
+            raise APIError(400, "you must provide a model parameter", param="model", code="missing_model")
+        if model_id == self.base.id or model_id in self.aliases:
+            return self.base
+        with self._lock:
+            served = self._served.get(model_id)
+        if served is None:
+            raise APIError(404, f"The model `{model_id}` does not exist or you do not have access to it. This server "
+                           f"has: {', '.join(m.id for m in self.all())}", param="model", code="model_not_found")
+        return served
+
+    def all(self) -> list[Served]:
+        with self._lock:
+            return [self.base, *self._served.values()]
+
+    def objects(self) -> list[dict]:
+        return [self.object(m) for m in self.all()]
+
+    def object(self, m: Served) -> dict:
+        out = {"id": m.id, "object": "model", "created": m.created, "owned_by": "lorakit"}
+        if m.adapter is not None:
+            out["parent"] = self.base.id
+            out["root"] = self.base.id
+        return out

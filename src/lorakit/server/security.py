@@ -1,0 +1,114 @@
+"""Who may call the server, and how much they may send.
+
+- The key: `LORAKIT_API_KEY`, or the first line of a key file (`--api-key-file`). Clients send it as
+  `Authorization: Bearer <key>` (the openai SDK's `api_key`); it is compared in constant time and never logged.
+- Without a key the server only listens on a loopback address; on any other address it refuses to start.
+- Request bodies over the limit are refused with 413 before they are read in full.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import os
+from pathlib import Path
+
+from lorakit.server.errors import APIError
+
+OPEN_PATHS = {"/health"}  # answered without the key
+
+
+class SecurityError(ValueError):
+    """The server cannot start safely; the message says what to set."""
+
+
+def load_key(key_file: str | None) -> str | None:
+    if key_file:
+        path = Path(key_file).expanduser()
+        if not path.is_file():
+            raise SecurityError(f"--api-key-file {path}: no such file")
+        key = path.read_text().strip().splitlines()[0].strip() if path.read_text().strip() else ""
+        if not key:
+            raise SecurityError(f"--api-key-file {path} is empty; write the key on its first line")
+        return key
+    return os.environ.get("LORAKIT_API_KEY") or None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, key: str | None) -> None:
+    if key is None and not is_loopback(host):
+        raise SecurityError(f"refusing to listen on {host} without an API key: anyone who can reach it could use the "
+                            "models and start training jobs. Set LORAKIT_API_KEY (or --api-key-file), or listen on "
+                            "127.0.0.1")
+
+
+def _refuse(status: int, message: str, code: str) -> tuple[dict, bytes]:
+    body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    return {"type": "http.response.start", "status": status, "headers": headers}, body.encode()
+
+
+class Guard:
+    """ASGI middleware: the bearer key on every route but /health, and the body size limits."""
+
+    def __init__(self, app, *, key: str | None, max_body: int, max_upload: int):
+        self.app, self.key, self.max_body, self.max_upload = app, key, max_body, max_upload
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        if self.key is not None and scope["path"] not in OPEN_PATHS:
+            given = headers.get(b"authorization", b"").decode("latin-1")
+            token = given[7:].strip() if given[:7].lower() == "bearer " else ""
+            if not hmac.compare_digest(token.encode("utf-8", "replace"), self.key.encode("utf-8")):
+                message = ("Incorrect API key provided." if token else
+                           "Missing API key: send it as 'Authorization: Bearer <key>' (the openai SDK's api_key).")
+                return await self._send(send, *_refuse(401, message, "invalid_api_key"))
+        limit = self.max_upload if scope["path"].rstrip("/") == "/v1/files" else self.max_body
+        length = headers.get(b"content-length")
+        too_large = _refuse(413, f"request body over the server's limit of {limit:,} bytes", "request_too_large")
+        if length is not None and length.isdigit() and int(length) > limit:
+            return await self._send(send, *too_large)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _TooLarge(413, f"request body over the server's limit of {limit:,} bytes", code="request_too_large")
+            return message
+
+        started = False
+
+        async def tracked_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked_send)
+        except _TooLarge:
+            if not started:
+                await self._send(send, *too_large)
+
+    @staticmethod
+    async def _send(send, start: dict, body: bytes) -> None:
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(APIError):
+    """Raised while the app reads the body; its APIError handler answers 413."""
