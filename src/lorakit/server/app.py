@@ -50,7 +50,8 @@ def create_app(state: State, *, key: str | None, max_body: int, max_upload: int)
 
     @app.get("/health")
     async def health():
-        return {"status": "ok"}
+        """Liveness, and how many decoding batches and rows the server has run (rows/batch = batching at work)."""
+        return {"status": "ok", "decoding": {"batches": state.batcher.batches, "rows": state.batcher.rows}}
 
     app.include_router(chat_api.router(state))
     app.include_router(files_api.router(state))

@@ -1,0 +1,224 @@
+"""lorakit.serve through the official openai SDK over real HTTP on 127.0.0.1: the fine-tuning guides' calls
+unchanged, chat with base and fine-tuned models, streaming, batching, errors, the key, and a restart mid-job."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import openai
+import pytest
+
+import serving
+from helpers import tool_picker_rows, write_jsonl
+
+KEY = "sk-lorakit-test-" + secrets.token_hex(12)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_dir):
+    with serving.running(tmp_path_factory.mktemp("serve") / "data", "--model", "tiny-llama", key=KEY) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def train_file(tmp_path_factory):
+    return write_jsonl(tmp_path_factory.mktemp("ft") / "train.jsonl", tool_picker_rows("train", 40))
+
+
+@pytest.fixture(scope="module")
+def tuned(server, train_file):
+    """The guides' flow, unchanged but for base_url and api_key: upload, create, poll, then the job."""
+    client = server.client()
+    uploaded = client.files.create(file=open(train_file, "rb"), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(training_file=uploaded.id, model="tiny-llama",
+                                         hyperparameters={"n_epochs": 2}, suffix="guide")
+    return uploaded, serving.wait_for(client, job.id, {"succeeded", "failed", "cancelled"})
+
+
+def test_the_guides_fine_tuning_flow_trains_and_serves_the_model(server, tuned):
+    client = server.client()
+    uploaded, job = tuned
+    assert uploaded.status == "processed" and uploaded.purpose == "fine-tune"
+    assert job.status == "succeeded", job.error
+    assert job.fine_tuned_model == f"ft:tiny-llama:guide:{job.id}"
+    assert job.hyperparameters.n_epochs == 2 and job.trained_tokens > 0
+
+    events = list(reversed(client.fine_tuning.jobs.list_events(job.id, limit=100).data))
+    messages = [e.message for e in events]
+    assert messages[0].startswith("Validating training file") and messages[-1] == "The job has successfully completed"
+    steps = [e.data for e in events if e.type == "metrics"]
+    assert steps and steps[-1]["step"] == steps[-1]["total_steps"] == 20  # 40 examples / batch 4 x 2 epochs
+    assert all(isinstance(s["train_loss"], float) for s in steps)
+
+    models = {m.id: m for m in client.models.list()}
+    assert models[job.fine_tuned_model].model_extra["parent"] == "tiny-llama"
+    checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
+    assert [c.step_number for c in checkpoints] == [20, 10]  # one per epoch, newest first
+    assert checkpoints[1].fine_tuned_model_checkpoint in models
+
+    reply = client.chat.completions.create(model=job.fine_tuned_model, max_tokens=5,
+                                           messages=[{"role": "user", "content": "Set a timer for 5 minutes"}])
+    assert reply.model == job.fine_tuned_model and reply.usage.completion_tokens <= 5
+    assert reply.choices[0].finish_reason in {"stop", "length"}
+    csv = client.files.content(job.result_files[0]).text.splitlines()
+    assert csv[0] == "step,train_loss,valid_loss" and len(csv) == len(steps) + 1
+
+
+def test_jobs_list_in_pages_and_a_running_job_can_be_cancelled(server, tuned, train_file):
+    client = server.client()
+    uploaded, first = tuned
+    second = client.fine_tuning.jobs.create(training_file=uploaded.id, model="tiny-llama",
+                                            hyperparameters={"n_epochs": 50})
+    serving.wait_for(client, second.id, {"running"}, timeout=120)
+    cancelled = client.fine_tuning.jobs.cancel(second.id)
+    assert cancelled.status == "cancelled" and cancelled.fine_tuned_model is None
+    time.sleep(1.5)  # the runner would have noticed a process that kept going
+    assert client.fine_tuning.jobs.retrieve(second.id).status == "cancelled"
+    assert "Fine-tuning job cancelled" in [e.message for e in client.fine_tuning.jobs.list_events(second.id).data]
+
+    page = client.fine_tuning.jobs.list(limit=1)
+    assert [j.id for j in page.data] == [second.id] and page.has_more  # newest first
+    rest = client.fine_tuning.jobs.list(limit=10, after=second.id)
+    assert first.id in [j.id for j in rest.data]
+
+
+def test_an_invalid_training_file_fails_the_job_naming_its_lines(server, tmp_path):
+    client = server.client()
+    bad = write_jsonl(tmp_path / "bad.jsonl", [tool_picker_rows("train", 1)[0], "not json",
+                                               {"messages": [{"role": "user", "content": "no reply"}]}])
+    uploaded = client.files.create(file=open(bad, "rb"), purpose="fine-tune")
+    assert uploaded.status == "error"
+    assert "bad.jsonl:2: not_json" in uploaded.status_details and "bad.jsonl:3: no_assistant" in uploaded.status_details
+    job = client.fine_tuning.jobs.create(training_file=uploaded.id, model="tiny-llama")
+    job = serving.wait_for(client, job.id, {"failed", "succeeded"}, timeout=30)
+    assert job.status == "failed" and job.error.code == "invalid_training_file" and job.error.param == "training_file"
+    assert "bad.jsonl:2" in job.error.message and "bad.jsonl:3" in job.error.message
+    with pytest.raises(openai.BadRequestError) as err:
+        client.fine_tuning.jobs.create(training_file="file-nope", model="tiny-llama")
+    assert err.value.body["param"] == "training_file"
+    with pytest.raises(openai.BadRequestError):
+        client.fine_tuning.jobs.create(training_file=uploaded.id, model="gpt-4o-mini")
+
+
+def test_streaming_gives_the_same_text_as_a_plain_request(server, tuned):
+    client = server.client()
+    model = tuned[1].fine_tuned_model
+    asks = [dict(temperature=0, max_tokens=12), dict(temperature=0.9, top_p=0.9, seed=7, max_tokens=12),
+            dict(temperature=0, max_tokens=12, stop=["a", "e"])]
+    for ask in asks:
+        messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Play some jazz"}]
+        plain = client.chat.completions.create(model=model, messages=messages, **ask)
+        chunks = list(client.chat.completions.create(model=model, messages=messages, stream=True,
+                                                     stream_options={"include_usage": True}, **ask))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text == plain.choices[0].message.content
+        assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == plain.choices[0].finish_reason
+        assert chunks[-1].usage.completion_tokens == plain.usage.completion_tokens
+    stopped = client.chat.completions.create(model=model, messages=messages, **asks[2]).choices[0]
+    assert "a" not in stopped.message.content and "e" not in stopped.message.content
+    two = client.chat.completions.create(model="tiny-llama", messages=messages, n=2, max_tokens=4, temperature=0)
+    assert [c.index for c in two.choices] == [0, 1] and two.choices[0].message.content == two.choices[1].message.content
+
+
+def test_concurrent_requests_for_base_and_adapters_share_decoding_batches(server, tuned):
+    client = server.client()
+    models = ["tiny-llama", tuned[1].fine_tuned_model]
+    before = server.health()["decoding"]
+    replies = [None] * 12
+
+    def ask(i):
+        replies[i] = client.chat.completions.create(model=models[i % 2], max_tokens=24, temperature=0,
+                                                    messages=[{"role": "user", "content": f"request {i}"}])
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = server.health()["decoding"]
+    assert all(r is not None and r.model == models[i % 2] for i, r in enumerate(replies))
+    assert after["rows"] - before["rows"] == 12
+    assert after["batches"] - before["batches"] < 12  # some requests were decoded together
+
+
+def test_requests_are_refused_with_openai_errors(server):
+    client = server.client()
+    with pytest.raises(openai.AuthenticationError):
+        server.client(key="sk-wrong").models.list()
+    response = httpx.get(f"{server.url}/v1/models")
+    assert response.status_code == 401 and set(response.json()["error"]) == {"message", "type", "param", "code"}
+    assert httpx.get(f"{server.url}/health").status_code == 200
+    with pytest.raises(openai.NotFoundError) as err:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert err.value.body["code"] == "model_not_found"
+    bad = [([{"role": "wizard", "content": "hi"}], "messages[0].role"), ([], "messages"),
+           ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}], "messages[0].content")]
+    for messages, param in bad:
+        with pytest.raises(openai.BadRequestError) as err:
+            client.chat.completions.create(model="tiny-llama", messages=messages)
+        assert err.value.status_code == 400 and err.value.body["param"] == param
+    for extra, param in [({"temperature": 3}, "temperature"), ({"logprobs": True}, "logprobs"),
+                         ({"max_tokens": 10**6}, "messages")]:
+        with pytest.raises(openai.BadRequestError) as err:
+            client.chat.completions.create(model="tiny-llama", messages=[{"role": "user", "content": "hi"}], **extra)
+        assert err.value.body["param"] == param
+    headers = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
+    assert httpx.post(f"{server.url}/v1/chat/completions", content=b"{not json", headers=headers).status_code == 400
+    big = json.dumps({"model": "tiny-llama", "messages": [{"role": "user", "content": "x" * (17 * 2**20)}]})
+    too_big = httpx.post(f"{server.url}/v1/chat/completions", content=big, headers=headers, timeout=60)
+    assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "request_too_large"
+
+
+def test_the_key_is_in_no_log_and_no_file(server, tuned):
+    found = [str(server.log)] if KEY in server.log.read_text(errors="replace") else []
+    for path in server.data_dir.rglob("*"):
+        if path.is_file() and KEY.encode() in path.read_bytes():
+            found.append(str(path))
+    assert found == []
+    assert "Authorization" not in server.log.read_text(errors="replace")
+
+
+def test_without_a_key_the_server_refuses_other_addresses(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "LORAKIT_API_KEY"}
+    done = subprocess.run([sys.executable, "-m", "lorakit.serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and "refusing to listen on 0.0.0.0 without an API key" in done.stderr
+
+
+def test_a_job_running_when_the_server_dies_is_failed_with_the_reason_after_a_restart(tmp_path, train_file, tiny_dir):
+    data = tmp_path / "data"
+    server = serving.start(data, "--model", "tiny-llama")
+    try:
+        client = server.client(key="anything")  # no key on loopback: any key is accepted
+        uploaded = client.files.create(file=open(train_file, "rb"), purpose="fine-tune")
+        job = client.fine_tuning.jobs.create(training_file=uploaded.id, model="tiny-llama",
+                                             hyperparameters={"n_epochs": 50})
+        deadline = time.monotonic() + 120
+        while not [e for e in client.fine_tuning.jobs.list_events(job.id).data if e.type == "metrics"]:
+            assert time.monotonic() < deadline, "no training step reported"
+            time.sleep(0.5)
+    finally:
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait()
+    pid = json.loads(sqlite3.connect(data / "lorakit.sqlite").execute(
+        "SELECT private FROM jobs WHERE id = ?", (job.id,)).fetchone()[0])["pid"]
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and "zombie" not in open(f"/proc/{pid}/status").read().lower():
+        assert time.monotonic() < deadline, "the training process outlived the server"
+        time.sleep(0.2)
+
+    with serving.running(data, "--model", "tiny-llama") as again:
+        client = again.client(key="anything")
+        after = client.fine_tuning.jobs.retrieve(job.id)
+        assert after.status == "failed" and after.error.code == "server_restarted"
+        assert "at step" in after.error.message and "create the job again" in after.error.message
+        assert client.files.retrieve(uploaded.id).filename == "train.jsonl"
