@@ -19,11 +19,12 @@ from omegaconf import DictConfig
 from lorakit.config import CONF_DIR, ConfigError, register_resolvers
 from lorakit.data.prepare import DataError, TemplateError
 from lorakit.evaluation.candidates import CandidateError
+from lorakit.hosted import HostedJobError
 from lorakit.models import ModelNotFoundError
 from lorakit.oom import OutOfMemory
 from lorakit.pipeline import run
 
-USER_ERRORS = (ConfigError, DataError, TemplateError, ModelNotFoundError, OutOfMemory, CandidateError)
+USER_ERRORS = (ConfigError, DataError, TemplateError, ModelNotFoundError, OutOfMemory, CandidateError, HostedJobError)
 register_resolvers()
 
 

@@ -188,7 +188,15 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
                         "or set hydra.run.dir to an earlier run's folder")
     if "train" in stages and cfg.get("adapter_dir"):
         problems.append("adapter_dir: only for evaluating an existing adapter; remove it or drop the train stage")
-    if ("evaluate" in stages or "merge" in stages) and "train" not in stages:
+    backend = cfg.get("backend", {}).get("name", "local")
+    if backend not in ("local", "openai"):
+        problems.append(f"backend: {backend!r} is unknown; use backend=local (this machine) or backend=openai")
+    if backend == "openai" and "merge" in stages:
+        problems.append("stages: merge needs the adapter's weights, which a hosted fine-tune does not give; drop merge")
+    if backend == "openai" and "evaluate" in stages and "train" not in stages:
+        problems.append("stages: with backend=openai, evaluate follows train in the same run; to evaluate an existing "
+                        "hosted model use python -m lorakit.compare candidates=[openai:<base>,openai:<ft model>]")
+    elif ("evaluate" in stages or "merge" in stages) and "train" not in stages:
         adapter = Path(cfg.adapter_dir or RunFolder(run_dir).adapter)
         if not (adapter / "adapter_config.json").is_file():
             problems.append(f"adapter_dir: {adapter} holds no adapter_config.json; set adapter_dir=path/to/run/adapter")
@@ -204,7 +212,8 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
         from lorakit.evaluation import judge as judges  # it reads CONF_DIR from here
 
         try:
-            judges.model_config(str(judge.model))
+            if not str(judge.model).startswith("openai:"):
+                judges.model_config(str(judge.model))
         except ValueError as err:  # CandidateError
             problems.append(str(err))
         if judge.mode not in {"pointwise", "pairwise", "both"}:

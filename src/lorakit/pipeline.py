@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from lorakit import merge
+from lorakit import hosted, merge
 from lorakit.config import cuda_available, redact, validate
 from lorakit.data import prepare, template
 from lorakit.evaluation import evaluate
@@ -66,21 +66,25 @@ def run(cfg: DictConfig) -> dict | None:
         evaluates_existing = "train" not in cfg.stages and ("evaluate" in cfg.stages or "merge" in cfg.stages)
         tokenizer = load_tokenizer(str(adapter_dir) if evaluates_existing else model_path)
         eot_ids = prepare.end_of_turn_ids(tokenizer, generation_config(model_path))
-        results = None
+        results, tuned_model = None, None
         if "prepare" in cfg.stages:
             with _timed(timings, "prepare"):
                 report = prepare.run(cfg, tokenizer, eot_ids, run_dir)
             acc = report["accounting"]
             logger.log_dict("data", {"records": acc["records"], "used": acc["used"], "dropped": acc["dropped"],
                                      "tokens": {k: v for k, v in report["tokens"].items() if k != "model"}})
-        if "train" in cfg.stages:
+        if "train" in cfg.stages and cfg.backend.name == "openai":  # hosted: OpenAI or an OpenAI-compatible server
+            with _timed(timings, "train"):
+                tuned_model = hosted.train(cfg, run_dir)
+        elif "train" in cfg.stages:
             with _timed(timings, "train"):
                 adapter_dir = train.run(cfg, run_dir, model_path, tokenizer, cuda=cuda, report_to=logger.report_to)
             _check_saved_template(tokenizer, adapter_dir, RunFolder(run_dir).split("train"))
         if "evaluate" in cfg.stages:
             with _timed(timings, "evaluate"):
                 results, predictions, comparison, rows = evaluate.run(cfg, run_dir, model_path, adapter_dir,
-                                                                      tokenizer, eot_ids, cuda=cuda)
+                                                                      tokenizer, eot_ids, cuda=cuda,
+                                                                      tuned_model=tuned_model)
             logger.log_dict("eval", results)
             logger.log_predictions(predictions)
             logger.log_comparison(comparison, rows)

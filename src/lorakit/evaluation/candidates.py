@@ -1,5 +1,6 @@
-"""What can be compared: the base model, an adapter (a run folder, its adapter/, or a checkpoint), or the base
-model prompted with K training examples (`fewshot:K`). Every candidate is checked before any model is loaded.
+"""What can be compared: the base model, an adapter (a run folder, its adapter/, or a checkpoint), the base
+model prompted with K training examples (`fewshot:K`), or a model behind an OpenAI-compatible API
+(`openai:<model id>`). Every candidate is checked before any model is loaded.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import yaml
 
 from lorakit.runs import RunFolder
 
-FIX = "give base, fewshot:K, a run folder (outputs/...), its adapter/ folder or a checkpoint inside it"
+FIX = ("give base, fewshot:K, openai:<model id>, a run folder (outputs/...), its adapter/ folder or a checkpoint "
+       "inside it")
 
 
 class CandidateError(ValueError):
@@ -24,9 +26,10 @@ class CandidateError(ValueError):
 @dataclass(frozen=True)
 class Candidate:
     name: str  # as the user wrote it; the report's label
-    kind: str  # "base", "adapter" or "fewshot"
+    kind: str  # "base", "adapter", "fewshot" or "api"
     adapter: Path | None = None
     shots: int = 0
+    model: str | None = None  # kind "api": the model id at the endpoint
 
     @property
     def run(self) -> RunFolder | None:
@@ -59,6 +62,10 @@ def parse(spec: str) -> Candidate:
         if not k.isdigit() or int(k) < 1:
             raise CandidateError(f"candidate {spec!r}: K in fewshot:K must be a positive integer, e.g. fewshot:4")
         return Candidate(spec, "fewshot", shots=int(k))
+    if spec.startswith("openai:"):
+        if not spec.removeprefix("openai:"):
+            raise CandidateError(f"candidate {spec!r}: name the model after openai:, e.g. openai:gpt-4o-mini")
+        return Candidate(spec, "api", model=spec.removeprefix("openai:"))
     path = Path(spec).expanduser()
     adapter = adapter_dir(path)
     if adapter is None:

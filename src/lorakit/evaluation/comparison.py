@@ -5,6 +5,7 @@ call `compare`.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -13,8 +14,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from lorakit.answers import task_kind
+from lorakit.data.openai_format import prompt_messages
 from lorakit.data.template import prompt_and_reference, template_sha256
 from lorakit.evaluation import judge, scoring
+from lorakit.evaluation.api import ApiEngine, api_key, endpoint
 from lorakit.evaluation.cache import GenerationCache, candidate_key
 from lorakit.evaluation.candidates import Candidate, CandidateError, check_base
 from lorakit.evaluation.inference import Engine, default_max_new_tokens
@@ -112,7 +115,7 @@ def _generate(engine: Engine, plans: list, cache: GenerationCache, max_new: int,
         start = time.perf_counter()
         todo = [p for p in plans if p[4]]
         answers = engine.generate_mixed([(c.name if c.kind == "adapter" else None, [prompts[i] for i in missing])
-                                         for c, prompts, _, _, missing in todo], max_new_tokens=max_new)
+                                         for c, prompts, _, _, missing in todo], max_new_tokens=max_new) if todo else []
         new = {p[0].name: a for p, a in zip(todo, answers, strict=True)}
         if todo:
             timings["all candidates"] = round(time.perf_counter() - start, 2)
@@ -132,6 +135,19 @@ def _generate(engine: Engine, plans: list, cache: GenerationCache, max_new: int,
     return outputs, timings, generated
 
 
+def _generate_api(api, plans: list, cache: GenerationCache, max_new: int, seed: int) -> tuple[dict, dict, dict]:
+    """API candidates' missing answers, concurrent requests per candidate: (answers, seconds, generated)."""
+    outputs, timings, generated = {}, {}, {}
+    for c, prompts, key, stored, missing in plans:
+        start = time.perf_counter()
+        asked = [json.loads(prompts[i]) for i in missing]
+        new = api.chat(c.model, [a["messages"] for a in asked], tools=[a["tools"] for a in asked], max_tokens=max_new,
+                       seed=seed, desc=c.name) if missing else []
+        outputs[c.name] = cache.complete(key, prompts, stored, dict(zip(missing, new, strict=True)))
+        timings[c.name], generated[c.name] = round(time.perf_counter() - start, 2), len(missing)
+    return outputs, timings, generated
+
+
 def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, model_path: str, tokenizer,
             eot_ids: set[int], cuda: bool, train_rows: list[dict] | None = None,
             cache_dir: Path | None = None) -> dict:
@@ -146,6 +162,10 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, m
           train_rows=train_rows, judge_cfg=jcfg)
     judge_model = judge.load(str(jcfg.model), cfg.model.attn_implementation) if jcfg and jcfg.model else None
     judge_is_base = judge_model is not None and judge_model.path == model_path
+    needs_api = any(c.kind == "api" for c in candidates) or (judge_model is not None and judge_model.api_model)
+    api = ApiEngine(endpoint(cfg)) if needs_api else None
+    if api is not None:
+        api_key(api.settings)  # no key for OpenAI: stop before anything is generated
     split = [prompt_and_reference(tokenizer, r["messages"], r.get("tools")) for r in rows]
     references = [ref for _, ref in split]
     max_new = cfg.eval.max_new_tokens or default_max_new_tokens(tokenizer, references)
@@ -159,6 +179,12 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, m
 
     plans = []
     for c in candidates:
+        if c.kind == "api":
+            prompts = [json.dumps({"messages": prompt_messages(r["messages"]), "tools": r.get("tools")},
+                                  ensure_ascii=False) for r in rows]
+            key = api.key(c.model, max_new, cfg.seed)
+            plans.append((c, prompts, key, *cache.lookup(key, prompts)))
+            continue
         shots = pick_shots(train_rows or [], c.shots, cfg.seed) if c.kind == "fewshot" else None
         prompts = ([prompt_and_reference(tokenizer, with_shots(r["messages"], shots), r.get("tools"))[0] for r in rows]
                    if shots else [p for p, _ in split])
@@ -168,17 +194,25 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, m
         plans.append((c, prompts, key, stored, missing))
     mixed = cfg.eval.get("mixed_batches")
     mixed = cuda if mixed is None else bool(mixed)
-    outputs, timings, generated = _generate(engine, plans, cache, max_new, mixed=mixed, keep_base=judge_is_base)
+    outputs, timings, generated = _generate_api(api, [p for p in plans if p[0].kind == "api"], cache, max_new, cfg.seed)
+    local = _generate(engine, [p for p in plans if p[0].kind != "api"], cache, max_new, mixed=mixed,
+                      keep_base=judge_is_base)
+    for mine, theirs in zip((outputs, timings, generated), local, strict=True):
+        mine.update(theirs)
     outputs = {c.name: outputs[c.name] for c in candidates}  # the user's order
     log.info("generated %s answers (the rest from the cache) in %s; base model loads: %d",
              ", ".join(f"{n}: {k}" for n, k in generated.items()),
              ", ".join(f"{n} {t:.1f} s" for n, t in timings.items()), engine.loads)
+    loads = engine.loads
     clusters = [r["conversation"] for r in rows] if all("conversation" in r for r in rows) else None
     reference = cfg.get("reference") or candidates[0].name
     scored = scoring.score(metrics, outputs, references, clusters, reference=reference, seed=cfg.seed)
     verdicts = None
     if judge_model is not None:
-        if not judge_is_base:
+        if judge_model.api_model:
+            engine.release()
+            engine = api
+        elif not judge_is_base:
             engine.release()
             engine = Engine(judge.engine_cfg(cfg, judge_model), judge_model.path, judge_model.tokenizer,
                             judge_model.eot_ids, cuda=cuda)
@@ -188,6 +222,6 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, m
         timings["judge"] = round(time.perf_counter() - start, 2)
     return {"candidates": scored["candidates"], "tests": scored["tests"], "judge": verdicts, "n_examples": len(rows),
             "metrics": metrics, "reference": reference, "max_new_tokens": max_new,
-            "generated": generated, "base_model_loads": engine.loads,
+            "generated": generated, "base_model_loads": loads,
             "outputs": outputs, "references": references, "per_example": scored["per_example"], "timings": timings,
             "train_logs": {c.name: str(c.run.train_log) for c in candidates if c.run and c.run.train_log.is_file()}}

@@ -26,9 +26,12 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, run_dir: Path, model_path: str, adapter_dir: Path, tokenizer, eot_ids: set[int], *,
-        cuda: bool) -> tuple[dict[str, dict[str, float]], list[dict], dict, list[dict]]:
+        cuda: bool, tuned_model: str | None = None) -> tuple[dict[str, dict[str, float]], list[dict], dict, list[dict]]:
     """Compare base and tuned (plus fewshot:K with eval.fewshot=K) through the evaluation engine; write
     metrics.json, predictions.jsonl, report.md, compare.json and compare.md.
+
+    tuned_model: with backend=openai, the fine-tuned model's id; base and tuned then answer through the API
+    (backend.model and tuned_model) instead of the local base model and adapter_dir.
 
     Returns:
         ({"base": {metric: value}, "tuned": {...}}, one prediction record per test example, the comparison
@@ -36,7 +39,10 @@ def run(cfg: DictConfig, run_dir: Path, model_path: str, adapter_dir: Path, toke
     """
     folder = RunFolder(run_dir)
     rows = test_set(cfg, tokenizer, folder.split("test"))  # this run's split; evaluate-only: the data config's
-    candidates = [Candidate("base", "base"), Candidate("tuned", "adapter", adapter=Path(adapter_dir))]
+    if tuned_model:
+        candidates = [Candidate("base", "api", model=cfg.backend.model), Candidate("tuned", "api", model=tuned_model)]
+    else:
+        candidates = [Candidate("base", "base"), Candidate("tuned", "adapter", adapter=Path(adapter_dir))]
     train_rows = None
     if cfg.eval.get("fewshot"):
         candidates.append(Candidate(f"fewshot:{cfg.eval.fewshot}", "fewshot", shots=int(cfg.eval.fewshot)))
@@ -55,6 +61,6 @@ def run(cfg: DictConfig, run_dir: Path, model_path: str, adapter_dir: Path, toke
     write_jsonl(folder.predictions, predictions)
     write_comparison(run_dir, result, rows, examples=cfg.eval.report_examples)
     table = write_report(run_dir, {k: results[k] for k in ("base", "tuned")}, rows, references, base, tuned, cfg=cfg,
-                         adapter_dir=adapter_dir)
+                         adapter_dir=tuned_model or adapter_dir)
     log.info("held-out results (%d examples):\n%s", len(rows), table)
     return results, predictions, result, rows

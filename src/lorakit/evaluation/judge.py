@@ -8,12 +8,14 @@
   in both orders, among examples where both replies parsed) is reported with win / tie / loss counts, the win
   rate (a tie counts half) with its 95% interval and a sign test. Identical answers are ties without a judge call.
 
-The judge is any chat model lorakit can load: a conf/model name, a local folder or a hub id in the local cache.
-Its replies go through the same generation cache as the candidates' answers.
+The judge is any chat model lorakit can load (a conf/model name, a local folder or a hub id in the local cache) or
+a model behind an OpenAI-compatible API (`openai:<model id>`, endpoint from eval.openai). Its replies go through
+the same generation cache as the candidates' answers.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -42,10 +44,11 @@ _VERDICT = re.compile(r"\s*(?:(?:verdict|answer|better)\s*[:=]?\s*)?[\[(*\"']*(A
 @dataclass
 class JudgeModel:
     spec: str              # as configured
-    path: str              # what it loads from
-    model_cfg: DictConfig  # for models.load_model
+    path: str | None       # what it loads from (None: an API judge)
+    model_cfg: DictConfig | None  # for models.load_model
     tokenizer: object
     eot_ids: set[int]
+    api_model: str | None = None  # openai:<model id>: the model at the endpoint
 
 
 def load(spec: str, attn_implementation: str = "sdpa") -> JudgeModel:
@@ -55,8 +58,11 @@ def load(spec: str, attn_implementation: str = "sdpa") -> JudgeModel:
         CandidateError / ModelNotFoundError: naming the judge and the fix, before anything is generated.
     """
     from lorakit.data.template import end_of_turn_ids
+    from lorakit.evaluation.api import PREFIX
     from lorakit.models import generation_config, load_tokenizer, resolve
 
+    if spec.startswith(PREFIX):
+        return JudgeModel(spec, None, None, None, set(), api_model=spec.removeprefix(PREFIX))
     mcfg = model_config(spec, attn_implementation)
     path = resolve(mcfg)
     tokenizer = load_tokenizer(path)
@@ -178,23 +184,36 @@ def run(cfg: DictConfig, judge: JudgeModel, engine, cache, rows: list[dict], ref
         outputs: dict[str, list[str]], reference: str, clusters, kind: str) -> dict:
     """Judge every candidate's answers; returns compare.json's "judge" part.
 
-    engine: an evaluation Engine holding the judge model (the comparison's own when the judge is its base).
+    engine: an evaluation Engine holding the judge model (the comparison's own when the judge is its base), or
+    an ApiEngine (lorakit.evaluation.api) for an API judge.
     """
     from lorakit.data.template import template_sha256
     from lorakit.evaluation.cache import candidate_key
 
     jcfg = cfg.eval.judge
     mode, scale, rubric = jcfg.mode, int(jcfg.scale), rubric_for(jcfg, kind)
-    key = candidate_key(model_path=judge.path, quant=OmegaConf.to_container(cfg.quant, resolve=True), adapter=None,
-                        shots=None, template=template_sha256(judge.tokenizer), max_new_tokens=jcfg.max_new_tokens,
-                        eot_ids=judge.eot_ids)
+    if judge.api_model:
+        key = engine.key(judge.api_model, jcfg.max_new_tokens, cfg.seed)
+    else:
+        key = candidate_key(model_path=judge.path, quant=OmegaConf.to_container(cfg.quant, resolve=True), adapter=None,
+                            shots=None, template=template_sha256(judge.tokenizer), max_new_tokens=jcfg.max_new_tokens,
+                            eot_ids=judge.eot_ids)
 
     def ask(conversations: list[list[dict]], desc: str) -> list[str]:
-        prompts = [judge.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
-                   for c in conversations]
+        if judge.api_model:
+            prompts = [json.dumps(c, ensure_ascii=False) for c in conversations]
+        else:
+            prompts = [judge.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+                       for c in conversations]
         stored, missing = cache.lookup(key, prompts)
-        new = engine.generate([prompts[i] for i in missing], adapter=None, max_new_tokens=jcfg.max_new_tokens,
-                              desc=desc) if missing else []
+        if not missing:
+            new = []
+        elif judge.api_model:
+            new = engine.chat(judge.api_model, [conversations[i] for i in missing], max_tokens=jcfg.max_new_tokens,
+                              seed=cfg.seed, desc=desc)
+        else:
+            new = engine.generate([prompts[i] for i in missing], adapter=None, max_new_tokens=jcfg.max_new_tokens,
+                                  desc=desc)
         return cache.complete(key, prompts, stored, dict(zip(missing, new, strict=True)))
 
     result: dict = {"model": judge.spec, "mode": mode, "rubric": rubric, "scale": scale, "calls": 0}

@@ -1,0 +1,36 @@
+"""lorakit's chat records -> OpenAI's exact chat format: for hosted fine-tuning files and chat requests.
+
+lorakit keeps tool-call arguments parsed and its own bookkeeping (file, line, record) beside the messages;
+OpenAI wants tool-call arguments as JSON strings and nothing but `messages` (and `tools`) on a line.
+"""
+
+from __future__ import annotations
+
+import json
+
+MESSAGE_KEYS = ("role", "content", "name", "tool_call_id", "weight")
+
+
+def message(msg: dict, *, weight: bool = True) -> dict:
+    out = {k: msg[k] for k in MESSAGE_KEYS if k in msg and (weight or k != "weight")}
+    if msg.get("tool_calls"):
+        out["tool_calls"] = [{"id": call.get("id") or f"call_{i}", "type": "function",
+                              "function": {"name": call["function"]["name"],
+                                           "arguments": json.dumps(call["function"]["arguments"], ensure_ascii=False)}}
+                             for i, call in enumerate(msg["tool_calls"])]
+        out["content"] = msg.get("content") or None
+    return out
+
+
+def training_record(row: dict) -> dict:
+    """One line of an OpenAI fine-tuning file from a row of data/{train,validation}.jsonl."""
+    record = {"messages": [message(m) for m in row["messages"]]}
+    if row.get("tools"):
+        record["tools"] = row["tools"]
+    return record
+
+
+def prompt_messages(messages: list[dict]) -> list[dict]:
+    """The conversation up to its last assistant turn, as a chat request's messages (no weights)."""
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return [message(m, weight=False) for m in messages[:last]]
