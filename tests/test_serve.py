@@ -222,3 +222,66 @@ def test_a_job_running_when_the_server_dies_is_failed_with_the_reason_after_a_re
         assert after.status == "failed" and after.error.code == "server_restarted"
         assert "at step" in after.error.message and "create the job again" in after.error.message
         assert client.files.retrieve(uploaded.id).filename == "train.jsonl"
+
+
+def _env(**extra) -> dict:
+    return {**{k: v for k, v in os.environ.items() if k not in {"LORAKIT_API_KEY", "OPENAI_API_KEY"}}, **extra}
+
+
+def test_backend_openai_runs_the_pipeline_against_the_server(server, tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 40))
+    test = write_jsonl(tmp_path / "test.jsonl", tool_picker_rows("test", 8))
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "train", "backend=openai", f"backend.base_url={server.url}/v1", "backend.model=tiny-llama",
+         "backend.poll_s=0.5", "backend.suffix=hosted", "model=tiny-llama", f"data.train_file={train}",
+         f"data.test_file={test}", f"hydra.run.dir={run}"],
+        capture_output=True, text=True, env=_env(OPENAI_API_KEY=KEY), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    job = json.loads((run / "job.json").read_text())
+    assert job["status"] == "succeeded" and job["fine_tuned_model"] == f"ft:tiny-llama:hosted:{job['job_id']}"
+    metrics = json.loads((run / "metrics.json").read_text())
+    compared = json.loads((run / "compare.json").read_text())
+    assert set(metrics) == {"base", "tuned"} and set(metrics["base"]) == set(metrics["tuned"]) == set(compared["metrics"])
+    assert compared["n_examples"] == 8 and compared["generated"] == {"base": 8, "tuned": 8}  # through the API
+    assert "base model loads: 0" in (run / "train.log").read_text()  # no local model was loaded to answer
+    uploaded = [json.loads(line) for line in (run / "data" / "openai_train.jsonl").read_text().splitlines()]
+    assert uploaded and all(set(r) == {"messages"} for r in uploaded)
+    assert "training tokens (3 epochs)" in (run / "train.log").read_text()
+    assert KEY not in (run / "train.log").read_text() and KEY not in (run / "config.yaml").read_text()
+
+
+def test_compare_takes_api_candidates_and_an_api_judge(server, tuned, tmp_path):
+    test = write_jsonl(tmp_path / "test.jsonl", tool_picker_rows("test", 6))
+    model = tuned[1].fine_tuned_model
+    done = subprocess.run(
+        [sys.executable, "-m", "lorakit.compare", f"candidates=[openai:tiny-llama,openai:{model}]", "model=tiny-llama",
+         f"data.test_file={test}", f"eval.openai.base_url={server.url}/v1", "eval.openai.api_key_env=MY_SERVER_KEY",
+         "eval.judge.model=openai:tiny-llama", f"out_dir={tmp_path / 'out'}", f"hydra.run.dir={tmp_path / 'out'}"],
+        capture_output=True, text=True, env=_env(MY_SERVER_KEY=KEY), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "out" / "compare.json").read_text())
+    assert list(result["candidates"]) == ["openai:tiny-llama", f"openai:{model}"]
+    assert result["judge"]["model"] == "openai:tiny-llama" and result["judge"]["calls"] > 0
+    refused = subprocess.run(
+        [sys.executable, "-m", "lorakit.compare", "candidates=[openai:gpt-4o-mini]", "model=tiny-llama",
+         f"data.test_file={test}", f"hydra.run.dir={tmp_path / 'refused'}"],
+        capture_output=True, text=True, env=_env(), timeout=300)
+    assert refused.returncode == 2 and "set the environment variable OPENAI_API_KEY" in refused.stdout + refused.stderr
+
+
+def test_training_records_are_openai_format_with_tool_arguments_as_json_strings():
+    from lorakit.data.openai_format import prompt_messages, training_record
+
+    call = {"type": "function", "id": "c1", "function": {"name": "weather", "arguments": {"city": "Oslo"}}}
+    row = {"file": "x.jsonl", "line": 3, "record": 2, "tools": [{"type": "function", "function": {"name": "weather"}}],
+           "messages": [{"role": "user", "content": "Weather in Oslo?"},
+                        {"role": "assistant", "content": "", "tool_calls": [call], "weight": 1},
+                        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+                        {"role": "assistant", "content": "Sunny."}]}
+    record = training_record(row)
+    assert set(record) == {"messages", "tools"}
+    sent = record["messages"][1]
+    assert sent["tool_calls"][0]["function"]["arguments"] == '{"city": "Oslo"}' and sent["content"] is None
+    assert sent["weight"] == 1 and record["messages"][2] == {"role": "tool", "content": "sunny", "tool_call_id": "c1"}
+    assert [m["role"] for m in prompt_messages(row["messages"])] == ["user", "assistant", "tool"]
