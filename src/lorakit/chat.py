@@ -1,0 +1,138 @@
+"""`python -m lorakit.chat`: talk to a fine-tuned adapter (or a base model) in the terminal, tokens streamed as
+they are generated, with the chat template the adapter was trained with.
+
+Usage:
+    python -m lorakit.chat outputs/2026-11-22/10-00-00                  # a run (its adapter/), or a checkpoint
+    python -m lorakit.chat outputs/... --system "Answer in one sentence." --temperature 0
+    python -m lorakit.chat --model smollm2-135m                         # the base model alone
+
+In the chat: /reset starts the conversation over (the system prompt stays), /exit (or Ctrl-D) leaves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger("lorakit.chat")
+PROMPT, REPLY = "you> ", "assistant> "
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m lorakit.chat", description=__doc__.split("\n\n")[0])
+    p.add_argument("run", nargs="?", help="a run folder, its adapter/ or a checkpoint (none: the base model alone)")
+    p.add_argument("--model", default=None,
+                   help="base model (conf/model name, folder or hub id); default: the run's own, else smollm2-135m")
+    p.add_argument("--system", default=None, help="a system prompt for the whole conversation")
+    p.add_argument("--temperature", type=float, default=0.7, help="0 = greedy")
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--max-tokens", type=int, default=512, help="longest reply in tokens")
+    p.add_argument("--quant", default="none", help="conf/quant name: none, nf4, int8 (the last two need CUDA)")
+    return p.parse_args(argv)
+
+
+def load(args: argparse.Namespace):
+    """(engine with the adapter active, tokenizer with the adapter's template, end-of-turn ids, context length)."""
+    from omegaconf import OmegaConf
+    from transformers import AutoConfig
+
+    from lorakit.config import CONF_DIR, cuda_available
+    from lorakit.data.template import end_of_turn_ids
+    from lorakit.evaluation.candidates import check_base, parse
+    from lorakit.evaluation.inference import Engine
+    from lorakit.models import generation_config, load_tokenizer, model_spec, resolve
+
+    candidate = parse(args.run) if args.run else None
+    if candidate is not None and candidate.kind != "adapter":
+        raise SystemExit(f"{args.run}: give a run folder, its adapter/ folder or a checkpoint")
+    run = candidate.run if candidate is not None else None
+    if args.model:
+        mcfg = model_spec(args.model, setting="--model")
+    elif run is not None:
+        mcfg = OmegaConf.create((yaml.safe_load(run.config.read_text()) or {}).get("model") or {})
+    else:
+        mcfg = model_spec("smollm2-135m")
+    path = resolve(mcfg)
+    config = AutoConfig.from_pretrained(path)
+    adapter = candidate.adapter if candidate is not None else None
+    if adapter is not None:
+        check_base(candidate, str(mcfg.name_or_path), config)
+    has_tokenizer = adapter is not None and (Path(adapter) / "tokenizer_config.json").is_file()
+    tokenizer = load_tokenizer(str(adapter) if has_tokenizer else path)  # the template it was trained with
+    eot_ids = end_of_turn_ids(tokenizer, generation_config(path))
+    cfg = OmegaConf.create({"model": mcfg, "quant": OmegaConf.load(CONF_DIR / "quant" / f"{args.quant}.yaml"),
+                            "eval": {"batch_size": 1}})
+    engine = Engine(cfg, path, tokenizer, eot_ids, cuda=cuda_available())
+    if adapter is not None:
+        engine.add_adapter("chat", Path(adapter))
+    return engine, tokenizer, eot_ids, int(getattr(config, "max_position_embeddings", 2048))
+
+
+def reply(engine, tokenizer, eot_ids: set[int], messages: list[dict], args, context: int, out=sys.stdout) -> str:
+    """Generate the next assistant turn, writing it to `out` as it comes; older turns are dropped (the system
+    prompt kept) when the conversation outgrows the context."""
+    from lorakit.data.template import render
+    from lorakit.evaluation.inference import sample
+    from lorakit.evaluation.streaming import TextStream
+
+    while True:
+        ids = tokenizer(render(tokenizer, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+        turns = [i for i, m in enumerate(messages) if m["role"] != "system"]
+        if len(ids) + args.max_tokens <= context or len(turns) <= 1:
+            break
+        del messages[turns[0] : turns[1] + 1 if len(turns) > 1 else turns[0] + 1]
+        print("(the oldest turns no longer fit the context and were dropped)", file=out)
+    stream = TextStream(tokenizer, eot_ids=eot_ids, max_tokens=args.max_tokens)
+
+    def on_step(tokens: list[int]) -> None:
+        out.write(stream.add(tokens[0]))
+        out.flush()
+
+    sample(engine.load(), [ids], pad_id=tokenizer.pad_token_id, eot_ids=eot_ids, max_new_tokens=args.max_tokens,
+           temperature=args.temperature, top_p=args.top_p, on_step=on_step, finished=lambda: [stream.done])
+    out.write(stream.finish() + "\n")
+    out.flush()
+    return stream.text
+
+
+def main(argv: list[str] | None = None) -> None:
+    from lorakit.config import register_resolvers
+    from lorakit.evaluation.candidates import CandidateError
+    from lorakit.models import ModelNotFoundError
+
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    register_resolvers()
+    try:
+        engine, tokenizer, eot_ids, context = load(args)
+    except (CandidateError, ModelNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    system = [{"role": "system", "content": args.system}] if args.system else []
+    messages = list(system)
+    print(f"chatting with {args.run or 'the base model'}; /reset starts over, /exit leaves", flush=True)
+    while True:
+        try:
+            text = input(PROMPT)
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return
+        if text.strip() == "/exit":
+            return
+        if text.strip() == "/reset":
+            messages = list(system)
+            print("(conversation reset)", flush=True)
+            continue
+        if not text.strip():
+            continue
+        messages.append({"role": "user", "content": text})
+        print(REPLY, end="", flush=True)
+        messages.append({"role": "assistant", "content": reply(engine, tokenizer, eot_ids, messages, args, context)})
+
+
+if __name__ == "__main__":
+    main()
