@@ -54,13 +54,14 @@ class Pending:
 
 
 class Batcher:
-    def __init__(self, engine: Engine, tokenizer, eot_ids: set[int], *, max_batch: int = 32, window_s: float = 0.01):
+    def __init__(self, engine: Engine, tokenizer, eot_ids: set[int], *, max_batch: int = 32, window_s: float = 0.05):
         self.engine, self.tokenizer, self.eot_ids = engine, tokenizer, eot_ids
         self.max_batch, self.window_s = max_batch, window_s
         self.queue: queue.Queue[Pending | None] = queue.Queue()
         self.numbers = count()
         self.batches = 0  # decoding batches run (the load benchmark reports rows per batch)
         self.rows = 0
+        self.last_requests = 0  # requests in the last batch: more than one means clients are waiting together
         self._thread = threading.Thread(target=self._loop, name="lorakit-batcher", daemon=True)
 
     def start(self) -> None:
@@ -84,18 +85,15 @@ class Batcher:
                 if first is None:
                     return
                 waiting.append(first)
-                deadline = time.monotonic() + self.window_s  # let requests sent at the same moment join
-                while (left := deadline - time.monotonic()) > 0:
-                    try:
-                        item = self.queue.get(timeout=left)
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        return
-                    waiting.append(item)
-            while True:  # everything that arrived while the last batch was decoding
+            # While several clients are active (the last batch held more than one request), wait a moment for the
+            # follow-ups of clients it just answered: without it, clients settle into cohorts that take turns in
+            # half-full batches. Otherwise collect requests as long as they keep coming (gaps under 5 ms): a burst
+            # is batched whole and a lone client waits 5 ms at most.
+            busy = self.last_requests > 1
+            deadline = time.monotonic() + self.window_s
+            while (left := deadline - time.monotonic()) > 0 or not self.queue.empty():
                 try:
-                    item = self.queue.get_nowait()
+                    item = self.queue.get(timeout=max(0.0, left if busy else min(left, 0.005)))
                 except queue.Empty:
                     break
                 if item is None:
@@ -109,6 +107,7 @@ class Batcher:
                 batch.append(p)
                 rows += p.n
             waiting = [p for p in waiting if all(p is not b for b in batch)]
+            self.last_requests = len(batch)
             self._run(batch)
 
     def _run(self, batch: list[Pending]) -> None:
