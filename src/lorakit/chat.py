@@ -31,7 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--temperature", type=float, default=0.7, help="0 = greedy")
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--max-tokens", type=int, default=512, help="longest reply in tokens")
-    p.add_argument("--quant", default="none", help="conf/quant name: none, nf4, int8 (the last two need CUDA)")
+    p.add_argument("--quant", default=None,
+                   help="conf/quant name: none, nf4, int8 (the last two need CUDA); default: as the run was trained")
     return p.parse_args(argv)
 
 
@@ -50,12 +51,17 @@ def load(args: argparse.Namespace):
     if candidate is not None and candidate.kind != "adapter":
         raise SystemExit(f"{args.run}: give a run folder, its adapter/ folder or a checkpoint")
     run = candidate.run if candidate is not None else None
+    trained = (yaml.safe_load(run.config.read_text()) or {}) if run is not None else {}
     if args.model:
         mcfg = model_spec(args.model, setting="--model")
-    elif run is not None:
-        mcfg = OmegaConf.create((yaml.safe_load(run.config.read_text()) or {}).get("model") or {})
+    elif trained.get("model"):
+        mcfg = OmegaConf.create(trained["model"])
     else:
         mcfg = model_spec("smollm2-135m")
+    if args.quant:
+        quant = OmegaConf.load(CONF_DIR / "quant" / f"{args.quant}.yaml")
+    else:
+        quant = OmegaConf.create(trained.get("quant") or {})
     path = resolve(mcfg)
     config = AutoConfig.from_pretrained(path)
     adapter = candidate.adapter if candidate is not None else None
@@ -64,8 +70,7 @@ def load(args: argparse.Namespace):
     has_tokenizer = adapter is not None and (Path(adapter) / "tokenizer_config.json").is_file()
     tokenizer = load_tokenizer(str(adapter) if has_tokenizer else path)  # the template it was trained with
     eot_ids = end_of_turn_ids(tokenizer, generation_config(path))
-    cfg = OmegaConf.create({"model": mcfg, "quant": OmegaConf.load(CONF_DIR / "quant" / f"{args.quant}.yaml"),
-                            "eval": {"batch_size": 1}})
+    cfg = OmegaConf.create({"model": mcfg, "quant": quant, "eval": {"batch_size": 1}})
     engine = Engine(cfg, path, tokenizer, eot_ids, cuda=cuda_available())
     if adapter is not None:
         engine.add_adapter("chat", Path(adapter))

@@ -213,7 +213,8 @@ def model_spec(spec: str, attn_implementation: str = "sdpa", *, setting: str = "
     if Path(spec).is_dir():
         return OmegaConf.create({"name_or_path": spec, "attn_implementation": attn_implementation})
     if named.is_file():
-        return OmegaConf.load(named)
+        loaded = OmegaConf.load(named)
+        return loaded.model if "model" in loaded else loaded  # a `# @package _global_` file sets more than model
     if "/" in spec and not spec.startswith((".", "/")):  # a hub id
         return OmegaConf.create({"name_or_path": spec, "attn_implementation": attn_implementation})
     known = ", ".join(sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml")))

@@ -30,7 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need a key)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model", default="smollm2-135m", help="base model: a conf/model name, a local folder or a hub id")
-    p.add_argument("--quant", default="none", help="conf/quant name: none, nf4 or int8 (the last two need CUDA)")
+    p.add_argument("--quant", default=None,
+                   help="conf/quant name: none, nf4 or int8 (the last two need CUDA); default: the model config's own")
     p.add_argument("--adapters", nargs="*", default=[],
                    help="run folders, adapter folders, checkpoints or folders of runs to serve; name=path to name one")
     p.add_argument("--data-dir", default="outputs/serve", help="where files, jobs and their runs are kept")
@@ -46,11 +47,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _model_overrides(spec: str, quant: str) -> list[str]:
-    """How a fine-tuning job names the served base model to `python -m train`."""
+def _model_overrides(spec: str, quant: str | None) -> list[str]:
+    """How the server (and each fine-tuning job's `python -m train`) names the base model: a conf/model name, or
+    a folder / hub id in place of the default model's."""
+    from lorakit.models import model_spec
+
+    model_spec(spec, setting="--model")  # a clear error for a name that is none of them
     named = (CONF_DIR / "model" / f"{spec}.yaml").is_file()
-    return [f"model={spec}" if named else f"model.name_or_path='{spec}'", *([] if named else ["model.gguf_file=null"]),
-            f"quant={quant}"]
+    overrides = [f"model={spec}"] if named else [f"model.name_or_path='{spec}'", "model.gguf_file=null"]
+    return overrides + ([f"quant={quant}"] if quant else [])
 
 
 def build(args: argparse.Namespace, key: str | None):
@@ -58,24 +63,23 @@ def build(args: argparse.Namespace, key: str | None):
     from omegaconf import OmegaConf
     from transformers import AutoConfig
 
-    from lorakit.config import cuda_available
+    from lorakit.config import ConfigError, compose, cuda_available
     from lorakit.data.template import end_of_turn_ids
     from lorakit.evaluation.inference import Engine
-    from lorakit.models import generation_config, load_tokenizer, model_spec, resolve
+    from lorakit.models import generation_config, load_tokenizer, resolve
     from lorakit.server.app import State, create_app
     from lorakit.server.batching import Batcher
     from lorakit.server.jobs import JobRunner
     from lorakit.server.registry import Registry, find_adapters
     from lorakit.server.store import Store
 
-    mcfg = model_spec(args.model, setting="--model")
-    quant_file = CONF_DIR / "quant" / f"{args.quant}.yaml"
-    if not quant_file.is_file():
-        raise SystemExit(f"--quant {args.quant}: no conf/quant/{args.quant}.yaml; use none, nf4 or int8")
-    quant = OmegaConf.load(quant_file)
+    overrides = _model_overrides(args.model, args.quant)
+    composed = compose(*overrides)  # as python -m train composes it: the model's quantization and learning rate
+    mcfg, quant = composed.model, composed.quant
     cuda = cuda_available()
     if OmegaConf.to_container(quant) and not cuda:
-        raise SystemExit(f"--quant {args.quant} needs a CUDA GPU; use --quant none on this machine")
+        raise ConfigError(f"--model {args.model} is loaded quantized by its config, which needs a CUDA GPU; add "
+                          "--quant none on this machine")
     path = resolve(mcfg)
     tokenizer = load_tokenizer(path)
     eot_ids = end_of_turn_ids(tokenizer, generation_config(path))
@@ -87,11 +91,10 @@ def build(args: argparse.Namespace, key: str | None):
     cfg = OmegaConf.create({"model": mcfg, "quant": quant, "eval": {"batch_size": args.max_batch}})
     engine = Engine(cfg, path, tokenizer, eot_ids, cuda=cuda)
     batcher = Batcher(engine, tokenizer, eot_ids, max_batch=args.max_batch, window_s=args.batch_window_ms / 1000)
-    train_defaults = OmegaConf.load(CONF_DIR / "train" / "default.yaml")
     state = State(registry=registry, tokenizer=tokenizer, eot_ids=eot_ids, batcher=batcher,
                   store=Store(Path(args.data_dir)), context=int(getattr(config, "max_position_embeddings", 2048)),
-                  default_max_tokens=args.max_tokens, learning_rate=float(train_defaults.learning_rate))
-    state.runner = JobRunner(state, model_overrides=_model_overrides(args.model, args.quant))
+                  default_max_tokens=args.max_tokens, learning_rate=float(composed.train.learning_rate))
+    state.runner = JobRunner(state, model_overrides=overrides)
     return create_app(state, key=key, max_body=int(args.max_request_mb * 2**20),
                       max_upload=int(args.max_upload_mb * 2**20))
 
@@ -99,6 +102,7 @@ def build(args: argparse.Namespace, key: str | None):
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
+    from lorakit.config import ConfigError
     from lorakit.evaluation.candidates import CandidateError
     from lorakit.models import ModelNotFoundError
     from lorakit.server.security import SecurityError, check_bind, load_key
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         key = load_key(args.api_key_file)
         check_bind(args.host, key)
         app = build(args, key)
-    except (SecurityError, CandidateError, ModelNotFoundError) as err:
+    except (SecurityError, CandidateError, ModelNotFoundError, ConfigError) as err:
         log.error("%s", err)
         sys.exit(2)
     log.info("lorakit.serve on http://%s:%d/v1 (%s)", args.host, args.port,
