@@ -301,3 +301,26 @@ def test_terminal_chat_streams_the_adapters_answer_and_resets(server, tuned):
     replies = [part.split("\nyou> ")[0] for part in done.stdout.split("assistant> ")[1:]]
     assert replies == [expected, expected]  # the same answer as the server's; after /reset, the same again
     assert "(conversation reset)" in done.stdout
+
+
+def test_ctrl_c_while_following_a_hosted_job_asks_nothing_without_a_terminal_and_leaves_it_running(server, tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 40))
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "train", "backend=openai", f"backend.base_url={server.url}/v1", "backend.model=tiny-llama",
+         "backend.poll_s=0.5", "backend.n_epochs=50", "model=tiny-llama", "stages=[prepare,train]",
+         f"data.train_file={train}", f"hydra.run.dir={run}"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(OPENAI_API_KEY=KEY))
+    deadline = time.monotonic() + 120
+    while not ((run / "job.json").is_file() and json.loads((run / "job.json").read_text())["status"] == "running"):
+        assert time.monotonic() < deadline and proc.poll() is None, "the hosted job did not start"
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=60)[0]
+    job_id = json.loads((run / "job.json").read_text())["job_id"]
+    client = server.client()
+    try:
+        assert proc.returncode != 0 and f"job {job_id} keeps running" in out
+        assert client.fine_tuning.jobs.retrieve(job_id).status == "running"
+    finally:
+        client.fine_tuning.jobs.cancel(job_id)

@@ -37,6 +37,11 @@ def _die_with_parent() -> None:
         pass
 
 
+def _quoted(path: Path) -> str:
+    """A path as a quoted Hydra override value (spaces, '=' and brackets are safe in it)."""
+    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _progress(run_dir: Path) -> list[dict]:
     """The complete lines of a run's progress.jsonl (the trainer may be writing the last one)."""
     path = RunFolder(run_dir).progress
@@ -135,12 +140,12 @@ class JobRunner:
 
     def _command(self, body: dict, run_dir: Path) -> list[str]:
         hp = body["hyperparameters"]
-        overrides = [*self.model_overrides, "stages=[prepare,train]", f"hydra.run.dir={run_dir}", "logger=none",
-                     f"data.train_file={self.store.file_path(body['training_file'])}", "data.test_file=null",
+        overrides = [*self.model_overrides, "stages=[prepare,train]", f"hydra.run.dir={_quoted(run_dir)}", "logger=none",
+                     f"data.train_file={_quoted(self.store.file_path(body['training_file']))}", "data.test_file=null",
                      "data.test_fraction=0", f"seed={body['seed']}", "train.save_strategy=epoch",
                      "+train.save_total_limit=3"]
         if body.get("validation_file"):
-            overrides.append(f"data.validation_file={self.store.file_path(body['validation_file'])}")
+            overrides.append(f"data.validation_file={_quoted(self.store.file_path(body['validation_file']))}")
         else:
             overrides.append("data.val_fraction=0")  # as OpenAI: without a validation file, everything trains
         if hp["n_epochs"] != "auto":
