@@ -57,6 +57,14 @@ def client(settings):
                   max_retries=int(settings.get("max_retries", 5)), timeout=float(settings.get("timeout_s", 600)))
 
 
+def _arguments(text: str):
+    """A tool call's arguments, parsed; kept as the text the model wrote when that is not JSON (scored as such)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 class ApiEngine:
     """Chat requests to one endpoint, `concurrency` at a time."""
 
@@ -90,7 +98,7 @@ class ApiEngine:
                                                         max_tokens=max_tokens, seed=seed, **extra)
             message = reply.choices[0].message
             if message.tool_calls:  # a tool call answers as lorakit renders one: JSON of name and arguments
-                return "\n".join(json.dumps({"name": c.function.name, "arguments": json.loads(c.function.arguments)},
+                return "\n".join(json.dumps({"name": c.function.name, "arguments": _arguments(c.function.arguments)},
                                             ensure_ascii=False) for c in message.tool_calls)
             return (message.content or "").strip()
 
