@@ -17,10 +17,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from lorakit.data.formats import FORMATS
 from lorakit.evaluation.metrics import check_names
+from lorakit.paths import CONF_DIR, ROOT  # noqa: F401 - ROOT re-exported: the commands and tests import it from here
 from lorakit.runs import RunFolder
 
-ROOT = Path(__file__).resolve().parents[2]
-CONF_DIR = ROOT / "conf"
 STAGES = ("prepare", "train", "evaluate", "merge")
 LOGGERS = ("none", "wandb")
 SECRET_KEY = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)

@@ -207,7 +207,7 @@ def model_spec(spec: str, attn_implementation: str = "sdpa", *, setting: str = "
     Raises:
         ModelNotFoundError: spec is none of them; the message names `setting` and the choices.
     """
-    from lorakit.config import CONF_DIR
+    from lorakit.paths import CONF_DIR
 
     named = CONF_DIR / "model" / f"{spec}.yaml"
     if Path(spec).is_dir():
