@@ -320,7 +320,27 @@ def test_ctrl_c_while_following_a_hosted_job_asks_nothing_without_a_terminal_and
     job_id = json.loads((run / "job.json").read_text())["job_id"]
     client = server.client()
     try:
-        assert proc.returncode != 0 and f"job {job_id} keeps running" in out
+        assert proc.returncode != 0 and f"job {job_id} keeps running" in out, out[-3000:]
         assert client.fine_tuning.jobs.retrieve(job_id).status == "running"
     finally:
         client.fine_tuning.jobs.cancel(job_id)
+
+
+def test_adapters_given_at_start_are_served_by_name_and_answer_as_the_job_model(server, tuned, tmp_path):
+    job = tuned[1]
+    run = server.data_dir / "jobs" / job.id
+    messages = [{"role": "user", "content": "Remind me to call Anna at 5"}]
+    expected = server.client().chat.completions.create(model=job.fine_tuned_model, messages=messages, max_tokens=8,
+                                                       temperature=0).choices[0].message.content
+    with serving.running(tmp_path / "data", "--model", "tiny-llama", "--adapters", f"mine={run}",
+                         str(server.data_dir / "jobs")) as other:
+        client = other.client(key="any")
+        models = {m.id: m.model_extra.get("parent") for m in client.models.list()}
+        assert models["mine"] == "tiny-llama" and models[str(run.resolve())] == "tiny-llama"  # named by its run folder
+        for model in ("mine", str(run.resolve())):
+            reply = client.chat.completions.create(model=model, messages=messages, max_tokens=8, temperature=0)
+            assert reply.choices[0].message.content == expected
+    refused = subprocess.run([sys.executable, "-m", "lorakit.serve", "--model", "tiny-llama", "--adapters",
+                              str(tmp_path / "nothing"), "--data-dir", str(tmp_path / "d2")],
+                             capture_output=True, text=True, env=_env(), timeout=120)
+    assert refused.returncode == 2 and "no adapter in" in refused.stderr

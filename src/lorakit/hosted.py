@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
-import time
+import threading
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -79,9 +80,14 @@ def _ask_cancel(job_id: str) -> bool:
 
 
 def follow(client, job, run_dir: Path, base_url: str, poll_s: float):
-    """Print the job's events as they come, with a step bar, until it ends; Ctrl-C asks before cancelling."""
+    """Print the job's events as they come, with a step bar, until it ends; Ctrl-C asks before cancelling.
+
+    Ctrl-C only sets a flag that the loop reads between requests: raised inside an HTTP call, the interrupt could
+    be taken for a network error and retried away."""
     seen: set[str] = set()
     bar = None
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     try:
         while True:
             job = client.fine_tuning.jobs.retrieve(job.id)
@@ -99,18 +105,19 @@ def follow(client, job, run_dir: Path, base_url: str, poll_s: float):
             _record(run_dir, job, base_url)
             if job.status in FINAL:
                 return job
-            time.sleep(poll_s)
-    except KeyboardInterrupt:
-        if _ask_cancel(job.id):
-            job = client.fine_tuning.jobs.cancel(job.id)
-            _record(run_dir, job, base_url)
-            log.warning("cancelled %s", job.id)
-        else:
-            log.warning("job %s keeps running at %s; its id is in %s", job.id, base_url, run_dir / "job.json")
-        raise
+            if interrupted.wait(poll_s):
+                break
     finally:
+        signal.signal(signal.SIGINT, previous)  # a second Ctrl-C, e.g. at the question, stops at once
         if bar is not None:
             bar.close()
+    if _ask_cancel(job.id):
+        job = client.fine_tuning.jobs.cancel(job.id)
+        _record(run_dir, job, base_url)
+        log.warning("cancelled %s", job.id)
+    else:
+        log.warning("job %s keeps running at %s; its id is in %s", job.id, base_url, run_dir / "job.json")
+    raise KeyboardInterrupt
 
 
 def train(cfg: DictConfig, run_dir: Path) -> str:
