@@ -30,13 +30,18 @@ register_resolvers()
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> dict | None:
+    sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         return run(cfg)
     except USER_ERRORS as err:  # the user's input is wrong: say what and how to fix it, no traceback
         logging.getLogger("lorakit").error("%s", err)
-        if HydraConfig.get().mode == RunMode.RUN:
+        if not sweep:
             sys.exit(2)
-        raise  # in a sweep, the launcher records the failed job and moves on
+    except Exception:  # noqa: BLE001 - in a sweep one failed job must not stop the others
+        if not sweep:
+            raise
+        logging.getLogger("lorakit").exception("this job failed")
+    return None  # a sweep goes on; the job's log holds the error and the leaderboard lists it
 
 
 if __name__ == "__main__":

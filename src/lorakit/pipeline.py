@@ -22,7 +22,7 @@ from lorakit.evaluation import evaluate
 from lorakit.loggers import RunLogger
 from lorakit.models import generation_config, load_tokenizer, resolve
 from lorakit.runs import RunFolder, read_jsonl
-from lorakit.training import train
+from lorakit.training import resume, train
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ def run(cfg: DictConfig) -> dict | None:
     validate(cfg, cuda=cuda)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = redact(OmegaConf.to_container(cfg, resolve=True))
+    if "train" in cfg.stages and cfg.backend.name == "local":
+        resume.check(run_dir, resolved, cfg.resume)
     RunFolder(run_dir).config.write_text(yaml.safe_dump(resolved, sort_keys=False))
     set_seed(cfg.seed)
     log.info("run folder %s; stages %s; %s", run_dir, list(cfg.stages), "CUDA" if cuda else "CPU")
@@ -77,8 +79,11 @@ def run(cfg: DictConfig) -> dict | None:
             with _timed(timings, "train"):
                 tuned_model = hosted.train(cfg, run_dir)
         elif "train" in cfg.stages:
-            with _timed(timings, "train"):
-                adapter_dir = train.run(cfg, run_dir, model_path, tokenizer, cuda=cuda, report_to=logger.report_to)
+            trained, checkpoint = resume.plan(run_dir, cfg.resume)
+            if not trained:
+                with _timed(timings, "train"):
+                    adapter_dir = train.run(cfg, run_dir, model_path, tokenizer, cuda=cuda, report_to=logger.report_to,
+                                            resume_from=checkpoint)
             _check_saved_template(tokenizer, adapter_dir, RunFolder(run_dir).split("train"))
         if "evaluate" in cfg.stages:
             with _timed(timings, "evaluate"):

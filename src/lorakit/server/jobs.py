@@ -143,7 +143,7 @@ class JobRunner:
         overrides = [*self.model_overrides, "stages=[prepare,train]", f"hydra.run.dir={_quoted(run_dir)}", "logger=none",
                      f"data.train_file={_quoted(self.store.file_path(body['training_file']))}", "data.test_file=null",
                      "data.test_fraction=0", f"seed={body['seed']}", "train.save_strategy=epoch",
-                     "+train.save_total_limit=3"]
+                     "train.save_total_limit=3"]
         if body.get("validation_file"):
             overrides.append(f"data.validation_file={_quoted(self.store.file_path(body['validation_file']))}")
         else:

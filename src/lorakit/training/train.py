@@ -87,7 +87,12 @@ def progress_callback(path: Path):
 
     class Progress(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
-            path.write_text(json.dumps({"step": 0, "max_steps": state.max_steps, "time": time.time()}) + "\n")
+            line = json.dumps({"step": state.global_step, "max_steps": state.max_steps, "time": time.time()}) + "\n"
+            if state.global_step and path.is_file():  # resumed from a checkpoint: the history goes on
+                with path.open("a") as f:
+                    f.write(line)
+            else:
+                path.write_text(line)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if state.is_world_process_zero:
@@ -128,23 +133,26 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *,
     )
 
 
-def train_or_advise(trainer, *, quantized: bool):
-    """trainer.train(), with an out-of-memory turned into an OutOfMemory that says what to lower and by how much."""
+def train_or_advise(trainer, *, quantized: bool, resume_from: Path | None = None):
+    """trainer.train() (from a checkpoint when given), with an out-of-memory turned into an OutOfMemory that says
+    what to lower and by how much."""
     try:
-        return trainer.train()
+        return trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     except torch.OutOfMemoryError as err:
         longest = max(len(ids) for ids in trainer.train_dataset["input_ids"])
         _, total = trainer.model.get_nb_trainable_parameters()
         raise oom.training_advice(err, trainer.args, longest=longest, quantized=quantized, params_b=total / 1e9) from None
 
 
-def run(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *, cuda: bool, report_to: str) -> Path:
-    """Train a LoRA adapter; return the folder it was saved to."""
+def run(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *, cuda: bool, report_to: str,
+        resume_from: Path | None = None) -> Path:
+    """Train a LoRA adapter (continuing from a checkpoint of this run when given); return the folder it was saved
+    to."""
     trainer = build_trainer(cfg, run_dir, model_path, tokenizer, cuda=cuda, report_to=report_to)
     trainable, total = trainer.model.get_nb_trainable_parameters()
     log.info("LoRA r=%d on %s: %s trainable parameters (%.2f%% of %s)", cfg.lora.r, list(cfg.lora.target_modules),
              f"{trainable:,}", 100 * trainable / total, f"{total:,}")
-    result = train_or_advise(trainer, quantized=bool(cfg.quant))
+    result = train_or_advise(trainer, quantized=bool(cfg.quant), resume_from=resume_from)
 
     adapter_dir = RunFolder(run_dir).adapter
     trainer.model.save_pretrained(str(adapter_dir))

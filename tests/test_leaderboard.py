@@ -1,0 +1,68 @@
+"""The leaderboard reads a sweep folder as Hydra and lorakit write it: ranks jobs by their own metrics, lists the
+failed one with its error, plots the metric per swept value, links the winner."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import yaml
+
+from lorakit import leaderboard
+
+
+def _job(sweep, num: int, overrides: list[str], exact: float | None, error: str | None = None):
+    folder = sweep / str(num)
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["+experiment=quickstart", *overrides]))
+    if exact is not None:
+        (folder / "metrics.json").write_text(json.dumps({"base": {"exact_match": 0.0}, "tuned": {"exact_match": exact}}))
+        (folder / "compare.json").write_text(json.dumps({"candidates": {"tuned": {"exact_match": {
+            "value": exact, "ci_low": exact - 0.05, "ci_high": min(exact + 0.05, 1.0)}}}}))
+        (folder / "timings.json").write_text(json.dumps({"train": 10.0 + num}))
+    if error:
+        (folder / "train.log").write_text(f"[2026-11-22 10:00:00,000][lorakit][INFO] - start\n"
+                                          f"[2026-11-22 10:00:01,000][lorakit][ERROR] - {error}\n")
+    return folder
+
+
+def test_jobs_are_ranked_by_their_metric_and_a_failed_job_is_listed_with_its_error(tmp_path):
+    sweep = tmp_path / "sweep"
+    _job(sweep, 0, ["lora.r=8", "train.learning_rate=3e-4"], 0.61)
+    best = _job(sweep, 1, ["lora.r=8", "train.learning_rate=1e-3"], 0.94)
+    _job(sweep, 2, ["lora.r=16", "train.learning_rate=3e-4"], None, error="out of memory: lower the batch size")
+    _job(sweep, 3, ["lora.r=16", "train.learning_rate=1e-3"], 0.90)
+
+    jobs = leaderboard.write(sweep)
+    assert [j.folder.name for j in jobs] == ["1", "3", "0", "2"]
+    rows = list(csv.DictReader((sweep / "sweep_summary.csv").open()))
+    assert [r["rank"] for r in rows] == ["1", "2", "3", ""]
+    assert rows[0]["lora.r"] == "8" and rows[0]["train.learning_rate"] == "1e-3" and "+experiment" not in rows[0]
+    assert float(rows[0]["ci_low"]) == pytest.approx(0.89) and rows[0]["train_s"] == "11.0"
+    assert rows[3]["status"] == "failed" and "out of memory" in rows[3]["error"]
+    assert "3 of 4 jobs succeeded" in (sweep / "sweep_summary.md").read_text()
+    assert (sweep / "best").resolve() == best.resolve()
+    assert (sweep / "sweep_metric.png").stat().st_size > 1000
+
+    _job(sweep, 4, ["lora.r=32", "train.learning_rate=1e-3"], 0.97)  # on demand again: the new winner
+    assert leaderboard.write(sweep, "exact_match")[0].folder.name == "4"
+    assert (sweep / "best").resolve() == (sweep / "4").resolve()
+
+
+def test_a_sweep_with_a_failing_job_finishes_and_writes_its_leaderboard(tmp_path, tiny_dir):
+    import subprocess
+    import sys
+
+    from helpers import tool_picker_rows, write_jsonl
+
+    train = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 40))
+    sweep = tmp_path / "sweep"
+    done = subprocess.run(
+        [sys.executable, "-m", "train", "-m", "model=tiny-llama", f"data.train_file={train}", "train.num_train_epochs=1",
+         "eval.max_new_tokens=4", "lora.r=0,4", f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = list(csv.DictReader((sweep / "sweep_summary.csv").open()))
+    assert [(r["lora.r"], r["status"]) for r in rows] == [("4", "succeeded"), ("0", "failed")]
+    assert "lora.r: must be a positive integer" in rows[1]["error"]
+    assert (sweep / "best").resolve() == (sweep / "1").resolve()

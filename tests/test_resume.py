@@ -1,0 +1,73 @@
+"""A run killed mid-epoch continues from its last checkpoint when the same command runs again, and ends as an
+uninterrupted run would; a finished run is not trained again; a folder of other settings is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import tool_picker_rows, write_jsonl
+
+
+def _command(run_dir, train_file, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "train", "model=tiny-llama", f"data.train_file={train_file}", "data.test_file=null",
+            "stages=[prepare,train]", "train.num_train_epochs=3", "train.save_steps=4", "train.logging_steps=1",
+            "train.eval_strategy=no", f"hydra.run.dir={run_dir}", *extra]
+
+
+def _losses(run_dir) -> dict[int, float]:
+    return {h["step"]: h["loss"] for h in json.loads((run_dir / "train_log.json").read_text()) if "loss" in h}
+
+
+@pytest.fixture(scope="module")
+def train_file(tmp_path_factory):
+    return write_jsonl(tmp_path_factory.mktemp("resume") / "train.jsonl", tool_picker_rows("train", 96))
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(tmp_path, train_file, tiny_dir):
+    whole = tmp_path / "whole"
+    subprocess.run(_command(whole, train_file), check=True, capture_output=True, timeout=600)
+    expected = _losses(whole)
+    total = max(expected)
+
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(_command(run, train_file), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (run / "checkpoints" / "checkpoint-12" / "trainer_state.json").is_file():
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint before the run ended"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)  # mid-epoch, before the adapter is saved
+    proc.wait()
+    assert not (run / "adapter").exists()
+    saved = sorted(int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("checkpoint-*")
+                   if (p / "trainer_state.json").is_file())
+    assert len(saved) <= 2 and saved[-1] < total  # the last two kept
+
+    again = subprocess.run(_command(run, train_file), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert f"resuming from {run / 'checkpoints' / f'checkpoint-{saved[-1]}'}" in again.stdout
+    progress = [json.loads(line) for line in (run / "progress.jsonl").read_text().splitlines()]
+    restart = max(i for i, p in enumerate(progress) if set(p) == {"step", "max_steps", "time"})  # the resumed start
+    assert progress[restart]["step"] == saved[-1]
+    assert [p["step"] for p in progress[restart + 1:] if "loss" in p] == list(range(saved[-1] + 1, total + 1))
+    resumed = _losses(run)
+    assert sorted(resumed) == list(range(1, total + 1))  # the loss curve goes on: no step twice, none missing
+    for step in range(saved[-1] + 1, total + 1):
+        assert resumed[step] == pytest.approx(expected[step], rel=1e-3, abs=1e-4), step
+
+    third = subprocess.run(_command(run, train_file), capture_output=True, text=True, timeout=600)
+    assert third.returncode == 0 and "was trained already" in third.stdout
+    assert _losses(run) == resumed
+
+    other = subprocess.run(_command(run, train_file, "train.learning_rate=0.5"), capture_output=True, text=True,
+                           timeout=600)
+    assert other.returncode == 2 and "train.learning_rate: 0.001 -> 0.5" in other.stdout + other.stderr
+    never = subprocess.run(_command(run, train_file, "resume=never", "train.num_train_epochs=1"), capture_output=True,
+                           text=True, timeout=600)
+    assert never.returncode == 0 and max(_losses(run)) == total // 3
