@@ -46,3 +46,16 @@ def test_a_model_config_file_of_the_global_package_gives_its_model_section():
     assert model_spec("smollm2-135m").gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
     with pytest.raises(ModelNotFoundError, match="--model='nope'"):
         model_spec("nope", setting="--model")
+
+
+def test_an_answer_ended_inside_a_character_keeps_what_was_decoded(tokenizer):
+    ids = tokenizer("寿司🍣", add_special_tokens=False)["input_ids"]
+    for n in range(1, len(ids)):
+        whole = tokenizer.decode(ids[:n], skip_special_tokens=True)
+        for end in ("length", "eot"):
+            stream = TextStream(tokenizer, eot_ids={tokenizer.eos_token_id}, max_tokens=n if end == "length" else 100)
+            deltas = [stream.add(t) for t in ids[:n]]
+            if end == "eot":
+                deltas.append(stream.add(tokenizer.eos_token_id))
+            deltas.append(stream.finish())
+            assert stream.text == whole and "".join(deltas) == whole, (n, end)
