@@ -120,13 +120,14 @@ def listing(findings: list[Finding], limit: int = MAX_SHOWN) -> str:
     return "\n".join(lines)
 
 
-def read_examples(path: str | Path, fmt: str = "auto", csv_columns: dict | None = None) -> list[Example]:
+def read_examples(path: str | Path, fmt: str = "auto", csv_columns: dict | None = None,
+                  special: SpecialTokens | None = None) -> list[Example]:
     """Read a data file, failing on any record that would be dropped.
 
     Raises:
         DataError: listing every dropped record as `file:line: category: problem`.
     """
-    result = read_file(path, fmt, csv_columns)
+    result = read_file(path, fmt, csv_columns, special)
     errors = [f for f in result.findings if f.drops]
     if errors:
         raise DataError(f"{len({f.record for f in errors})} unusable record(s) in {path}:\n{listing(errors)}")

@@ -14,7 +14,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import FileResponse
 
 from lorakit.data.checks import SpecialTokens
-from lorakit.data.prepare import DataError, listing, read_file
+from lorakit.data.prepare import DataError, read_examples
 from lorakit.server.errors import APIError
 from lorakit.server.store import new_id, page
 
@@ -22,18 +22,11 @@ PURPOSES = {"fine-tune", "fine-tune-results", "batch", "assistants", "user_data"
 
 
 def check_training_file(path, filename: str, tokenizer) -> tuple[int, str | None]:
-    """(examples usable, None) or (examples usable, what is wrong: one `line N: problem` per unusable line)."""
+    """(examples, None), or (0, what is wrong: one `file:line: category: problem` per unusable line)."""
     try:
-        read = read_file(path, "auto", None, SpecialTokens(tokenizer))
+        return len(read_examples(path, "auto", None, SpecialTokens(tokenizer))), None
     except (DataError, UnicodeDecodeError, ValueError) as err:
         return 0, str(err).replace(str(path), filename)
-    errors = [f for f in read.findings if f.drops]
-    if errors:
-        return len(read.examples), (f"{len({f.record for f in errors})} of {read.records} lines cannot be used:\n"
-                                    + listing(errors).replace(str(path), filename))
-    if not read.examples:
-        return 0, f"{filename}: no examples; the file is empty"
-    return len(read.examples), None
 
 
 def router(state) -> APIRouter:
