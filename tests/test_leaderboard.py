@@ -66,3 +66,15 @@ def test_a_sweep_with_a_failing_job_finishes_and_writes_its_leaderboard(tmp_path
     assert [(r["lora.r"], r["status"]) for r in rows] == [("4", "succeeded"), ("0", "failed")]
     assert "lora.r: must be a positive integer" in rows[1]["error"]
     assert (sweep / "best").resolve() == (sweep / "1").resolve()
+
+
+def test_the_logged_error_is_lorakits_message_with_a_traceback_reduced_to_its_exception(tmp_path):
+    from lorakit.runs import logged_error
+
+    log = tmp_path / "train.log"
+    log.write_text("[t][lorakit][INFO] - training\n[t][lorakit][ERROR] - this job failed\nTraceback (most recent call "
+                   "last):\n  File \"x.py\", line 1, in <module>\n    boom()\nValueError: boom\nSet the environment "
+                   "variable HYDRA_FULL_ERROR=1 for a complete stack trace.\n")
+    assert logged_error(log) == "[t][lorakit][ERROR] - this job failed\nValueError: boom"
+    log.write_text("[t][lorakit][INFO] - all fine\n")
+    assert logged_error(log) is None and logged_error(tmp_path / "missing.log") is None

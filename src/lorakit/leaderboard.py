@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 from hydra.experimental.callback import Callback
 
-from lorakit.runs import RunFolder
+from lorakit.runs import RunFolder, logged_error
 
 log = logging.getLogger("lorakit.leaderboard")
 
@@ -47,11 +47,8 @@ def _overrides(folder: Path) -> dict[str, str]:
 
 def _error(folder: Path) -> str | None:
     log_file = next((p for p in (folder / "train.log", *folder.glob("*.log")) if p.is_file()), None)
-    if log_file is None:
-        return None
-    lines = log_file.read_text(errors="replace").splitlines()
-    marked = [i for i, line in enumerate(lines) if "][ERROR]" in line or line.startswith("Traceback")]
-    return " ".join(" ".join(lines[marked[-1]:marked[-1] + 3]).split())[:300] if marked else None
+    error = logged_error(log_file) if log_file is not None else None
+    return " ".join(error.split())[:300] if error else None
 
 
 def read_job(folder: Path, metric: str | None) -> Job:

@@ -83,3 +83,23 @@ def read_jsonl(path: Path) -> list[dict]:
 def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def logged_error(log_file: Path) -> str | None:
+    """The last error a run's log holds: lorakit's last `[ERROR]` message (else the last traceback) with the lines
+    after it, each traceback reduced to its exception line; None when the log holds neither (or does not exist)."""
+    log_file = Path(log_file)
+    lines = [line for line in (log_file.read_text(errors="replace").splitlines() if log_file.is_file() else [])
+             if line.strip() and "HYDRA_FULL_ERROR" not in line]
+    marked = ([i for i, line in enumerate(lines) if "][ERROR]" in line]
+              or [i for i, line in enumerate(lines) if line.startswith("Traceback")])
+    if not marked:
+        return None
+    out, in_traceback = [], False
+    for line in lines[marked[-1]:]:
+        if line.startswith("Traceback"):
+            in_traceback = True
+        elif not in_traceback or not line[:1].isspace():  # a traceback's frames are indented; its exception is not
+            out.append(line)
+            in_traceback = False
+    return "\n".join(out)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from lorakit.evaluation.candidates import CandidateError
-from lorakit.runs import RunFolder
+from lorakit.runs import RunFolder, logged_error
 
 log = logging.getLogger("lorakit.server")
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -201,10 +201,10 @@ class JobRunner:
 
     def _error_line(self, job_id: str, code: int) -> str:
         log_file = self.store.run_dir(job_id) / "train.log"
-        lines = [ln for ln in (log_file.read_text(errors="replace").splitlines() if log_file.is_file() else [])
-                 if ln.strip() and "HYDRA_FULL_ERROR" not in ln]
-        marked = [i for i, ln in enumerate(lines) if "][ERROR]" in ln]  # lorakit's own message, with the fix
-        detail = "\n".join(lines[marked[-1]:] if marked else lines[-5:])
+        detail = logged_error(log_file)  # lorakit's own message, with the fix
+        if detail is None:  # e.g. Hydra refusing an override: its last lines say why
+            lines = log_file.read_text(errors="replace").splitlines() if log_file.is_file() else []
+            detail = "\n".join([ln for ln in lines if ln.strip() and "HYDRA_FULL_ERROR" not in ln][-5:])
         return f"training exited with code {code}: {detail[-1500:]} (log: {log_file})"
 
     def _succeed(self, body: dict) -> None:
