@@ -10,6 +10,7 @@ The configuration lives in conf/ (Hydra); the pipeline in lorakit.pipeline.
 
 import logging
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -23,16 +24,23 @@ from lorakit.hosted import HostedJobError
 from lorakit.models import ModelNotFoundError
 from lorakit.oom import OutOfMemory
 from lorakit.pipeline import run
+from lorakit.sweeps import SweepJob, objective
 
 USER_ERRORS = (ConfigError, DataError, TemplateError, ModelNotFoundError, OutOfMemory, CandidateError, HostedJobError)
 register_resolvers()
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> dict | None:
-    sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+def main(cfg: DictConfig) -> float | None:
+    """Returns optimized_metric (default: the first evaluated metric) for a sweeper to rank or optimize."""
+    hydra_cfg = HydraConfig.get()
+    sweep = None
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        sweep = SweepJob(Path(hydra_cfg.sweep.dir).resolve(), dict(o.lstrip("+").split("=", 1)
+                                                                 for o in hydra_cfg.overrides.task if "=" in o))
     try:
-        return run(cfg)
+        run(cfg, sweep)
+        return objective(Path(cfg.run_dir), cfg.get("optimized_metric"))
     except USER_ERRORS as err:  # the user's input is wrong: say what and how to fix it, no traceback
         logging.getLogger("lorakit").error("%s", err)
         if not sweep:

@@ -30,9 +30,19 @@ class ConfigError(ValueError):
 
 
 def register_resolvers() -> None:
-    """Register `${lorakit_root:}` (the project folder holding conf/ and data/)."""
+    """Register `${lorakit_root:}` (the project folder holding conf/ and data/) and `${lorakit_sweep:}` (a sweep's
+    folder name from its overrides; lorakit's sweepers pass the sweep's folder to its jobs)."""
+    from lorakit import sweeps
+
     if not OmegaConf.has_resolver("lorakit_root"):
         OmegaConf.register_new_resolver("lorakit_root", lambda: str(ROOT))
+    if not OmegaConf.has_resolver("lorakit_sweep"):
+        OmegaConf.register_new_resolver("lorakit_sweep", sweeps.resolver)
+
+
+def quoted(path: Path | str) -> str:
+    """A path as a quoted Hydra override value (spaces, '=' and brackets are safe in it)."""
+    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def compose(*overrides: str) -> DictConfig:

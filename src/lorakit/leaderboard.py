@@ -1,8 +1,8 @@
 """`python -m lorakit.leaderboard <sweep dir>`: rank the jobs of a sweep by the metric their own runs wrote.
 
 Usage:
-    python -m train -m +experiment=quickstart lora.r=8,16 train.learning_rate=3e-4,1e-3   # outputs/multirun/<date>/<time>
-    python -m lorakit.leaderboard outputs/multirun/2026-11-22/10-00-00 [--metric exact_match] [--mode max]
+    python -m train -m +experiment=quickstart lora.r=8,16 train.learning_rate=3e-4,1e-3   # outputs/multirun/quickstart-<hash>
+    python -m lorakit.leaderboard outputs/multirun/quickstart-1a2b3c4d [--metric exact_match] [--mode minimize]
 
 Writes, in the sweep folder: sweep_summary.csv and sweep_summary.md (one row per job: rank, the metric with its 95%
 interval from compare.json, every swept value, status, train seconds, folder; failed jobs with their error),
@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 from hydra.experimental.callback import Callback
 
+from lorakit import sweeps
 from lorakit.runs import RunFolder, logged_error
 
 log = logging.getLogger("lorakit.leaderboard")
@@ -53,20 +54,18 @@ def _error(folder: Path) -> str | None:
 
 def read_job(folder: Path, metric: str | None) -> Job:
     run = RunFolder(folder)
-    job = Job(folder, _overrides(folder), "unfinished")
+    job = Job(folder, _overrides(folder), "unfinished", metrics=sweeps.metrics_of(folder))
     timings = json.loads(run.timings.read_text()) if run.timings.is_file() else {}
     job.train_s = timings.get("train")
-    if run.metrics.is_file():
-        job.metrics = json.loads(run.metrics.read_text()).get("tuned", {})
+    name = sweeps.metric_name(job.metrics, metric)
+    if name in job.metrics and (run.timings.is_file() or run.metrics.is_file()):
+        job.status, job.value = "succeeded", float(job.metrics[name])
         compared = folder / "compare.json"
         stats = json.loads(compared.read_text())["candidates"].get("tuned", {}) if compared.is_file() else {}
-        name = metric or next(iter(job.metrics), None)
-        if name in job.metrics:
-            job.status, job.value = "succeeded", float(job.metrics[name])
-            if name in stats and stats[name].get("ci_low") is not None:
-                job.ci = (stats[name]["ci_low"], stats[name]["ci_high"])
-        else:
-            job.status, job.error = "failed", f"no metric {name!r} in metrics.json (it has {sorted(job.metrics)})"
+        if name in stats and stats[name].get("ci_low") is not None:
+            job.ci = (stats[name]["ci_low"], stats[name]["ci_high"])
+    elif run.timings.is_file():
+        job.status, job.error = "failed", f"no metric {name!r} in this job (it has {sorted(job.metrics)})"
     else:
         job.error = _error(folder)
         job.status = "failed" if job.error else "unfinished"
@@ -74,23 +73,26 @@ def read_job(folder: Path, metric: str | None) -> Job:
 
 
 def jobs_of(sweep: Path, metric: str | None) -> list[Job]:
-    folders = sorted((p for p in sweep.iterdir() if p.is_dir() and (p / ".hydra").is_dir()),
+    folders = sorted((p for p in sweep.iterdir() if p.is_dir() and not p.is_symlink() and (p / ".hydra").is_dir()),
                      key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
     return [read_job(f, metric) for f in folders]
 
 
 def rank(jobs: list[Job], mode: str) -> list[Job]:
-    done = sorted((j for j in jobs if j.value is not None), key=lambda j: j.value, reverse=mode == "max")
+    done = sorted((j for j in jobs if j.value is not None), key=lambda j: j.value, reverse=mode in ("max", "maximize"))
     return done + [j for j in jobs if j.value is None]
 
 
-def write(sweep: Path, metric: str | None = None, mode: str = "max") -> list[Job]:
-    """Rank the sweep's jobs and write the summary files; returns the jobs, best first."""
-    jobs = rank(jobs_of(sweep, metric), mode)
-    if not jobs:
+def write(sweep: Path, metric: str | None = None, mode: str | None = None) -> list[Job]:
+    """Rank the sweep's jobs by `metric` (default: the first evaluated one) and write the summary files; `mode`
+    maximize / minimize (default: minimize a loss, maximize the rest). Returns the jobs, best first."""
+    found = jobs_of(sweep, metric)
+    if not found:
         raise SystemExit(f"{sweep}: no job folders (with .hydra/) in it; give a multirun folder such as "
-                         "outputs/multirun/<date>/<time>")
-    name = metric or next((k for j in jobs for k in j.metrics), "metric")
+                         "outputs/multirun/<experiment>-<hash>")
+    name = next((n for j in found if (n := sweeps.metric_name(j.metrics, metric))), "metric")
+    mode = sweeps.direction(name, mode)
+    jobs = rank(found, mode)
     swept = sorted({k for j in jobs for k in j.overrides if len({x.overrides.get(k) for x in jobs}) > 1})
     header = ["rank", name, "ci_low", "ci_high", *swept, "status", "train_s", "folder", "error"]
     rows = []
@@ -150,7 +152,7 @@ def _plot(sweep: Path, jobs: list[Job], swept: list[str], name: str) -> None:
 class SweepSummary(Callback):
     """A Hydra callback (conf/config.yaml, hydra.callbacks): the leaderboard is written when a sweep ends."""
 
-    def __init__(self, metric: str | None = None, mode: str = "max"):
+    def __init__(self, metric: str | None = None, mode: str | None = None):
         self.metric, self.mode = metric, mode
 
     def on_multirun_end(self, config, **kwargs) -> None:
@@ -162,9 +164,11 @@ class SweepSummary(Callback):
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m lorakit.leaderboard", description=__doc__.split("\n\n")[0])
-    p.add_argument("sweep", type=Path, help="the sweep folder (hydra.sweep.dir), e.g. outputs/multirun/<date>/<time>")
-    p.add_argument("--metric", default=None, help="the metric to rank by (default: the first in metrics.json)")
-    p.add_argument("--mode", choices=("max", "min"), default="max")
+    p.add_argument("sweep", type=Path, help="the sweep folder (hydra.sweep.dir), e.g. outputs/multirun/quickstart-1a2b3c4d")
+    p.add_argument("--metric", default=None, help="the metric to rank by: an evaluated one, validation_loss or "
+                   "train_loss (default: the first evaluated metric)")
+    p.add_argument("--mode", choices=("maximize", "minimize", "max", "min"), default=None,
+                   help="default: minimize a loss (validation_loss, train_loss), maximize anything else")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     jobs = write(args.sweep, args.metric, args.mode)

@@ -13,6 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from lorakit.config import redact
+from lorakit.sweeps import SweepJob
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,8 @@ def _has_wandb_credentials() -> bool:
 class RunLogger:
     """Start with `RunLogger(cfg, run_dir)`, log with `log_dict`, always end with `finish()`."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path):
+    def __init__(self, cfg: DictConfig, run_dir: Path, sweep: SweepJob | None = None):
+        """A sweep's jobs share a W&B group (the sweep folder's name) and log their swept values as config."""
         self.run = None
         if cfg.logger.type != "wandb":
             return
@@ -38,7 +40,8 @@ class RunLogger:
         self.run = wandb.init(
             project=cfg.logger.project, entity=cfg.logger.entity, name=cfg.logger.name or run_dir.name,
             tags=list(cfg.logger.tags), dir=str(run_dir), mode=mode,
-            config=redact(OmegaConf.to_container(cfg, resolve=True)),
+            group=sweep.sweep_dir.name if sweep else None, job_type="sweep" if sweep else None,
+            config={**redact(OmegaConf.to_container(cfg, resolve=True)), **({"swept": sweep.overrides} if sweep else {})},
         )
         log.info("W&B run %s (%s) in %s", self.run.id, mode, self.run.dir)
 

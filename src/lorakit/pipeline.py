@@ -15,13 +15,14 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from lorakit import hosted, merge
+from lorakit import hosted, merge, sweeps
 from lorakit.config import cuda_available, redact, validate
-from lorakit.data import prepare, template
+from lorakit.data import prepare, reuse, template
 from lorakit.evaluation import evaluate
 from lorakit.loggers import RunLogger
 from lorakit.models import generation_config, load_tokenizer, resolve
 from lorakit.runs import RunFolder, read_jsonl
+from lorakit.sweeps import SweepJob
 from lorakit.training import resume, train
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,11 @@ def _check_saved_template(tokenizer, adapter_dir: Path, train_jsonl: Path) -> No
              len(rows), sha[:12])
 
 
-def run(cfg: DictConfig) -> dict | None:
-    """Run the configured stages in one run folder; return the evaluation metrics when evaluated."""
+def run(cfg: DictConfig, sweep: SweepJob | None = None) -> dict | None:
+    """Run the configured stages in one run folder; return the evaluation metrics when evaluated.
+
+    In a sweep (`sweep` given), a job that already ran to its end in its folder with the same config is not run
+    again, and the prepared data is shared by the jobs whose data, files and tokenizer are the same."""
     from transformers import set_seed
 
     run_dir = Path(cfg.run_dir).resolve()
@@ -52,13 +56,17 @@ def run(cfg: DictConfig) -> dict | None:
     validate(cfg, cuda=cuda)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = redact(OmegaConf.to_container(cfg, resolve=True))
+    if sweep and cfg.resume != "never" and sweeps.finished(run_dir, resolved):
+        log.info("%s ran to its end earlier with the same config: not running it again (resume=never reruns it)",
+                 run_dir)
+        return json.loads(RunFolder(run_dir).metrics.read_text()) if RunFolder(run_dir).metrics.is_file() else None
     if "train" in cfg.stages and cfg.backend.name == "local":
         resume.check(run_dir, resolved, cfg.resume)
     RunFolder(run_dir).config.write_text(yaml.safe_dump(resolved, sort_keys=False))
     set_seed(cfg.seed)
     log.info("run folder %s; stages %s; %s", run_dir, list(cfg.stages), "CUDA" if cuda else "CPU")
 
-    logger = RunLogger(cfg, run_dir)
+    logger = RunLogger(cfg, run_dir, sweep)
     timings: dict[str, float] = {}
     failed = True
     try:
@@ -71,7 +79,7 @@ def run(cfg: DictConfig) -> dict | None:
         results, tuned_model = None, None
         if "prepare" in cfg.stages:
             with _timed(timings, "prepare"):
-                report = prepare.run(cfg, tokenizer, eot_ids, run_dir)
+                report = reuse.prepared(cfg, tokenizer, eot_ids, run_dir, sweep and sweep.sweep_dir / "prepared")
             acc = report["accounting"]
             logger.log_dict("data", {"records": acc["records"], "used": acc["used"], "dropped": acc["dropped"],
                                      "tokens": {k: v for k, v in report["tokens"].items() if k != "model"}})

@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from lorakit.config import quoted
 from lorakit.evaluation.candidates import CandidateError
 from lorakit.runs import RunFolder, logged_error
 
@@ -35,11 +36,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-
-
-def _quoted(path: Path) -> str:
-    """A path as a quoted Hydra override value (spaces, '=' and brackets are safe in it)."""
-    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _progress(run_dir: Path) -> list[dict]:
@@ -140,12 +136,12 @@ class JobRunner:
 
     def _command(self, body: dict, run_dir: Path) -> list[str]:
         hp = body["hyperparameters"]
-        overrides = [*self.model_overrides, "stages=[prepare,train]", f"hydra.run.dir={_quoted(run_dir)}", "logger=none",
-                     f"data.train_file={_quoted(self.store.file_path(body['training_file']))}", "data.test_file=null",
+        overrides = [*self.model_overrides, "stages=[prepare,train]", f"hydra.run.dir={quoted(run_dir)}", "logger=none",
+                     f"data.train_file={quoted(self.store.file_path(body['training_file']))}", "data.test_file=null",
                      "data.test_fraction=0", f"seed={body['seed']}", "train.save_strategy=epoch",
                      "train.save_total_limit=3"]
         if body.get("validation_file"):
-            overrides.append(f"data.validation_file={_quoted(self.store.file_path(body['validation_file']))}")
+            overrides.append(f"data.validation_file={quoted(self.store.file_path(body['validation_file']))}")
         else:
             overrides.append("data.val_fraction=0")  # as OpenAI: without a validation file, everything trains
         if hp["n_epochs"] != "auto":

@@ -1,0 +1,133 @@
+"""Sweeps through the real command line on the tiny model: a grid that ranks its jobs, survives a failing job and
+trains nothing when run again; an Optuna search that reports its best trial and continues when run again."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import pytest
+import yaml
+
+from helpers import tool_picker_rows, write_jsonl
+from lorakit import sweeps
+from test_cli import cli
+
+GRID = ["model=tiny-llama", "data.train_file=train.jsonl", "train.num_train_epochs=1", "eval.max_new_tokens=4",
+        "optimized_metric=validation_loss", "lora.r=4,8", "train.learning_rate=1e-3,3e-3"]
+
+
+def _adapters(sweep) -> dict[str, float]:
+    return {p.parent.parent.name: p.stat().st_mtime_ns for p in sweep.glob("*/adapter/adapter_model.safetensors")
+            if not p.parent.parent.is_symlink()}  # not best/
+
+
+def test_a_grid_ranks_its_jobs_survives_a_failure_and_trains_nothing_when_run_again(tmp_path):
+    write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 40))
+    sweep = tmp_path / "outputs" / "multirun" / sweeps.sweep_name(GRID)  # the same command finds the same folder
+    (sweep / "2").mkdir(parents=True)
+    (sweep / "2" / "data").write_text("a file where job 2 writes its data folder: a forced failure")
+
+    out = cli("-m", *GRID, "logger=wandb", cwd=tmp_path)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-3000:]
+    assert "sweep of 4 job(s)" in log and "the 3 job(s) still to run should take about" in log
+    rows = list(csv.DictReader((sweep / "sweep_summary.csv").open()))
+    assert [(r["lora.r"], r["train.learning_rate"]) for r in rows if r["status"] == "failed"] == [("8", "0.001")]
+    assert "NotADirectoryError" in rows[-1]["error"] and rows[-1]["rank"] == ""
+    done = [r for r in rows if r["status"] == "succeeded"]
+    losses = {r["folder"]: json.loads((tmp_path / r["folder"] / "train_log.json").read_text())[-2]["eval_loss"]
+              for r in done}
+    assert [float(r["validation_loss"]) for r in done] == sorted(losses.values())  # by the loss each run wrote
+    assert [r["rank"] for r in done] == ["1", "2", "3"]
+    assert (sweep / "best").resolve() == (tmp_path / done[0]["folder"]).resolve()
+    # the data was prepared once and hard-linked into each job
+    [store] = [p for p in (sweep / "prepared").iterdir() if p.is_dir()]
+    shared = store / "data" / "train.jsonl"
+    assert all((sweep / n / "data" / "train.jsonl").stat().st_ino == shared.stat().st_ino for n in ("0", "1", "3"))
+    # one W&B group per sweep, the swept values in each run's config
+    for n in ("0", "1", "3"):
+        [records] = (sweep / n / "wandb").glob("offline-run-*/*.wandb")
+        assert sweep.name.encode() in records.read_bytes() and b"swept" in records.read_bytes()
+
+    (sweep / "2" / "data").unlink()  # the cause is gone: the same command runs what is missing, and only that
+    before = _adapters(sweep)
+    out = cli("-m", *GRID, cwd=tmp_path)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-3000:]
+    assert log.count("ran to its end earlier with the same config") == 3 and log.count("trained 8 steps") == 1
+    assert {k: v for k, v in _adapters(sweep).items() if k != "2"} == before
+    rows = list(csv.DictReader((sweep / "sweep_summary.csv").open()))
+    assert [r["status"] for r in rows] == ["succeeded"] * 4
+
+    before = _adapters(sweep)
+    out = cli("-m", *reversed(GRID), cwd=tmp_path)  # the same sweep written in another order: nothing to train
+    log = out.stdout + out.stderr
+    assert out.returncode == 0 and "4 finished earlier" in log, log[-3000:]
+    assert log.count("ran to its end earlier") == 4 and "trained 8 steps" not in log
+    assert _adapters(sweep) == before and len(list((tmp_path / "outputs" / "multirun").iterdir())) == 1
+
+    out = cli("-m", *GRID, "max_runs=3", cwd=tmp_path)
+    assert out.returncode != 0 and "would run 4 jobs" in out.stderr and "max_runs=4" in out.stderr
+
+
+SEARCH = ["model=tiny-llama", "data.train_file=train.jsonl", "train.num_train_epochs=1", "stages=[prepare,train]",
+          "+hparams_search=lora_optuna", "optimized_metric=validation_loss"]
+
+
+def test_an_optuna_search_reports_its_best_trial_and_continues_when_run_again(tmp_path):
+    import optuna
+    from optuna.trial import TrialState
+
+    write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 40))
+    out = cli(*SEARCH, "hydra.sweeper.n_trials=2", cwd=tmp_path)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    [sweep] = (tmp_path / "outputs" / "multirun").iterdir()
+    study = optuna.load_study(study_name=sweep.name, storage=f"sqlite:///{sweep / 'optuna.db'}")
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE  # a loss is minimized without being told
+    values = {t.number: t.value for t in study.trials}
+    assert len(values) == 2 and all(t.state == TrialState.COMPLETE for t in study.trials)
+    for number, value in values.items():  # each trial's value is the loss its own run wrote
+        assert value == sweeps.metrics_of(sweep / str(number))["validation_loss"]
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert best["best_value"] == min(values.values()) and values[best["best_trial"]] == best["best_value"]
+    assert f"best trial {best['best_trial']}" in out.stdout + out.stderr
+
+    # a search killed during a trial leaves it running in the study; the same command finishes it in its own
+    # folder, then asks for new trials up to the new total, and does not train the ended ones again
+    interrupted = study.ask(study.trials[0].distributions)
+    before = _adapters(sweep)
+    out = cli(*SEARCH, "hydra.sweeper.n_trials=4", cwd=tmp_path)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-3000:]
+    assert "2 ended and 1 interrupted earlier: continuing" in log and log.count("trained 8 steps") == 2
+    study = optuna.load_study(study_name=sweep.name, storage=f"sqlite:///{sweep / 'optuna.db'}")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    ran = yaml.safe_load((sweep / str(interrupted.number) / "config.yaml").read_text())
+    assert ran["train"]["learning_rate"] == pytest.approx(interrupted.params["train.learning_rate"])
+    after = _adapters(sweep)
+    assert {k: after[k] for k in before} == before and set(after) == {"0", "1", "2", "3"}
+
+
+def test_sweep_names_and_search_spaces():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from hydra_plugins.lorakit_sweepers.bayes import distribution
+
+    name = sweeps.sweep_name(["+experiment=quickstart", "lora.r=8,16", "train.learning_rate=1e-4,1e-3"])
+    assert re.fullmatch(r"quickstart-[0-9a-f]{8}", name)
+    assert sweeps.sweep_name(["train.learning_rate=1e-4,1e-3", "+experiment=quickstart", "lora.r=8,16", "max_runs=9",
+                              "hydra.sweeper.n_trials=3", "logger=wandb", "resume=auto"]) == name
+    assert sweeps.sweep_name(["+experiment=quickstart", "lora.r=8,32", "train.learning_rate=1e-4,1e-3"]) != name
+    parse = OverridesParser.create().parse_override
+    lr = distribution(parse("x=tag(log, interval(1e-5, 1e-3))"))
+    assert (type(lr).__name__, lr.low, lr.high, lr.log) == ("FloatDistribution", 1e-5, 1e-3, True)
+    rank = distribution(parse("x=tag(int, interval(4, 64))"))
+    assert (type(rank).__name__, rank.low, rank.high, rank.log) == ("IntDistribution", 4, 64, False)
+    assert distribution(parse("x=choice(8, 16, 32)")).choices == (8, 16, 32)
+    assert distribution(parse("x=range(4, 16, step=4)")).choices == (4, 8, 12)
+    with pytest.raises(ValueError, match="not a search range"):
+        distribution(parse("x=5"))
+    assert sweeps.estimate(["train.num_train_epochs=1"], 60.0, [["train.num_train_epochs=3"], []]).endswith(
+        "about 4 min one after another (scaled by their epochs or steps where those are swept)")
