@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from lorakit import gpus
 from lorakit.config import CONF_DIR, ConfigError, register_resolvers
 from lorakit.data.prepare import DataError, TemplateError
 from lorakit.evaluation.candidates import CandidateError
@@ -38,6 +39,8 @@ def main(cfg: DictConfig) -> float | None:
     if hydra_cfg.mode == RunMode.MULTIRUN:
         sweep = SweepJob(Path(hydra_cfg.sweep.dir).resolve(), dict(o.lstrip("+").split("=", 1)
                                                                  for o in hydra_cfg.overrides.task if "=" in o))
+        if "Joblib" in str(hydra_cfg.launcher.get("_target_")):  # jobs side by side (hydra/launcher=gpus): one GPU each
+            gpus.claim()
     try:
         run(cfg, sweep)
         return objective(Path(cfg.run_dir), cfg.get("optimized_metric"))

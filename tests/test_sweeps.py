@@ -131,3 +131,33 @@ def test_sweep_names_and_search_spaces():
         distribution(parse("x=5"))
     assert sweeps.estimate(["train.num_train_epochs=1"], 60.0, [["train.num_train_epochs=3"], []]).endswith(
         "about 4 min one after another (scaled by their epochs or steps where those are swept)")
+
+
+def test_jobs_side_by_side_each_take_their_own_gpu(tmp_path):
+    """hydra/launcher=gpus: each job process holds one GPU's lock for its life; with all GPUs held a job waits."""
+    import subprocess
+    import sys
+
+    claim = ("import sys, time; from pathlib import Path; from lorakit import gpus; "
+             f"print(gpus.claim(['0', '1'], Path({str(tmp_path)!r}), wait_s=0.2), flush=True); time.sleep(3)")
+    first, second, third = (subprocess.Popen([sys.executable, "-c", claim], stdout=subprocess.PIPE, text=True)
+                            for _ in range(3))
+    chosen = sorted(p.stdout.readline().strip() for p in (first, second))
+    assert chosen == ["0", "1"]
+    assert third.stdout.readline().strip() in ("0", "1")  # the third gets a GPU ...
+    assert first.poll() is not None or second.poll() is not None  # ... only once a job holding one has ended
+    for p in (first, second, third):
+        p.wait(timeout=30)
+
+
+def test_the_launcher_configs_compose():
+    from hydra import compose, initialize_config_dir
+
+    from lorakit.config import CONF_DIR, register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        gpus = compose("config", overrides=["hydra/launcher=gpus"], return_hydra_config=True).hydra.launcher
+        slurm = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True).hydra.launcher
+    assert gpus._target_.endswith("JoblibLauncher") and gpus.n_jobs == 1  # no GPU here: one job at a time
+    assert slurm._target_.endswith("SlurmLauncher") and slurm.gpus_per_node == 1 and slurm.max_num_timeout == 3

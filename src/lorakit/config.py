@@ -30,12 +30,14 @@ class ConfigError(ValueError):
 
 
 def register_resolvers() -> None:
-    """Register `${lorakit_root:}` (the project folder holding conf/ and data/) and `${lorakit_sweep:}` (a sweep's
-    folder name from its overrides; lorakit's sweepers pass the sweep's folder to its jobs)."""
-    from lorakit import sweeps
+    """Register `${lorakit_root:}` (the project folder holding conf/ and data/) `${lorakit_sweep:}` (a sweep's
+    folder name from its overrides; lorakit's sweepers pass the sweep's folder to its jobs) and `${lorakit_gpus:}`."""
+    from lorakit import gpus, sweeps
 
     if not OmegaConf.has_resolver("lorakit_root"):
         OmegaConf.register_new_resolver("lorakit_root", lambda: str(ROOT))
+    if not OmegaConf.has_resolver("lorakit_gpus"):
+        OmegaConf.register_new_resolver("lorakit_gpus", lambda: max(len(gpus.visible()), 1))
     if not OmegaConf.has_resolver("lorakit_sweep"):
         OmegaConf.register_new_resolver("lorakit_sweep", sweeps.resolver)
 
