@@ -138,16 +138,13 @@ def test_jobs_side_by_side_each_take_their_own_gpu(tmp_path):
     import subprocess
     import sys
 
-    claim = ("import sys, time; from pathlib import Path; from lorakit import gpus; "
-             f"print(gpus.claim(['0', '1'], Path({str(tmp_path)!r}), wait_s=0.2), flush=True); time.sleep(3)")
-    first, second, third = (subprocess.Popen([sys.executable, "-c", claim], stdout=subprocess.PIPE, text=True)
-                            for _ in range(3))
-    chosen = sorted(p.stdout.readline().strip() for p in (first, second))
-    assert chosen == ["0", "1"]
-    assert third.stdout.readline().strip() in ("0", "1")  # the third gets a GPU ...
-    assert first.poll() is not None or second.poll() is not None  # ... only once a job holding one has ended
-    for p in (first, second, third):
-        p.wait(timeout=30)
+    claim = ("import time; from pathlib import Path; from lorakit import gpus; "
+             f"device = gpus.claim(['0', '1'], Path({str(tmp_path)!r}), wait_s=0.2); print(device, time.time()); "
+             "time.sleep(3)")
+    jobs = [subprocess.Popen([sys.executable, "-c", claim], stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    claims = sorted((float(at), device) for device, at in (p.communicate(timeout=60)[0].split() for p in jobs))
+    assert sorted(device for _, device in claims[:2]) == ["0", "1"]  # two jobs at once, on different GPUs
+    assert claims[2][0] - claims[1][0] > 2.5  # the third waited until a job holding a GPU ended (after 3 s)
 
 
 def test_the_launcher_configs_compose():
