@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lorakit.training import distributed
+
 log = logging.getLogger(__name__)
 
 
@@ -182,8 +184,8 @@ def load_model(path: str, mcfg: DictConfig, quant: dict, *, cuda: bool):
     kwargs: dict[str, Any] = {"dtype": compute_dtype(cuda), "attn_implementation": mcfg.attn_implementation}
     if quant:
         kwargs["quantization_config"] = BitsAndBytesConfig(**quant)
-    if cuda:
-        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    if cuda and not distributed.fsdp():  # FSDP places the shards itself
+        kwargs["device_map"] = {"": torch.cuda.current_device()}  # this process's GPU (distributed.start sets it)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as err:

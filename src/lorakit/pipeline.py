@@ -23,7 +23,7 @@ from lorakit.loggers import RunLogger
 from lorakit.models import generation_config, load_tokenizer, resolve
 from lorakit.runs import RunFolder, read_jsonl
 from lorakit.sweeps import SweepJob
-from lorakit.training import resume, train
+from lorakit.training import distributed, resume, train
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,20 @@ def _check_saved_template(tokenizer, adapter_dir: Path, train_jsonl: Path) -> No
              len(rows), sha[:12])
 
 
+def _train_alongside(cfg: DictConfig, run_dir: Path, cuda: bool) -> None:
+    """The processes other than rank 0 of a multi-process run: once rank 0 has prepared the data (and cleared the
+    folder for resume=never), train with it; rank 0 alone saves, evaluates and logs."""
+    if "train" not in cfg.stages or cfg.backend.name != "local":
+        return None
+    distributed.barrier()
+    model_path = resolve(cfg.model)
+    trained, checkpoint = resume.plan(run_dir, "auto")
+    if not trained:
+        train.run(cfg, run_dir, model_path, load_tokenizer(model_path), cuda=cuda, report_to="none",
+                  resume_from=checkpoint)
+    return None
+
+
 def run(cfg: DictConfig, sweep: SweepJob | None = None) -> dict | None:
     """Run the configured stages in one run folder; return the evaluation metrics when evaluated.
 
@@ -51,9 +65,12 @@ def run(cfg: DictConfig, sweep: SweepJob | None = None) -> dict | None:
     again, and the prepared data is shared by the jobs whose data, files and tokenizer are the same."""
     from transformers import set_seed
 
-    run_dir = Path(cfg.run_dir).resolve()
     cuda = cuda_available()
     validate(cfg, cuda=cuda)
+    run_dir = distributed.start(cuda, Path(cfg.run_dir).resolve())  # several processes: rank 0's folder
+    if not distributed.is_main():
+        set_seed(cfg.seed)
+        return _train_alongside(cfg, run_dir, cuda)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = redact(OmegaConf.to_container(cfg, resolve=True))
     if sweep and cfg.resume != "never" and sweeps.finished(run_dir, resolved):
@@ -88,6 +105,7 @@ def run(cfg: DictConfig, sweep: SweepJob | None = None) -> dict | None:
                 tuned_model = hosted.train(cfg, run_dir)
         elif "train" in cfg.stages:
             trained, checkpoint = resume.plan(run_dir, cfg.resume)
+            distributed.barrier()  # the other processes of a multi-process run start training from here
             if not trained:
                 with _timed(timings, "train"):
                     adapter_dir = train.run(cfg, run_dir, model_path, tokenizer, cuda=cuda, report_to=logger.report_to,
