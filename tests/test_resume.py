@@ -65,9 +65,13 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_o
     assert third.returncode == 0 and "was trained already" in third.stdout
     assert _losses(run) == resumed
 
+    original = train_file.read_text()
+    train_file.write_text("".join(original.splitlines(keepends=True)[:-8]))  # the same file name, other data
     other = subprocess.run(_command(run, train_file, "train.learning_rate=0.5"), capture_output=True, text=True,
                            timeout=600)
+    train_file.write_text(original)
     assert other.returncode == 2 and "train.learning_rate: 0.001 -> 0.5" in other.stdout + other.stderr
+    assert "data.train_file: the file's contents changed" in other.stdout + other.stderr
     never = subprocess.run(_command(run, train_file, "resume=never", "train.num_train_epochs=1"), capture_output=True,
                            text=True, timeout=600)
     assert never.returncode == 0 and max(_losses(run)) == total // 3

@@ -51,22 +51,13 @@ def test_a_grid_ranks_its_jobs_survives_a_failure_and_trains_nothing_when_run_ag
         [records] = (sweep / n / "wandb").glob("offline-run-*/*.wandb")
         assert sweep.name.encode() in records.read_bytes() and b"swept" in records.read_bytes()
 
-    (sweep / "2" / "data").unlink()  # the cause is gone: the same command runs what is missing, and only that
     before = _adapters(sweep)
-    out = cli("-m", *GRID, cwd=tmp_path)
+    out = cli("-m", *reversed(GRID), cwd=tmp_path)  # the same sweep, written in another order: nothing is trained
     log = out.stdout + out.stderr
-    assert out.returncode == 0, log[-3000:]
-    assert log.count("ran to its end earlier with the same config") == 3 and log.count("trained 8 steps") == 1
-    assert {k: v for k, v in _adapters(sweep).items() if k != "2"} == before
-    rows = list(csv.DictReader((sweep / "sweep_summary.csv").open()))
-    assert [r["status"] for r in rows] == ["succeeded"] * 4
-
-    before = _adapters(sweep)
-    out = cli("-m", *reversed(GRID), cwd=tmp_path)  # the same sweep written in another order: nothing to train
-    log = out.stdout + out.stderr
-    assert out.returncode == 0 and "4 finished earlier" in log, log[-3000:]
-    assert log.count("ran to its end earlier") == 4 and "trained 8 steps" not in log
+    assert out.returncode == 0 and "3 finished earlier" in log, log[-3000:]
+    assert log.count("ran to its end earlier with the same config") == 3 and "trained 8 steps" not in log
     assert _adapters(sweep) == before and len(list((tmp_path / "outputs" / "multirun").iterdir())) == 1
+    assert list(csv.DictReader((sweep / "sweep_summary.csv").open())) == rows  # job 2 failed again, the same way
 
     out = cli("-m", *GRID, "max_runs=3", cwd=tmp_path)
     assert out.returncode != 0 and "would run 4 jobs" in out.stderr and "max_runs=4" in out.stderr
@@ -110,7 +101,7 @@ def test_an_optuna_search_reports_its_best_trial_and_continues_when_run_again(tm
     assert {k: after[k] for k in before} == before and set(after) == {"0", "1", "2", "3"}
 
 
-def test_sweep_names_and_search_spaces():
+def test_sweep_names_job_identities_and_search_spaces(tmp_path):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from hydra_plugins.lorakit_sweepers.bayes import distribution
@@ -129,6 +120,14 @@ def test_sweep_names_and_search_spaces():
     assert distribution(parse("x=range(4, 16, step=4)")).choices == (4, 8, 12)
     with pytest.raises(ValueError, match="not a search range"):
         distribution(parse("x=5"))
+    resolved = {"data": {"train_file": str(tmp_path / "train.jsonl")}, "lora": {"r": 8}, "run_dir": "a", "logger": {}}
+    write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 4))
+    job = sweeps.identity(resolved)
+    assert sweeps.identity({**resolved, "run_dir": "b", "logger": {"type": "wandb"}}) == job  # the same work
+    assert sweeps.identity({**resolved, "lora": {"r": 16}})["hash"] != job["hash"]
+    write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 5))  # the same name, other contents
+    assert sweeps.identity(resolved)["hash"] != job["hash"]
+    assert sweeps.identity(resolved)["files"]["train_file"] != job["files"]["train_file"]
     assert sweeps.estimate(["train.num_train_epochs=1"], 60.0, [["train.num_train_epochs=3"], []]).endswith(
         "about 4 min one after another (scaled by their epochs or steps where those are swept)")
 

@@ -42,11 +42,6 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("lorakit_sweep", sweeps.resolver)
 
 
-def quoted(path: Path | str) -> str:
-    """A path as a quoted Hydra override value (spaces, '=' and brackets are safe in it)."""
-    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def compose(*overrides: str) -> DictConfig:
     """Compose conf/config.yaml with command-line style overrides, as `python -m train` would (no run folder)."""
     from hydra import compose as hydra_compose

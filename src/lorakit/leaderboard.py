@@ -49,7 +49,10 @@ def _overrides(folder: Path) -> dict[str, str]:
 def _error(folder: Path) -> str | None:
     log_file = next((p for p in (folder / "train.log", *folder.glob("*.log")) if p.is_file()), None)
     error = logged_error(log_file) if log_file is not None else None
-    return " ".join(error.split())[:300] if error else None
+    if not error:
+        return None
+    error = re.sub(r"^\[[^]]*\]\[[^]]*\]\[[A-Z]+\] - ", "", error)  # the log line's time, logger and level
+    return " ".join(error.split())[:300]
 
 
 def read_job(folder: Path, metric: str | None) -> Job:

@@ -73,13 +73,15 @@ def run(cfg: DictConfig, sweep: SweepJob | None = None) -> dict | None:
         return _train_alongside(cfg, run_dir, cuda)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = redact(OmegaConf.to_container(cfg, resolve=True))
-    if sweep and cfg.resume != "never" and sweeps.finished(run_dir, resolved):
-        log.info("%s ran to its end earlier with the same config: not running it again (resume=never reruns it)",
-                 run_dir)
+    job = sweeps.identity(resolved)
+    if sweep and cfg.resume != "never" and sweeps.finished(run_dir, job):
+        log.info("%s ran to its end earlier with the same config and data: not running it again (resume=never reruns "
+                 "it)", run_dir)
         return json.loads(RunFolder(run_dir).metrics.read_text()) if RunFolder(run_dir).metrics.is_file() else None
     if "train" in cfg.stages and cfg.backend.name == "local":
-        resume.check(run_dir, resolved, cfg.resume)
+        resume.check(run_dir, resolved, cfg.resume, job["files"])
     RunFolder(run_dir).config.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    RunFolder(run_dir).identity.write_text(json.dumps(job, indent=2))
     set_seed(cfg.seed)
     log.info("run folder %s; stages %s; %s", run_dir, list(cfg.stages), "CUDA" if cuda else "CPU")
 

@@ -1,7 +1,9 @@
-"""A run folder's layout, defined once, and the one JSONL reader/writer.
+"""A run folder's layout, defined once, the one JSONL reader/writer, and a file's sha256.
 
     run_dir/
       config.yaml            the resolved configuration (secrets redacted)
+      identity.json          what the run computes: a hash of its config and data, its data files' sha256
+      job.json               backend=openai: the hosted job and its model
       data/                  train.jsonl, validation.jsonl, test.jsonl (checked chat records), train/ (tokenized)
       data_report.json/.md   where every input record went
       adapter/               the PEFT adapter, tokenizer and chat template
@@ -16,6 +18,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -71,8 +74,23 @@ class RunFolder:
     def timings(self) -> Path:
         return self.path / "timings.json"
 
+    @property
+    def identity(self) -> Path:
+        return self.path / "identity.json"
+
     def is_run(self) -> bool:
         return self.config.is_file() and (self.adapter.is_dir() or self.checkpoints.is_dir())
+
+
+def file_sha256(path: str | Path | None) -> str | None:
+    """The sha256 of a file's bytes, None when there is no such file."""
+    if not path or not Path(path).is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -16,9 +16,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from lorakit.runs import RunFolder
+from lorakit.paths import quoted
+from lorakit.runs import RunFolder, file_sha256
 
 log = logging.getLogger("lorakit.sweeps")
 # settings that do not change what a job computes: a job that differs only in these is the same job
@@ -27,6 +26,7 @@ NOT_IDENTITY = ("run_dir", "resume", "max_runs", "logger")
 NOT_SWEEP_NAME = ("resume", "max_runs", "logger", "hydra.", "hydra/")
 WORK_KEYS = ("train.num_train_epochs", "train.max_steps")
 LOSSES = ("validation_loss", "train_loss")
+DATA_FILES = ("train_file", "test_file", "validation_file")
 
 
 @dataclass(frozen=True)
@@ -53,22 +53,28 @@ def resolver(*, _root_) -> str:
 
 def pinned(jobs: list[list[str]], sweep_dir: Path) -> list[list[str]]:
     """Each job's overrides with the sweep's folder as a literal, for jobs composed in the sweep's process or not."""
-    from lorakit.config import quoted
-
     return [[*job, f"hydra.sweep.dir={quoted(sweep_dir)}"] for job in jobs]
 
 
-def config_hash(resolved: dict) -> str:
-    """A job's identity: the sha256 of its resolved config without the keys that do not change its result."""
+def identity(resolved: dict) -> dict:
+    """What a job computes (run_dir/identity.json): the sha256 of its resolved config (without the keys that do not change
+    its result) and of its data files' contents (an edited file under the same name is new work), and those files'
+    sha256 each."""
     kept = {k: v for k, v in resolved.items() if k not in NOT_IDENTITY}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+    files = {k: file_sha256((resolved.get("data") or {}).get(k)) for k in DATA_FILES}
+    digest = hashlib.sha256(json.dumps([kept, files], sort_keys=True, default=str).encode()).hexdigest()
+    return {"hash": digest, "files": files}
 
 
-def finished(run_dir: Path, resolved: dict) -> bool:
-    """A job ran to its end in `run_dir` with the same config (its timings are written last)."""
-    folder = RunFolder(run_dir)
-    return (folder.timings.is_file() and folder.config.is_file()
-            and config_hash(yaml.safe_load(folder.config.read_text()) or {}) == config_hash(resolved))
+def recorded(run_dir: Path) -> dict:
+    """The identity written by the run in `run_dir`, {} if none."""
+    path = RunFolder(run_dir).identity
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def finished(run_dir: Path, job: dict) -> bool:
+    """The job `job` (an identity) ran to its end in `run_dir` (its timings are written last)."""
+    return RunFolder(run_dir).timings.is_file() and recorded(run_dir).get("hash") == job["hash"]
 
 
 def metrics_of(run_dir: Path) -> dict[str, float]:

@@ -20,20 +20,10 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from lorakit.data import data_report, prepare
-from lorakit.runs import RunFolder
+from lorakit.runs import RunFolder, file_sha256
+from lorakit.sweeps import DATA_FILES
 
 log = logging.getLogger(__name__)
-FILE_KEYS = ("train_file", "test_file", "validation_file")
-
-
-def _file_sha256(path: str | None) -> str | None:
-    if not path or not Path(path).is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _tokenizer_sha256(tokenizer) -> str:
@@ -46,7 +36,7 @@ def _tokenizer_sha256(tokenizer) -> str:
 def key(cfg, tokenizer, eot_ids: set[int]) -> str:
     """What the prepared data depends on: the data settings, the files' contents, the seed and the tokenizer."""
     data = OmegaConf.to_container(cfg.data, resolve=True)
-    parts = {"data": data, "seed": cfg.seed, "files": {k: _file_sha256(data.get(k)) for k in FILE_KEYS},
+    parts = {"data": data, "seed": cfg.seed, "files": {k: file_sha256(data.get(k)) for k in DATA_FILES},
              "tokenizer": _tokenizer_sha256(tokenizer), "eot": sorted(eot_ids)}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -19,8 +19,8 @@ import threading
 import time
 from pathlib import Path
 
-from lorakit.config import quoted
 from lorakit.evaluation.candidates import CandidateError
+from lorakit.paths import quoted
 from lorakit.runs import RunFolder, logged_error
 
 log = logging.getLogger("lorakit.server")

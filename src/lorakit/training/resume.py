@@ -11,6 +11,7 @@ training configuration is refused rather than continued with settings it was not
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -47,9 +48,9 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
-def check(run_dir: Path, resolved: dict, mode: str) -> None:
+def check(run_dir: Path, resolved: dict, mode: str, files: dict[str, str | None] | None = None) -> None:
     """Before config.yaml is overwritten: a folder with checkpoints or a trained adapter may only be continued by
-    the same training configuration.
+    the same training configuration, on data files with the same contents (`files`: their sha256 now).
 
     Raises:
         ConfigError: naming the settings that differ and the two ways out.
@@ -61,6 +62,9 @@ def check(run_dir: Path, resolved: dict, mode: str) -> None:
         return
     old = yaml.safe_load(folder.config.read_text()) or {}
     changed = _differences({k: old.get(k) for k in TRAINING_KEYS}, {k: resolved.get(k) for k in TRAINING_KEYS})
+    before = (json.loads(folder.identity.read_text()) if folder.identity.is_file() else {}).get("files") or {}
+    changed += [f"data.{k}: the file's contents changed since this run started" for k, sha in (files or {}).items()
+                if k in before and before[k] != sha]
     if changed:
         raise ConfigError(f"{run_dir} holds a run trained with other settings, so it cannot be continued:\n  - "
                           + "\n  - ".join(changed[:20]) + "\nuse another hydra.run.dir for the new settings, or "
