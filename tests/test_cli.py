@@ -102,8 +102,8 @@ def test_smollm2_learns_tool_picking_end_to_end(tmp_path):
     answers = answers[1:] + answers[:1]
     bad = write_jsonl(tmp_path / "shuffled.jsonl", [{**r, "messages": r["messages"][:-1] + [
         {"role": "assistant", "content": a}]} for r, a in zip(rows, answers, strict=True)])
-    out = cli("+experiment=quickstart", f"data.train_file={bad}", f"data.test_file={test}", "train.num_train_epochs=2",
-              "stages=[prepare,train]", f"hydra.run.dir={tmp_path / 'bad'}", cwd=ROOT)
+    out = cli("+experiment=quickstart", f"data.train_file={bad}", f"data.test_file={test}", "train.num_train_epochs=1",
+              "stages=[prepare,train]", f"hydra.run.dir={tmp_path / 'bad'}", cwd=ROOT)  # 1 epoch learns the format
     assert out.returncode == 0, out.stderr[-3000:]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = subprocess.run([sys.executable, "-m", "lorakit.compare", "candidates=[base,run,bad]", f"data.test_file={test}",
