@@ -61,8 +61,9 @@ def _train_alongside(cfg: DictConfig, run_dir: Path, cuda: bool) -> None:
 def run(cfg: DictConfig, sweep: SweepJob | None = None) -> dict | None:
     """Run the configured stages in one run folder; return the evaluation metrics when evaluated.
 
-    In a sweep (`sweep` given), a job that already ran to its end in its folder with the same config is not run
-    again, and the prepared data is shared by the jobs whose data, files and tokenizer are the same."""
+    In a sweep (`sweep` given), a job that already ran to its end in its folder with the same config and data files
+    is not run again, and the prepared data is shared by the jobs whose data, files and tokenizer are the same. Under
+    `accelerate launch` every process calls this; rank 0 alone prepares, evaluates and logs."""
     from transformers import set_seed
 
     cuda = cuda_available()
