@@ -157,3 +157,18 @@ def test_the_launcher_configs_compose():
         slurm = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True).hydra.launcher
     assert gpus._target_.endswith("JoblibLauncher") and gpus.n_jobs == 1  # no GPU here: one job at a time
     assert slurm._target_.endswith("SlurmLauncher") and slurm.gpus_per_node == 1 and slurm.max_num_timeout == 3
+
+
+def test_a_sweep_through_submitit_runs_its_jobs_in_other_processes_in_the_same_folder(tmp_path):
+    """hydra/launcher=slurm's engine (hydra-submitit-launcher) with its local executor: each job is pickled to a
+    process of its own, as on a SLURM node, and still lands in the sweep's folder and shares its prepared data."""
+    write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 40))
+    args = ["model=tiny-llama", "data.train_file=train.jsonl", "train.num_train_epochs=1", "stages=[prepare,train]",
+            "lora.r=4,8"]
+    out = cli("-m", *args, "hydra/launcher=submitit_local", cwd=tmp_path)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    sweep = tmp_path / "outputs" / "multirun" / sweeps.sweep_name(args)
+    rows = list(csv.DictReader((sweep / "sweep_summary.csv").open()))
+    assert sorted((r["lora.r"], r["status"]) for r in rows) == [("4", "succeeded"), ("8", "succeeded")]
+    assert list((sweep / ".submitit").iterdir())  # the jobs went through submitit
+    assert "reusing" in (sweep / "1" / "train.log").read_text()  # the second job used the first one's data
