@@ -30,8 +30,9 @@ class ConfigError(ValueError):
 
 
 def register_resolvers() -> None:
-    """Register `${lorakit_root:}` (the project folder holding conf/ and data/) `${lorakit_sweep:}` (a sweep's
-    folder name from its overrides; lorakit's sweepers pass the sweep's folder to its jobs) and `${lorakit_gpus:}`."""
+    """Register `${lorakit_root:}` (the project folder holding conf/ and data/), `${lorakit_sweep:}` (a sweep's
+    folder name from its overrides; lorakit's sweepers pass the sweep's folder to its jobs) and `${lorakit_gpus:}`
+    (the number of GPUs this machine lets lorakit use, at least 1)."""
     from lorakit import gpus, sweeps
 
     if not OmegaConf.has_resolver("lorakit_root"):
