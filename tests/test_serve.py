@@ -176,6 +176,8 @@ def test_requests_are_refused_with_openai_errors(server):
     big = json.dumps({"model": "tiny-llama", "messages": [{"role": "user", "content": "x" * (17 * 2**20)}]})
     too_big = httpx.post(f"{server.url}/v1/chat/completions", content=big, headers=headers, timeout=60)
     assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "request_too_large"
+    chunked = httpx.post(f"{server.url}/v1/chat/completions", content=iter([big.encode()]), headers=headers, timeout=60)
+    assert chunked.status_code == 413 and chunked.json()["error"] == too_big.json()["error"]  # counted while read
 
 
 def test_the_key_is_in_no_log_and_no_file(server, tuned):

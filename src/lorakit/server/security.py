@@ -78,9 +78,9 @@ class Guard:
                 return await self._send(send, *_refuse(401, message, "invalid_api_key"))
         limit = self.max_upload if scope["path"].rstrip("/") == "/v1/files" else self.max_body
         length = headers.get(b"content-length")
-        message = f"request body over the server's limit of {limit:,} bytes"
+        over = f"request body over the server's limit of {limit:,} bytes"
         if length is not None and length.isdigit() and int(length) > limit:
-            return await self._send(send, *_refuse(413, message, "request_too_large"))
+            return await self._send(send, *_refuse(413, over, "request_too_large"))
         seen = 0
 
         async def counted():
@@ -88,7 +88,7 @@ class Guard:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise _TooLarge(413, message, code="request_too_large")
+                raise _TooLarge(413, over, code="request_too_large")
             return message
 
         started = False
@@ -102,7 +102,7 @@ class Guard:
             await self.app(scope, counted, tracked_send)
         except _TooLarge:
             if not started:
-                await self._send(send, *_refuse(413, message, "request_too_large"))
+                await self._send(send, *_refuse(413, over, "request_too_large"))
 
     @staticmethod
     async def _send(send, start: dict, body: bytes) -> None:
