@@ -60,3 +60,5 @@ def test_the_logged_error_is_lorakits_message_with_a_traceback_reduced_to_its_ex
     assert logged_error(log) == "[t][lorakit][ERROR] - this job failed\nValueError: boom"
     log.write_text("[t][lorakit][INFO] - all fine\n")
     assert logged_error(log) is None and logged_error(tmp_path / "missing.log") is None
+    assert logged_error(log, tail=5) == "[t][lorakit][INFO] - all fine"  # no error: the last lines (server jobs)
+    assert logged_error(tmp_path / "missing.log", tail=5) is None

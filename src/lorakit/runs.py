@@ -103,16 +103,17 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     Path(path).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
-def logged_error(log_file: Path) -> str | None:
+def logged_error(log_file: Path, tail: int = 0) -> str | None:
     """The last error a run's log holds: lorakit's last `[ERROR]` message (else the last traceback) with the lines
-    after it, each traceback reduced to its exception line; None when the log holds neither (or does not exist)."""
+    after it, each traceback reduced to its exception line. When the log holds neither: its last `tail` lines (e.g.
+    Hydra refusing an override), or None with tail=0 or no log."""
     log_file = Path(log_file)
     lines = [line for line in (log_file.read_text(errors="replace").splitlines() if log_file.is_file() else [])
              if line.strip() and "HYDRA_FULL_ERROR" not in line]
     marked = ([i for i, line in enumerate(lines) if "][ERROR]" in line]
               or [i for i, line in enumerate(lines) if line.startswith("Traceback")])
     if not marked:
-        return None
+        return "\n".join(lines[-tail:]) if tail and lines else None
     out, in_traceback = [], False
     for line in lines[marked[-1]:]:
         if line.startswith("Traceback"):

@@ -197,10 +197,7 @@ class JobRunner:
 
     def _error_line(self, job_id: str, code: int) -> str:
         log_file = self.store.run_dir(job_id) / "train.log"
-        detail = logged_error(log_file)  # lorakit's own message, with the fix
-        if detail is None:  # e.g. Hydra refusing an override: its last lines say why
-            lines = log_file.read_text(errors="replace").splitlines() if log_file.is_file() else []
-            detail = "\n".join([ln for ln in lines if ln.strip() and "HYDRA_FULL_ERROR" not in ln][-5:])
+        detail = logged_error(log_file, tail=5) or ""  # lorakit's own message with the fix, else the log's last lines
         return f"training exited with code {code}: {detail[-1500:]} (log: {log_file})"
 
     def _succeed(self, body: dict) -> None:
