@@ -32,7 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--max-tokens", type=int, default=512, help="longest reply in tokens")
     p.add_argument("--quant", default=None,
-                   help="conf/quant name: none, nf4, int8 (the last two need CUDA); default: as the run was trained")
+                   help="conf/quant name: none, nf4, int8 (the last two need CUDA); default: as the run was trained "
+                        "(without a run: the model config's own)")
     return p.parse_args(argv)
 
 
@@ -41,27 +42,20 @@ def load(args: argparse.Namespace):
     from omegaconf import OmegaConf
     from transformers import AutoConfig
 
-    from lorakit.config import CONF_DIR, cuda_available
+    from lorakit.config import compose, cuda_available, model_overrides
     from lorakit.data.template import end_of_turn_ids
     from lorakit.evaluation.candidates import check_base, parse
     from lorakit.evaluation.inference import Engine
-    from lorakit.models import generation_config, load_tokenizer, model_spec, resolve
+    from lorakit.models import generation_config, load_tokenizer, resolve
 
     candidate = parse(args.run) if args.run else None
     if candidate is not None and candidate.kind != "adapter":
         raise SystemExit(f"{args.run}: give a run folder, its adapter/ folder or a checkpoint")
     run = candidate.run if candidate is not None else None
     trained = (yaml.safe_load(run.config.read_text()) or {}) if run is not None else {}
-    if args.model:
-        mcfg = model_spec(args.model, setting="--model")
-    elif trained.get("model"):
-        mcfg = OmegaConf.create(trained["model"])
-    else:
-        mcfg = model_spec("smollm2-135m")
-    if args.quant:
-        quant = OmegaConf.load(CONF_DIR / "quant" / f"{args.quant}.yaml")
-    else:
-        quant = OmegaConf.create(trained.get("quant") or {})
+    composed = compose(*model_overrides(args.model or "smollm2-135m", args.quant))  # as python -m train composes it
+    mcfg = composed.model if args.model or not trained.get("model") else OmegaConf.create(trained["model"])
+    quant = composed.quant if args.quant or run is None else OmegaConf.create(trained.get("quant") or {})
     path = resolve(mcfg)
     config = AutoConfig.from_pretrained(path)
     adapter = candidate.adapter if candidate is not None else None

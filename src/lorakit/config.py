@@ -43,6 +43,22 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("lorakit_sweep", sweeps.resolver)
 
 
+def model_overrides(spec: str, quant: str | None = None) -> list[str]:
+    """How `python -m train` names a base model given as a conf/model name, or as a folder / hub id in place of the
+    default model's (with the quantization `quant`, else the model config's own). The server passes them to its
+    fine-tuning jobs; `compose(*model_overrides(...))` gives the model and quant sections train would use.
+
+    Raises:
+        ModelNotFoundError: spec is none of them.
+    """
+    from lorakit.models import model_spec
+
+    model_spec(spec, setting="--model")  # a clear error for a name that is none of them
+    named = (CONF_DIR / "model" / f"{spec}.yaml").is_file()
+    overrides = [f"model={spec}"] if named else [f"model.name_or_path='{spec}'", "model.gguf_file=null"]
+    return overrides + ([f"quant={quant}"] if quant else [])
+
+
 def compose(*overrides: str) -> DictConfig:
     """Compose conf/config.yaml with command-line style overrides, as `python -m train` would (no run folder)."""
     from hydra import compose as hydra_compose

@@ -19,7 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
-from lorakit.config import CONF_DIR, register_resolvers
+from lorakit.config import register_resolvers
 
 log = logging.getLogger("lorakit.server")
 
@@ -47,23 +47,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _model_overrides(spec: str, quant: str | None) -> list[str]:
-    """How the server (and each fine-tuning job's `python -m train`) names the base model: a conf/model name, or
-    a folder / hub id in place of the default model's."""
-    from lorakit.models import model_spec
-
-    model_spec(spec, setting="--model")  # a clear error for a name that is none of them
-    named = (CONF_DIR / "model" / f"{spec}.yaml").is_file()
-    overrides = [f"model={spec}"] if named else [f"model.name_or_path='{spec}'", "model.gguf_file=null"]
-    return overrides + ([f"quant={quant}"] if quant else [])
-
-
 def build(args: argparse.Namespace, key: str | None):
     """Load the base model's tokenizer and config, find the adapters, open the store: the app, ready to run."""
     from omegaconf import OmegaConf
     from transformers import AutoConfig
 
-    from lorakit.config import ConfigError, compose, cuda_available
+    from lorakit.config import ConfigError, compose, cuda_available, model_overrides
     from lorakit.data.template import end_of_turn_ids
     from lorakit.evaluation.inference import Engine
     from lorakit.models import generation_config, load_tokenizer, resolve
@@ -73,7 +62,7 @@ def build(args: argparse.Namespace, key: str | None):
     from lorakit.server.registry import Registry, find_adapters
     from lorakit.server.store import Store
 
-    overrides = _model_overrides(args.model, args.quant)
+    overrides = model_overrides(args.model, args.quant)
     composed = compose(*overrides)  # as python -m train composes it: the model's quantization and learning rate
     mcfg, quant = composed.model, composed.quant
     cuda = cuda_available()
