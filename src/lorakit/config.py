@@ -233,9 +233,10 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
     judge = cfg.eval.get("judge")
     if "evaluate" in stages and judge is not None and judge.model:
         from lorakit.evaluation import judge as judges  # it reads CONF_DIR from here
+        from lorakit.evaluation.candidates import API
 
         try:
-            if not str(judge.model).startswith("openai:"):
+            if not str(judge.model).startswith(API):
                 judges.model_config(str(judge.model))
         except ValueError as err:  # CandidateError
             problems.append(str(err))

@@ -20,7 +20,6 @@ from tqdm.auto import tqdm
 from lorakit.evaluation.candidates import CandidateError
 
 log = logging.getLogger(__name__)
-PREFIX = "openai:"
 
 
 def endpoint(cfg: DictConfig) -> DictConfig:

@@ -15,6 +15,7 @@ import yaml
 
 from lorakit.runs import RunFolder
 
+API = "openai:"  # a model behind an OpenAI-compatible API: openai:<model id> (candidates and judges)
 FIX = ("give base, fewshot:K, openai:<model id>, a run folder (outputs/...), its adapter/ folder or a checkpoint "
        "inside it")
 
@@ -62,10 +63,10 @@ def parse(spec: str) -> Candidate:
         if not k.isdigit() or int(k) < 1:
             raise CandidateError(f"candidate {spec!r}: K in fewshot:K must be a positive integer, e.g. fewshot:4")
         return Candidate(spec, "fewshot", shots=int(k))
-    if spec.startswith("openai:"):
-        if not spec.removeprefix("openai:"):
+    if spec.startswith(API):
+        if not spec.removeprefix(API):
             raise CandidateError(f"candidate {spec!r}: name the model after openai:, e.g. openai:gpt-4o-mini")
-        return Candidate(spec, "api", model=spec.removeprefix("openai:"))
+        return Candidate(spec, "api", model=spec.removeprefix(API))
     path = Path(spec).expanduser()
     adapter = adapter_dir(path)
     if adapter is None:

@@ -58,11 +58,11 @@ def load(spec: str, attn_implementation: str = "sdpa") -> JudgeModel:
         CandidateError / ModelNotFoundError: naming the judge and the fix, before anything is generated.
     """
     from lorakit.data.template import end_of_turn_ids
-    from lorakit.evaluation.api import PREFIX
+    from lorakit.evaluation.candidates import API
     from lorakit.models import generation_config, load_tokenizer, resolve
 
-    if spec.startswith(PREFIX):
-        return JudgeModel(spec, None, None, None, set(), api_model=spec.removeprefix(PREFIX))
+    if spec.startswith(API):
+        return JudgeModel(spec, None, None, None, set(), api_model=spec.removeprefix(API))
     mcfg = model_config(spec, attn_implementation)
     path = resolve(mcfg)
     tokenizer = load_tokenizer(path)
