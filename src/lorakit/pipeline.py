@@ -99,7 +99,8 @@ def run(cfg: DictConfig, sweep: SweepJob | None = None) -> dict | None:
         results, tuned_model = None, None
         if "prepare" in cfg.stages:
             with _timed(timings, "prepare"):
-                report = reuse.prepared(cfg, tokenizer, eot_ids, run_dir, sweep and sweep.sweep_dir / "prepared")
+                report = reuse.prepared(cfg, tokenizer, eot_ids, run_dir, sweep and sweep.sweep_dir / "prepared",
+                                        job["files"])
             acc = report["accounting"]
             logger.log_dict("data", {"records": acc["records"], "used": acc["used"], "dropped": acc["dropped"],
                                      "tokens": {k: v for k, v in report["tokens"].items() if k != "model"}})

@@ -20,8 +20,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from lorakit.data import data_report, prepare
-from lorakit.runs import RunFolder, file_sha256
-from lorakit.sweeps import DATA_FILES
+from lorakit.runs import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +32,11 @@ def _tokenizer_sha256(tokenizer) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def key(cfg, tokenizer, eot_ids: set[int]) -> str:
-    """What the prepared data depends on: the data settings, the files' contents, the seed and the tokenizer."""
+def key(cfg, tokenizer, eot_ids: set[int], files: dict[str, str | None]) -> str:
+    """What the prepared data depends on: the data settings, the files' contents (`files`: their sha256, from the
+    run's identity), the seed and the tokenizer."""
     data = OmegaConf.to_container(cfg.data, resolve=True)
-    parts = {"data": data, "seed": cfg.seed, "files": {k: file_sha256(data.get(k)) for k in DATA_FILES},
+    parts = {"data": data, "seed": cfg.seed, "files": files,
              "tokenizer": _tokenizer_sha256(tokenizer), "eot": sorted(eot_ids)}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -69,12 +69,13 @@ def for_this_run(report: dict, cfg) -> dict:
     return report
 
 
-def prepared(cfg, tokenizer, eot_ids: set[int], run_dir: Path, shared: Path | None) -> dict:
+def prepared(cfg, tokenizer, eot_ids: set[int], run_dir: Path, shared: Path | None,
+             files: dict[str, str | None]) -> dict:
     """prepare.run into run_dir, or, with a `shared` folder, a copy of what an earlier job prepared from the same
     inputs (prepared there first if none has). Returns the data report."""
     if shared is None:
         return prepare.run(cfg, tokenizer, eot_ids, run_dir)
-    store = shared / key(cfg, tokenizer, eot_ids)
+    store = shared / key(cfg, tokenizer, eot_ids, files)
     with _locked(shared / f"{store.name}.lock"):
         reused = (store / "done").is_file()
         if not reused:
