@@ -53,7 +53,7 @@ def test_all_problems_reported_at_once(tmp_path):
         "train.bf16: mixed precision needs a CUDA GPU",
         "out of order",
         "unknown metric 'precision'",
-        "data.train_file: does/not/exist.jsonl does not exist",
+        "data.train_file: does/not/exist.jsonl is not found",
         "train.use_liger_kernel: Liger's kernels are Triton GPU kernels and need CUDA",
         "train.activation_offloading: moves saved activations from GPU to CPU memory and needs CUDA",
         "data.too_long: 'cut' is not one of drop, truncate, error",
@@ -88,3 +88,49 @@ def test_test_file_must_differ_from_train_file(tmp_path):
     cfg = compose_cfg(f"data.train_file={data}", f"data.test_file={data}", run_dir=tmp_path)
     with pytest.raises(ConfigError, match="data.test_file: the same file as data.train_file"):
         validate(cfg, cuda=False)
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("train.learning_rate=-1", "train.learning_rate: must be a number > 0, got -1"),
+    ("train.learning_rate=abc", "train.learning_rate: must be a number > 0, got 'abc'"),
+    ("train.per_device_train_batch_size=0", "train.per_device_train_batch_size: must be an integer >= 1, got 0"),
+    ("train.gradient_accumulation_steps=1.5", "train.gradient_accumulation_steps: must be an integer >= 1, got 1.5"),
+    ("lora.lora_dropout=2", "lora.lora_dropout: must be a number >= 0 and < 1, got 2"),
+    ("lora.lora_alpha=-5", "lora.lora_alpha: must be a number > 0, got -5"),
+    ("train.num_train_epochs=0", "train.num_train_epochs=0 (and no train.max_steps) would train nothing"),
+    ("train.num_train_epochs=-2", "train.num_train_epochs: must be a number >= 0 (or null"),
+    ("train.save_steps=0", "train.save_steps: must be a number > 0 (or null"),
+    ("data.val_fraction=1.5", "data.val_fraction: must be a number >= 0 and < 1 (or null"),
+])
+def test_out_of_range_settings_are_refused_before_any_model_loads(tmp_path, override, expected):
+    cfg = compose_cfg("+experiment=quickstart", override, run_dir=tmp_path)
+    with pytest.raises(ConfigError) as err:
+        validate(cfg, cuda=False)
+    assert expected in str(err.value)
+
+
+def test_epochs_zero_with_max_steps_and_null_defaults_are_valid(tmp_path):
+    validate(compose_cfg("+experiment=quickstart", "train.num_train_epochs=0", "+train.max_steps=5", run_dir=tmp_path),
+             cuda=False)
+    validate(compose_cfg("+experiment=quickstart", "train.num_train_epochs=null", "train.save_steps=null",
+                         "data.val_fraction=null", run_dir=tmp_path), cuda=False)
+
+
+def test_a_model_path_or_data_path_that_is_not_what_it_should_be_is_named(tmp_path):
+    cfg = compose_cfg("+experiment=quickstart", f"model.name_or_path={tmp_path}/nonexistent",
+                      f"data.train_file={tmp_path}", run_dir=tmp_path / "run")
+    with pytest.raises(ConfigError) as err:
+        validate(cfg, cuda=False)
+    assert f"model.name_or_path: {tmp_path}/nonexistent is not found" in str(err.value)
+    assert f"data.train_file: {tmp_path} is a directory, not a file" in str(err.value)
+
+
+def test_a_model_path_given_with_the_embedded_model_config_is_the_model_loaded(tiny_dir):
+    from lorakit.models import embedded, resolve
+
+    default = compose_cfg("+experiment=quickstart").model
+    assert embedded(default)  # the embedded GGUF, as before
+    given = compose_cfg("+experiment=quickstart", f"model.name_or_path={tiny_dir}").model
+    assert not embedded(given) and resolve(given) == tiny_dir  # before: the embedded SmolLM2 was trained instead
+    hub = compose_cfg("+experiment=quickstart", "model.name_or_path=meta-llama/Llama-3.1-8B-Instruct").model
+    assert resolve(hub) == "meta-llama/Llama-3.1-8B-Instruct"

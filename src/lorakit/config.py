@@ -55,7 +55,7 @@ def model_overrides(spec: str, quant: str | None = None) -> list[str]:
 
     model_spec(spec, setting="--model")  # a clear error for a name that is none of them
     named = (CONF_DIR / "model" / f"{spec}.yaml").is_file()
-    overrides = [f"model={spec}"] if named else [f"model.name_or_path='{spec}'", "model.gguf_file=null"]
+    overrides = [f"model={spec}"] if named else [f"model.name_or_path='{spec}'"]  # not the embedded GGUF (models.embedded)
     return overrides + ([f"quant={quant}"] if quant else [])
 
 
@@ -93,6 +93,15 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _what_is(path: Path) -> str:
+    """What a path that is not the file (or folder) expected is, for an error message."""
+    if path.is_dir():
+        return "a directory, not a file"
+    if path.exists():
+        return "not a regular file"
+    return "not found" + ("" if path.parent.is_dir() else f" (no folder {path.parent})")
+
+
 def _example_test_file(train: Path, test: Path) -> list[str]:
     """Own training data with a shipped example's test file (e.g. +experiment=quickstart data.train_file=mine.jsonl
     without data.test_file) would evaluate on the example task."""
@@ -104,43 +113,82 @@ def _example_test_file(train: Path, test: Path) -> list[str]:
     return []
 
 
-def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
-    """Check the whole config; raise one ConfigError listing every problem and how to fix it.
+def _bad_number(key: str, value: Any, low: float, *, integer: bool = False, above: bool = False,
+                high: float | None = None, null: str | None = None) -> list[str]:
+    """[] when value is a number >= low (> low with above, < high when given, an integer with integer); else the
+    problem. null: what None means when None is allowed."""
+    if value is None and null:
+        return []
+    kind = "an integer" if integer else "a number"
+    ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
+    ok = ok and (value > low if above else value >= low) and (high is None or value < high)
+    if ok:
+        return []
+    bounds = f"{'>' if above else '>='} {low:g}" + (f" and < {high:g}" if high is not None else "")
+    return [f"{key}: must be {kind} {bounds}{f' (or null: {null})' if null else ''}, got {value!r}"]
 
-    Args:
-        cfg: the composed Hydra config.
-        cuda: whether a CUDA GPU is present (detected when None; tests pass it explicitly).
 
-    Raises:
-        ConfigError: with one line per problem.
-    """
-    from peft import LoraConfig
-    from transformers import BitsAndBytesConfig
-    from trl import SFTConfig
-
-    cuda = cuda_available() if cuda is None else cuda
-    problems: list[str] = []
-
-    stages = list(cfg.stages)
-    for s in stages:
-        if s not in STAGES:
-            problems.append(f"stages: unknown stage {s!r}; choose from {list(STAGES)}")
+def _check_stages(stages: list) -> list[str]:
+    problems = [f"stages: unknown stage {s!r}; choose from {list(STAGES)}" for s in stages if s not in STAGES]
     if [s for s in STAGES if s in stages] != stages:
         problems.append(f"stages: {stages} is out of order; stages run as {list(STAGES)}, list them in that order")
+    return problems
 
-    train_keys = set(cfg.train.keys())
-    problems += _unknown("train", train_keys, _fields_of_dataclass(SFTConfig), "trl.SFTConfig")
-    if "output_dir" in train_keys:
+
+def _check_train(train: DictConfig, cuda: bool) -> list[str]:
+    """trl.SFTConfig fields, their ranges (a run that would train nothing is refused), and what needs CUDA."""
+    from trl import SFTConfig
+
+    problems = _unknown("train", train.keys(), _fields_of_dataclass(SFTConfig), "trl.SFTConfig")
+    if "output_dir" in train:
         problems.append("train.output_dir: lorakit sets it (run_dir/checkpoints); remove it and set hydra.run.dir")
-    if cfg.train.get("report_to") not in (None, "none"):
+    if train.get("report_to") not in (None, "none"):
         problems.append("train.report_to: lorakit sets it from the logger; use logger=wandb or logger=none instead")
+    get = train.get
+    problems += _bad_number("train.learning_rate", get("learning_rate"), 0, above=True)
+    for key in ("per_device_train_batch_size", "gradient_accumulation_steps", "per_device_eval_batch_size"):
+        problems += _bad_number(f"train.{key}", get(key, 1), 1, integer=True)
+    problems += _bad_number("train.num_train_epochs", get("num_train_epochs"), 0, null="decided from the data's size")
+    problems += _bad_number("train.max_steps", get("max_steps", -1), -1, integer=True)
+    for key in ("warmup_steps", "weight_decay", "max_grad_norm"):
+        problems += _bad_number(f"train.{key}", get(key, 0), 0)
+    problems += _bad_number("train.logging_steps", get("logging_steps", 1), 0, above=True)
+    problems += _bad_number("train.save_steps", get("save_steps"), 0, above=True, null="decided from the run's length")
+    problems += _bad_number("train.save_total_limit", get("save_total_limit"), 1, integer=True, null="keep all")
+    if get("num_train_epochs") == 0 and isinstance(get("max_steps", -1), int) and get("max_steps", -1) <= 0:
+        problems.append("train.num_train_epochs=0 (and no train.max_steps) would train nothing; set it to the passes "
+                        "over the data, or null to let lorakit decide from the data's size")
+    if get("use_liger_kernel"):
+        if not cuda:
+            problems.append("train.use_liger_kernel: Liger's kernels are Triton GPU kernels and need CUDA; "
+                            "set train.use_liger_kernel=false on this machine")
+        elif importlib.util.find_spec("liger_kernel") is None:
+            problems.append("train.use_liger_kernel: the liger-kernel package is not installed; "
+                            "pip install -c constraints.txt -e .[cuda] (or set train.use_liger_kernel=false)")
+    if get("activation_offloading") and not cuda:
+        problems.append("train.activation_offloading: moves saved activations from GPU to CPU memory and needs CUDA; "
+                        "remove it on this machine")
+    for flag in ("bf16", "fp16"):
+        if get(flag) and not cuda:
+            problems.append(f"train.{flag}: mixed precision needs a CUDA GPU; set train.{flag}=null (fp32 on CPU)")
+    return problems
 
-    problems += _unknown("lora", cfg.lora.keys(), _fields_of_dataclass(LoraConfig), "peft.LoraConfig")
-    if "r" in cfg.lora and (not isinstance(cfg.lora.r, int) or cfg.lora.r <= 0):
-        problems.append(f"lora.r: must be a positive integer, got {cfg.lora.r!r}")
 
-    quant = OmegaConf.to_container(cfg.quant, resolve=True)
-    problems += _unknown("quant", quant.keys(), _init_params(BitsAndBytesConfig), "transformers.BitsAndBytesConfig")
+def _check_lora(lora: DictConfig) -> list[str]:
+    from peft import LoraConfig
+
+    problems = _unknown("lora", lora.keys(), _fields_of_dataclass(LoraConfig), "peft.LoraConfig")
+    problems += _bad_number("lora.r", lora.get("r", 8), 0, integer=True, above=True)
+    problems += _bad_number("lora.lora_alpha", lora.get("lora_alpha", 8), 0, above=True)
+    problems += _bad_number("lora.lora_dropout", lora.get("lora_dropout", 0.0), 0, high=1)
+    return problems
+
+
+def _check_quant(quant_cfg: DictConfig, cuda: bool) -> list[str]:
+    from transformers import BitsAndBytesConfig
+
+    quant = OmegaConf.to_container(quant_cfg, resolve=True)
+    problems = _unknown("quant", quant.keys(), _init_params(BitsAndBytesConfig), "transformers.BitsAndBytesConfig")
     four, eight = bool(quant.get("load_in_4bit")), bool(quant.get("load_in_8bit"))
     if four and eight:
         problems.append("quant: load_in_4bit and load_in_8bit are both set; pick one: quant=nf4 or quant=int8")
@@ -149,40 +197,39 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
             f"quant: {'4' if four else '8'}-bit quantization (bitsandbytes) needs a CUDA GPU and none was found; "
             "add quant=none to train in full precision on this machine"
         )
-    if cfg.train.get("use_liger_kernel"):
-        if not cuda:
-            problems.append("train.use_liger_kernel: Liger's kernels are Triton GPU kernels and need CUDA; "
-                            "set train.use_liger_kernel=false on this machine")
-        elif importlib.util.find_spec("liger_kernel") is None:
-            problems.append("train.use_liger_kernel: the liger-kernel package is not installed; "
-                            "pip install -c constraints.txt -e .[cuda] (or set train.use_liger_kernel=false)")
-    if cfg.train.get("activation_offloading") and not cuda:
-        problems.append("train.activation_offloading: moves saved activations from GPU to CPU memory and needs CUDA; "
-                        "remove it on this machine")
-    for flag in ("bf16", "fp16"):
-        if cfg.train.get(flag) and not cuda:
-            problems.append(f"train.{flag}: mixed precision needs a CUDA GPU; set train.{flag}=null (fp32 on CPU)")
+    return problems
 
-    model = cfg.model
-    if not model.get("name_or_path"):
+
+def _check_model(model: DictConfig) -> list[str]:
+    problems = []
+    name = str(model.get("name_or_path") or "")
+    if not name:
         problems.append("model.name_or_path: empty; set a hub id or a local folder")
+    elif name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().is_dir():
+        found = Path(name).expanduser()
+        problems.append(f"model.name_or_path: {name} is {'a file' if found.exists() else _what_is(found)}; give the "
+                        "folder holding the model's config.json and weights, or a hub id such as "
+                        "meta-llama/Llama-3.1-8B-Instruct")
     if bool(model.get("gguf_package")) != bool(model.get("gguf_file")):
         problems.append("model.gguf_package and model.gguf_file: set both (embedded GGUF model) or neither")
+    return problems
 
-    data = cfg.data
-    run_dir = Path(cfg.run_dir)
-    if data.format not in FORMATS:
-        problems.append(f"data.format: {data.format!r} is not a format lorakit reads; choose from {list(FORMATS)}")
+
+def _check_files(data: DictConfig, stages: list, run_dir: Path) -> list[str]:
+    """The data files the stages will read exist, are files, and are not the same file twice."""
+    problems = []
     # Evaluating without prepare reads the test set from data.test_file, or splits it off data.train_file.
     evaluates_unprepared = "evaluate" in stages and not RunFolder(run_dir).split("test").is_file()
     if "prepare" in stages or (evaluates_unprepared and data.test_file is None):
         if OmegaConf.is_missing(data, "train_file"):
             problems.append("data.train_file: required; add data.train_file=path/to/train.jsonl")
         elif not Path(data.train_file).is_file():
-            problems.append(f"data.train_file: {data.train_file} does not exist; check the path (relative to {Path.cwd()})")
+            problems.append(f"data.train_file: {data.train_file} is {_what_is(Path(data.train_file))}; give a data file "
+                            f"(relative to {Path.cwd()})")
     if "prepare" in stages or evaluates_unprepared:
         if data.test_file is not None and not Path(data.test_file).is_file():
-            problems.append(f"data.test_file: {data.test_file} does not exist; check the path or set data.test_file=null")
+            problems.append(f"data.test_file: {data.test_file} is {_what_is(Path(data.test_file))}; give a data file or "
+                            "set data.test_file=null")
         elif data.test_file is not None and not OmegaConf.is_missing(data, "train_file") and Path(
                 data.test_file).resolve() == Path(data.train_file).resolve():
             problems.append("data.test_file: the same file as data.train_file, so the test would measure memorisation; "
@@ -190,14 +237,18 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
         elif data.test_file is not None and not OmegaConf.is_missing(data, "train_file"):
             problems += _example_test_file(Path(data.train_file).resolve(), Path(data.test_file).resolve())
     if data.get("validation_file") and not Path(data.validation_file).is_file():
-        problems.append(f"data.validation_file: {data.validation_file} does not exist; check the path or set "
-                        "data.validation_file=null to hold out data.val_fraction of the training file")
-    for key in ("val_fraction", "test_fraction"):
-        value = data.get(key)
-        if not isinstance(value, (int, float)) or not 0 <= value < 1:
-            problems.append(f"data.{key}: must be a number in [0, 1), got {value!r}")
-    if not isinstance(data.max_length, int) or data.max_length < 16:
-        problems.append(f"data.max_length: must be an integer >= 16 tokens, got {data.max_length!r}")
+        problems.append(f"data.validation_file: {data.validation_file} is {_what_is(Path(data.validation_file))}; give "
+                        "a data file, or set data.validation_file=null to hold out data.val_fraction of the training file")
+    return problems
+
+
+def _check_data(data: DictConfig) -> list[str]:
+    problems = []
+    if data.format not in FORMATS:
+        problems.append(f"data.format: {data.format!r} is not a format lorakit reads; choose from {list(FORMATS)}")
+    problems += _bad_number("data.val_fraction", data.get("val_fraction"), 0, high=1, null="decided from the size")
+    problems += _bad_number("data.test_fraction", data.get("test_fraction"), 0, high=1)
+    problems += _bad_number("data.max_length", data.max_length, 16, integer=True)
     for key, choices in (("too_long", ("drop", "truncate", "error")), ("duplicates", ("drop", "keep"))):
         if data.get(key) not in choices:
             problems.append(f"data.{key}: {data.get(key)!r} is not one of {', '.join(choices)}")
@@ -205,7 +256,12 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
         problems.append(f"data.strict: must be true or false, got {data.get('strict')!r}")
     if data.get("num_proc") is not None and (not isinstance(data.num_proc, int) or data.num_proc < 1):
         problems.append(f"data.num_proc: must be null (automatic) or a positive integer, got {data.num_proc!r}")
+    return problems
 
+
+def _check_run(cfg: DictConfig, stages: list, run_dir: Path) -> list[str]:
+    """What the stages need from earlier runs (prepared data, an adapter), and the backend."""
+    problems = []
     if "train" in stages and "prepare" not in stages and not (RunFolder(run_dir).data / "train").is_dir():
         problems.append(f"stages: train without prepare needs prepared data in {run_dir}/data; add prepare to stages "
                         "or set hydra.run.dir to an earlier run's folder")
@@ -223,14 +279,18 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
         adapter = Path(cfg.adapter_dir or RunFolder(run_dir).adapter)
         if not (adapter / "adapter_config.json").is_file():
             problems.append(f"adapter_dir: {adapter} holds no adapter_config.json; set adapter_dir=path/to/run/adapter")
+    if cfg.logger.type not in LOGGERS:
+        problems.append(f"logger.type: {cfg.logger.type!r} is unknown; use logger=none or logger=wandb")
+    return problems
 
-    problems += check_names(cfg.eval.metrics or [])
-    if cfg.eval.get("fewshot") is not None and (not isinstance(cfg.eval.fewshot, int) or cfg.eval.fewshot < 1):
+
+def _check_eval(ev: DictConfig, stages: list) -> list[str]:
+    problems = check_names(ev.metrics or [])
+    if ev.get("fewshot") is not None and (not isinstance(ev.fewshot, int) or ev.fewshot < 1):
         problems.append(f"eval.fewshot: the number of training examples to prompt with (a positive integer) or null, "
-                        f"got {cfg.eval.fewshot!r}")
-    if not isinstance(cfg.eval.batch_size, int) or cfg.eval.batch_size < 1:
-        problems.append(f"eval.batch_size: must be a positive integer, got {cfg.eval.batch_size!r}")
-    judge = cfg.eval.get("judge")
+                        f"got {ev.fewshot!r}")
+    problems += _bad_number("eval.batch_size", ev.batch_size, 1, integer=True)
+    judge = ev.get("judge")
     if "evaluate" in stages and judge is not None and judge.model:
         from lorakit.evaluation import judge as judges  # it reads CONF_DIR from here
         from lorakit.evaluation.candidates import API
@@ -242,10 +302,25 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
             problems.append(str(err))
         if judge.mode not in {"pointwise", "pairwise", "both"}:
             problems.append(f"eval.judge.mode={judge.mode!r}: use pointwise, pairwise or both")
+    return problems
 
-    if cfg.logger.type not in LOGGERS:
-        problems.append(f"logger.type: {cfg.logger.type!r} is unknown; use logger=none or logger=wandb")
 
+def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
+    """Check the whole config before any model loads; raise one ConfigError listing every problem and its fix.
+
+    Args:
+        cfg: the composed Hydra config.
+        cuda: whether a CUDA GPU is present (detected when None; tests pass it explicitly).
+
+    Raises:
+        ConfigError: with one line per problem.
+    """
+    cuda = cuda_available() if cuda is None else cuda
+    stages, run_dir = list(cfg.stages), Path(cfg.run_dir)
+    problems = (_check_stages(stages) + _check_train(cfg.train, cuda) + _check_lora(cfg.lora)
+                + _check_quant(cfg.quant, cuda) + _check_model(cfg.model) + _check_data(cfg.data)
+                + _check_files(cfg.data, stages, run_dir) + _check_run(cfg, stages, run_dir)
+                + _check_eval(cfg.eval, stages))
     if problems:
         raise ConfigError("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 

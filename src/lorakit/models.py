@@ -125,11 +125,17 @@ def build_tiny(mcfg: DictConfig) -> Path:
     return target
 
 
+def embedded(mcfg: DictConfig) -> bool:
+    """Whether the model is read from the embedded GGUF file: it holds `gguf_model`, so a name_or_path set to
+    anything else (a folder, another hub id) is that other model, loaded as it is."""
+    return bool(mcfg.get("gguf_file")) and str(mcfg.name_or_path) == str(mcfg.get("gguf_model") or mcfg.name_or_path)
+
+
 def resolve(mcfg: DictConfig) -> str:
     """Return the local folder or hub id to load the configured model from."""
     if mcfg.get("tiny"):
         return str(build_tiny(mcfg))
-    if mcfg.get("gguf_file"):
+    if embedded(mcfg):
         return str(convert_gguf(mcfg))
     return str(mcfg.name_or_path)
 
