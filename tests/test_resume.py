@@ -75,3 +75,51 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_o
     never = subprocess.run(_command(run, train_file, "resume=never", "train.num_train_epochs=1"), capture_output=True,
                            text=True, timeout=600)
     assert never.returncode == 0 and max(_losses(run)) == total // 3
+
+
+@pytest.fixture(scope="module")
+def checkpointed(tmp_path_factory, train_file, tiny_dir):
+    """A tiny run of 4 steps with checkpoints at steps 2 and 4 (written through checkpoints/.staging)."""
+    run = tmp_path_factory.mktemp("checkpointed") / "run"
+    args = ["+train.max_steps=4", "train.save_steps=2", "train.save_total_limit=2"]
+    subprocess.run(_command(run, train_file, *args), check=True, capture_output=True, timeout=600)
+    return run, args
+
+
+def _truncate(path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize("name", ["adapter_model.safetensors", "optimizer.pt", "trainer_state.json"])
+def test_a_damaged_checkpoint_file_is_found(checkpointed, tmp_path, name):
+    import shutil
+
+    from lorakit.training.resume import damage
+
+    run, _ = checkpointed
+    original = run / "checkpoints" / "checkpoint-4"
+    assert damage(original) is None
+    assert not list((run / "checkpoints" / ".staging").glob("checkpoint-*"))  # each one renamed into place whole
+    copy = shutil.copytree(original, tmp_path / "checkpoint-4")
+    _truncate(copy / name)
+    assert damage(copy).startswith(name)
+
+
+def test_a_run_whose_newest_checkpoint_is_damaged_resumes_from_the_one_before(checkpointed, train_file, tmp_path):
+    import shutil
+
+    run, args = checkpointed
+    crashed = shutil.copytree(run, tmp_path / "crashed")
+    shutil.rmtree(crashed / "adapter")  # as if killed after checkpoint-4 was saved
+    (crashed / "train_log.json").unlink()
+    _truncate(crashed / "checkpoints" / "checkpoint-4" / "adapter_model.safetensors")
+    again = subprocess.run(_command(crashed, train_file, *args), capture_output=True, text=True, timeout=600)
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out[-3000:]  # before: SafetensorError on every re-run
+    assert "checkpoint-4 is damaged (adapter_model.safetensors:" in out and "set aside as broken-checkpoint-4" in out
+    assert f"resuming from {crashed / 'checkpoints' / 'checkpoint-2'}" in out
+    assert (crashed / "adapter" / "adapter_config.json").is_file()
+    progress = [json.loads(line) for line in (crashed / "progress.jsonl").read_text().splitlines()]
+    restart = max(i for i, p in enumerate(progress) if set(p) == {"step", "max_steps", "time"})
+    assert progress[restart]["step"] == 2 and [p["step"] for p in progress[restart + 1:] if "loss" in p] == [3, 4]
