@@ -161,7 +161,7 @@ def test_requests_are_refused_with_openai_errors(server):
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
     assert err.value.body["code"] == "model_not_found"
     bad = [([{"role": "wizard", "content": "hi"}], "messages[0].role"), ([], "messages"),
-           ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}], "messages[0].content")]
+           ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}], "messages[0].content[0].type")]
     for messages, param in bad:
         with pytest.raises(openai.BadRequestError) as err:
             client.chat.completions.create(model="tiny-llama", messages=messages)

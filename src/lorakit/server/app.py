@@ -50,8 +50,10 @@ def create_app(state: State, *, key: str | None, max_body: int, max_upload: int)
 
     @app.get("/health")
     async def health():
-        """Liveness, and how many decoding batches and rows the server has run (rows/batch = batching at work)."""
-        return {"status": "ok", "decoding": {"batches": state.batcher.batches, "rows": state.batcher.rows}}
+        """Liveness; the decoding batches and rows the server has run (rows/batch = batching at work), and the
+        requests whose client left before their answer ended (their decoding stopped there)."""
+        return {"status": "ok", "decoding": {"batches": state.batcher.batches, "rows": state.batcher.rows,
+                                             "tokens": state.batcher.tokens, "abandoned": state.batcher.abandoned}}
 
     app.include_router(chat_api.router(state))
     app.include_router(files_api.router(state))

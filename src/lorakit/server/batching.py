@@ -46,6 +46,7 @@ class Pending:
     on_delta: Callable[[int, str], None] | None = None  # (choice index, text) while decoding
     future: Future = field(default_factory=Future)  # -> list[Choice]
     number: int = 0
+    abandoned: bool = False  # its client left: its rows stop decoding, and it is not started if still queued
 
     def group(self) -> tuple:
         if self.temperature == 0:
@@ -61,7 +62,9 @@ class Batcher:
         self.numbers = count()
         self.batches = 0  # decoding batches run (the load benchmark reports rows per batch)
         self.rows = 0
+        self.tokens = 0  # tokens decoded for the rows (each row's own, up to where it ended)
         self.last_requests = 0  # requests in the last batch: more than one means clients are waiting together
+        self.abandoned = 0  # requests whose client left before the answer ended (their decoding stopped there)
         self._thread = threading.Thread(target=self._loop, name="lorakit-batcher", daemon=True)
 
     def start(self) -> None:
@@ -71,6 +74,12 @@ class Batcher:
     def stop(self) -> None:
         self.queue.put(None)
         self._thread.join(timeout=30)
+
+    def abandon(self, pending: Pending) -> None:
+        """The client is gone: stop decoding its rows at the next step (or never start them)."""
+        if not pending.abandoned and not pending.future.done():
+            pending.abandoned = True
+            self.abandoned += 1
 
     def submit(self, pending: Pending) -> Future:
         pending.number = next(self.numbers)
@@ -99,6 +108,11 @@ class Batcher:
                 if item is None:
                     return
                 waiting.append(item)
+            for p in [p for p in waiting if p.abandoned]:  # queued, and nobody waits for it any more
+                p.future.cancel()
+            waiting = [p for p in waiting if not p.abandoned]
+            if not waiting:
+                continue
             key = waiting[0].group()
             batch, rows = [], 0
             for p in [p for p in waiting if p.group() == key]:
@@ -133,6 +147,8 @@ class Batcher:
 
         def on_step(tokens: list[int]) -> None:
             for (p, i), stream, token in zip(rows, streams, tokens, strict=True):
+                if p.abandoned:  # this row has ended (finished() says so); the batch decodes on for the others
+                    continue
                 delta = stream.add(token)
                 if delta and p.on_delta is not None:
                     p.on_delta(i, delta)
@@ -143,7 +159,7 @@ class Batcher:
             sample(model, [p.prompt_ids for p, _ in rows], pad_id=self.tokenizer.pad_token_id, eot_ids=self.eot_ids,
                    max_new_tokens=max(p.max_tokens for p, _ in rows), temperature=first.temperature,
                    top_p=first.top_p, seed=first.seed, adapter_names=names, on_step=on_step,
-                   finished=lambda: [s.done for s in streams])
+                   finished=lambda: [s.done or p.abandoned for (p, _), s in zip(rows, streams, strict=True)])
         except torch.OutOfMemoryError:
             if self.engine.cuda:
                 torch.cuda.empty_cache()
@@ -156,4 +172,5 @@ class Batcher:
             if delta and p.on_delta is not None:
                 p.on_delta(i, delta)
             out[id(p)].append(Choice(stream.text, stream.finish_reason, len(stream.tokens)))
+            self.tokens += len(stream.tokens)
         return [out[id(p)] for p in batch]

@@ -8,11 +8,12 @@ import time
 import uuid
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from lorakit.data.template import render
 from lorakit.server.batching import Pending
 from lorakit.server.errors import APIError
+from lorakit.server.requests import ChatRequest, json_body
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 UNSUPPORTED = {  # asked for, these would be silently missing from the answer: refused instead
@@ -21,16 +22,6 @@ UNSUPPORTED = {  # asked for, these would be silently missing from the answer: r
     "audio": lambda v: v is not None, "functions": lambda v: bool(v), "prediction": lambda v: v is not None,
     "modalities": lambda v: v not in (None, ["text"]),
 }
-
-
-async def json_body(request: Request) -> dict:
-    try:
-        body = json.loads(await request.body() or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise APIError(400, f"the request body is not valid JSON ({err})", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise APIError(400, "the request body must be a JSON object", code="invalid_json")
-    return body
 
 
 def _number(body: dict, name: str, default, low: float, high: float, kind=float):
@@ -92,6 +83,39 @@ def messages_of(body: dict) -> list[dict]:
     return out
 
 
+def _tools(body: dict) -> list | None:
+    """The tools to render: none with tool_choice "none"; a forced call ("required", a named function) is refused,
+    since tool calls come back as text that lorakit.serve does not parse yet."""
+    choice = body.get("tool_choice")
+    if choice == "none" or not body.get("tools"):
+        return None
+    if choice not in (None, "auto"):
+        raise APIError(400, f"tool_choice {json.dumps(choice)}: lorakit.serve cannot force a tool call (tool calls come "
+                       "back as text in the reply); use 'auto' or leave it out", param="tool_choice",
+                       code="unsupported_value")
+    return body["tools"]
+
+
+_TOKEN_BYTES: dict[int, int] = {}  # per tokenizer: the most UTF-8 bytes one token decodes to
+
+
+def _refuse_unseen_length(state, messages: list[dict]) -> None:
+    """Refuse, before rendering and tokenizing it, a prompt whose text alone needs more tokens than the context:
+    no token decodes to more than the longest one's bytes, so bytes / that length is a floor on the tokens."""
+    size = sum(len(m["content"].encode()) for m in messages)
+    if size <= state.context:  # a token holds at least a byte: no floor above the context yet
+        return
+    tokenizer = state.tokenizer
+    if id(tokenizer) not in _TOKEN_BYTES:
+        _TOKEN_BYTES[id(tokenizer)] = max(len(tokenizer.convert_tokens_to_string([t]).encode())
+                                          for t in tokenizer.get_vocab())
+    floor = size // max(_TOKEN_BYTES[id(tokenizer)], 1)
+    if floor > state.context:
+        raise APIError(400, f"This model's maximum context length is {state.context} tokens. However, your messages "
+                       f"({size:,} bytes) need at least {floor:,} tokens. Please reduce the length of the messages.",
+                       param="messages", code="context_length_exceeded")
+
+
 def pending_of(body: dict, state) -> tuple[Pending, str, int]:
     """The validated request: (what the batcher decodes, the model id, prompt tokens)."""
     for name, refused in UNSUPPORTED.items():
@@ -99,11 +123,17 @@ def pending_of(body: dict, state) -> tuple[Pending, str, int]:
             raise APIError(400, f"'{name}' is not supported by lorakit.serve", param=name, code="unsupported_parameter")
     served = state.registry.get(body.get("model"))
     messages = messages_of(body)
-    tools = body.get("tools")
-    if tools is not None and not isinstance(tools, list):
-        raise APIError(400, "'tools' must be a list", param="tools", code="invalid_type")
+    _refuse_unseen_length(state, messages)
+    tools = _tools(body)
     try:
-        prompt = render(state.tokenizer, messages, tools or None, add_generation_prompt=True)
+        prompt = render(state.tokenizer, messages, tools, add_generation_prompt=True)
+        if tools and prompt == render(state.tokenizer, messages, None, add_generation_prompt=True):
+            raise APIError(400, f"model {served.id}: its chat template does not render tools, so the model would "
+                           "never see them; send the request without 'tools' (describe them in the system message), "
+                           "or serve a model whose template supports tools (e.g. Llama 3.1, Qwen2.5)", param="tools",
+                           code="unsupported_parameter")
+    except APIError:
+        raise
     except Exception as err:  # noqa: BLE001 - the chat template refuses this conversation (e.g. role order)
         raise APIError(400, f"the model's chat template cannot render these messages: {err}", param="messages",
                        code="invalid_value") from None
@@ -145,15 +175,18 @@ def router(state) -> APIRouter:
 
     @api.post("/v1/chat/completions")
     async def chat_completions(request: Request):
-        body = await json_body(request)
-        pending, model_id, prompt_tokens = pending_of(body, state)
+        body = await json_body(request, ChatRequest)
+        pending, model_id, prompt_tokens = await asyncio.to_thread(pending_of, body, state)  # render, tokenize
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(_stream(state, pending, completion_id, created, model_id, prompt_tokens,
                                              include_usage), media_type="text/event-stream",
                                      headers={"cache-control": "no-cache"})
-        choices = await asyncio.wrap_future(state.batcher.submit(pending))
+        choices = await _unless_gone(request, state.batcher, pending)
+        if choices is None:  # nobody is left to read the answer
+            return JSONResponse({"error": {"message": "client closed the request", "type": "invalid_request_error",
+                                           "param": None, "code": "client_closed_request"}}, status_code=499)
         completion_tokens = sum(c.tokens for c in choices)
         return {
             "id": completion_id, "object": "chat.completion", "created": created, "model": model_id,
@@ -165,6 +198,22 @@ def router(state) -> APIRouter:
         }
 
     return api
+
+
+async def _unless_gone(request: Request, batcher, pending: Pending):
+    """The request's choices, or None when its client disconnects first (its rows then stop decoding)."""
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    answer, watch = asyncio.wrap_future(batcher.submit(pending)), asyncio.ensure_future(gone())
+    await asyncio.wait({answer, watch}, return_when=asyncio.FIRST_COMPLETED)
+    if answer.done():
+        watch.cancel()
+        return answer.result()
+    batcher.abandon(pending)
+    return None
 
 
 async def _stream(state, pending: Pending, completion_id: str, created: int, model_id: str, prompt_tokens: int,
@@ -182,11 +231,15 @@ async def _stream(state, pending: Pending, completion_id: str, created: int, mod
             data["usage"] = usage
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
-    yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
-                 for i in range(pending.n)])
-    while (event := await events.get()) is not None:
-        i, text = event
-        yield chunk([{"index": i, "delta": {"content": text}, "logprobs": None, "finish_reason": None}])
+    try:
+        yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                      "finish_reason": None} for i in range(pending.n)])
+        while (event := await events.get()) is not None:
+            i, text = event
+            yield chunk([{"index": i, "delta": {"content": text}, "logprobs": None, "finish_reason": None}])
+    finally:  # the client left (the generator is closed or cancelled) before the answer ended: stop its rows
+        if not future.done():
+            state.batcher.abandon(pending)
     try:
         choices = future.result()
     except Exception as err:  # noqa: BLE001 - the status line is sent already: the error goes in the stream

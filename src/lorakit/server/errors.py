@@ -28,25 +28,20 @@ def response(status: int, message: str, param: str | None = None, code: str | No
 
 
 def install(app) -> None:
-    """Every error the app raises answers in OpenAI's shape."""
+    """Every error the app raises answers in OpenAI's shape (an unexpected one: lorakit.server.security.Guard)."""
 
     @app.exception_handler(APIError)
     async def _api(_: Request, err: APIError):
         return response(err.status, err.message, err.param, err.code)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, err: RequestValidationError):
+    async def _validation(_: Request, err: RequestValidationError):  # query parameters and form fields
+        from lorakit.server.requests import path_of
+
         first = err.errors()[0] if err.errors() else {}
-        param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        param = path_of(first.get("loc", ())[1:]) or None
         return response(400, f"{param or 'request'}: {first.get('msg', 'invalid request')}", param, "invalid_value")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, err: StarletteHTTPException):
         return response(err.status_code, str(err.detail), None, None)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, err: Exception):
-        import logging
-
-        logging.getLogger("lorakit.server").exception("unexpected error")
-        return response(500, f"internal error: {type(err).__name__}; see the server log", None, "internal_error")

@@ -8,8 +8,8 @@ import time
 
 from fastapi import APIRouter, Request
 
-from lorakit.server.chat_api import json_body
 from lorakit.server.errors import APIError
+from lorakit.server.requests import JobRequest, json_body
 from lorakit.server.store import new_id, page
 
 LIMITS = {"n_epochs": (int, 1, 50), "batch_size": (int, 1, 256), "learning_rate_multiplier": (float, 1e-6, 100.0)}
@@ -70,7 +70,7 @@ def router(state) -> APIRouter:
 
     @api.post("/v1/fine_tuning/jobs")
     async def create(request: Request):
-        body = await json_body(request)
+        body = await json_body(request, JobRequest)
         model = body.get("model")
         base = state.registry.base.id
         if model != base and model not in state.registry.aliases:

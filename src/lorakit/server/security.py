@@ -11,12 +11,14 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import logging
 import os
 from pathlib import Path
 
 from lorakit.server.errors import APIError
 
 OPEN_PATHS = {"/health"}  # answered without the key
+log = logging.getLogger("lorakit.server")
 
 
 class SecurityError(ValueError):
@@ -52,7 +54,8 @@ def check_bind(host: str, key: str | None) -> None:
 
 
 def _refuse(status: int, message: str, code: str) -> tuple[dict, bytes]:
-    body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}})
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    body = json.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
@@ -103,6 +106,13 @@ class Guard:
         except _TooLarge:
             if not started:
                 await self._send(send, *_refuse(413, over, "request_too_large"))
+        except Exception as err:  # noqa: BLE001 - a lorakit bug: logged once, and the client still gets an answer
+            log.exception("unexpected error answering %s %s", scope.get("method"), scope["path"])
+            if started:  # a stream already under way: end it rather than drop the connection
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            else:
+                await self._send(send, *_refuse(500, f"internal error: {type(err).__name__}; see the server log",
+                                                "internal_error"))
 
     @staticmethod
     async def _send(send, start: dict, body: bytes) -> None:

@@ -1,0 +1,245 @@
+"""Request bodies, checked before any logic touches them: the JSON itself (nesting depth, finite numbers) and the
+shape of each route's body (pydantic models of OpenAI's request shapes). A body that is not what the route takes
+gets a 400 in OpenAI's error shape whose `param` is the field's path, e.g. `messages[0].role`.
+
+Fields these models do not list are let through (the routes say which of them they refuse).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lorakit.server.errors import APIError
+
+MAX_DEPTH = 64  # nesting of objects and lists in a body; OpenAI's own shapes nest under 10 deep
+
+
+class _NotFinite(str):
+    """A number the JSON text spells but no float holds (1e999), kept as its text until its path is known."""
+
+
+def _not_finite_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _float(text: str):
+    value = float(text)
+    return value if math.isfinite(value) else _NotFinite(text)
+
+
+def path_of(loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _check_tree(body) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and numbers that are not finite, naming where."""
+    stack = [(body, (), 1)]
+    while stack:
+        value, loc, depth = stack.pop()
+        if isinstance(value, _NotFinite):
+            raise APIError(400, f"{path_of(loc)}: {value} is not a finite number", param=path_of(loc) or None,
+                           code="invalid_value")
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise APIError(400, f"{path_of(loc)}: the body nests objects and lists more than {MAX_DEPTH} deep",
+                               param=path_of(loc) or None, code="invalid_json")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack += [(v, (*loc, k), depth + 1) for k, v in items]
+
+
+def parse_json(raw: bytes):
+    """The body as JSON (an object), or an APIError saying what is wrong with it."""
+    try:
+        body = json.loads(raw or b"null", parse_float=_float, parse_constant=_not_finite_constant)
+    except RecursionError:
+        raise APIError(400, f"the request body nests objects and lists more than {MAX_DEPTH} deep",
+                       code="invalid_json") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise APIError(400, f"the request body is not valid JSON ({err})", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise APIError(400, "the request body must be a JSON object", code="invalid_json")
+    _check_tree(body)
+    return body
+
+
+def _data_path(loc, data) -> tuple:
+    """The part of a pydantic error location that names places in the data (union member tags left out)."""
+    out = []
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:  # a tag of the union member that failed ('str', 'list[TextPart]', ...)
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _missing_path(loc, data) -> tuple:
+    """A missing field's location: where it should be (its parent's path and its own name)."""
+    found = _data_path(loc[:-1], data)
+    return (*found, loc[-1]) if isinstance(loc[-1], str) else found
+
+
+def validation_error(err: ValidationError, body) -> APIError:
+    """The most specific problem of a failed validation, as OpenAI's 400 naming the field."""
+    located = []
+    for e in err.errors(include_url=False):
+        loc = _missing_path(e["loc"], body) if e["type"] == "missing" else _data_path(e["loc"], body)
+        located.append((loc, e))
+    deepest = max(len(loc) for loc, _ in located)
+    loc, first = next((loc, e) for loc, e in located if len(loc) == deepest)
+    messages = []
+    for other_loc, e in located:
+        if other_loc == loc and e["msg"] not in messages:
+            messages.append(e["msg"])
+    text = messages[0] + "".join(f", or {m.removeprefix('Input should be ')}" for m in messages[1:])
+    path = path_of(loc)
+    got = "" if first["type"] == "missing" else f" (got {json.dumps(first.get('input'), default=str)[:80]})"
+    code = "missing_required_parameter" if first["type"] == "missing" else (
+        "invalid_type" if first["type"].endswith("_type") else "invalid_value")
+    return APIError(400, f"{path or 'request'}: {text}{got}", param=path or None, code=code)
+
+
+async def json_body(request, schema: type[BaseModel]) -> dict:
+    """The body, parsed and checked against the route's schema off the event loop (a large body must not stall
+    the other requests), or a 400 naming the field at fault."""
+    raw = await request.body()
+
+    def check() -> dict:
+        body = parse_json(raw)
+        parse(schema, body)
+        return body
+
+    return await asyncio.to_thread(check)
+
+
+def parse(schema: type[BaseModel], body: dict) -> BaseModel:
+    try:
+        return schema.model_validate(body)
+    except ValidationError as err:
+        raise validation_error(err, body) from None
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")  # strict: "1" is no number, true no integer
+
+
+class TextPart(_Shape):
+    type: Literal["text"]
+    text: str
+
+
+class FunctionCall(_Shape):
+    name: str
+    arguments: str | dict
+
+
+class ToolCall(_Shape):
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class Message(_Shape):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+
+class FunctionDef(_Shape):
+    name: str
+    description: str | None = None
+    parameters: dict | None = None
+    strict: bool | None = None
+
+
+class Tool(_Shape):
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class NamedFunction(_Shape):
+    name: str
+
+
+class NamedToolChoice(_Shape):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class StreamOptions(_Shape):
+    include_usage: bool | None = None
+
+
+Penalty = Annotated[float, Field(ge=-2, le=2)]
+
+
+class ChatRequest(_Shape):
+    model: str
+    messages: list[Message] = Field(min_length=1)
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    n: Annotated[int, Field(ge=1, le=128)] | None = None
+    seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    response_format: dict | None = None
+    frequency_penalty: Penalty | None = None
+    presence_penalty: Penalty | None = None
+    logit_bias: dict[str, float] | None = None
+    user: str | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+
+
+Auto = Literal["auto"]
+
+
+class Hyperparameters(_Shape):
+    model_config = ConfigDict(strict=True, extra="forbid")  # an unknown hyperparameter would be silently unused
+    n_epochs: Auto | Annotated[int, Field(ge=1, le=50)] = "auto"
+    batch_size: Auto | Annotated[int, Field(ge=1, le=256)] = "auto"
+    learning_rate_multiplier: Auto | Annotated[float, Field(gt=0, le=100)] = "auto"
+
+
+class Supervised(_Shape):
+    hyperparameters: Hyperparameters | None = None
+
+
+class Method(_Shape):
+    type: Literal["supervised", "dpo", "reinforcement"]
+    supervised: Supervised | None = None
+    dpo: dict | None = None
+    reinforcement: dict | None = None
+
+
+class JobRequest(_Shape):
+    model: str
+    training_file: str
+    validation_file: str | None = None
+    hyperparameters: Hyperparameters | None = None
+    method: Method | None = None
+    suffix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    metadata: dict[str, str] | None = None
+    integrations: list[dict] | None = None
