@@ -12,11 +12,13 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from lorakit.data.checks import Finding
 from lorakit.data.encoding import IGNORE
 from lorakit.data.template import CONVERSATION, TURN, supports_tools, template_sha256
 from lorakit.runs import RunFolder
+from lorakit.training import distributed, plan
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +89,14 @@ def rendering(train_rows: list[dict]) -> dict:
 
 
 def build(cfg, tokenizer, records: dict[str, int], used: dict[str, list], findings: list[Finding],
-          train_rows: list[dict]) -> dict:
-    """The whole report as a JSON-ready dict."""
+          train_rows: list[dict], decisions: list | None = None) -> dict:
+    """The whole report as a JSON-ready dict; `decisions`: the data settings decided from its size (the training
+    settings' are added here, lorakit.training.plan)."""
     lengths = [r["length"] for r in train_rows]
     per_epoch = int(sum(lengths))
-    epochs = float(cfg.train.num_train_epochs)
+    train = OmegaConf.to_container(cfg.train, resolve=True)
+    epochs = plan.epochs(train, len(train_rows), distributed.world_size())
+    decisions = [d.to_dict() for d in [*(decisions or []), *plan.decide(train, len(train_rows), distributed.world_size())]]
     categories: dict[str, Counter] = defaultdict(Counter)
     for f in findings:
         categories[f.category][f.severity] += 1
@@ -102,6 +107,7 @@ def build(cfg, tokenizer, records: dict[str, int], used: dict[str, list], findin
         "files": {"train_file": str(cfg.data.train_file), "test_file": cfg.data.test_file and str(cfg.data.test_file)},
         "settings": {k: cfg.data.get(k) for k in ("format", "max_length", "too_long", "duplicates", "strict")},
         "accounting": accounting(records, used, findings),
+        "decisions": decisions,
         "findings_by_category": {c: dict(n) for c, n in sorted(categories.items())},
         "tokens": {"model": cfg.model.name_or_path, "train_length": percentiles(lengths), "per_epoch": per_epoch,
                    "assistant_trained_per_epoch": int(sum(sum(1 for x in r["labels"] if x != IGNORE)
@@ -139,6 +145,9 @@ def markdown(report: dict) -> str:
                  f"{acc['dropped']} |")
     if acc["dropped_by_reason"]:
         lines += ["", "Dropped, by reason: " + ", ".join(f"{k} {v}" for k, v in acc["dropped_by_reason"].items())]
+    if report.get("decisions"):
+        lines += ["", "## Decided from the data's size", "",
+                  *[f"- `{d['setting']}={d['value']:g}`: {d['reason']}" for d in report["decisions"]]]
     lines += ["", "## Findings", ""]
     if not report["findings"]:
         lines += ["None.", ""]
@@ -197,6 +206,8 @@ def log_summary(report: dict) -> None:
     log.info("%d records: train %d, validation %d, test %d, dropped %d%s", acc["records"], used["train"],
              used["validation"], used["test"], acc["dropped"],
              f" ({', '.join(f'{k} {v}' for k, v in acc['dropped_by_reason'].items())})" if acc["dropped"] else "")
+    for d in report.get("decisions", []):
+        log.info("decided %s=%g: %s", d["setting"], d["value"], d["reason"])
     for category, items in _by_category(report["findings"]).items():
         log.warning("%s: %d finding(s)", category, len(items))
         for f in items[:SHOWN_PER_CATEGORY]:

@@ -27,6 +27,7 @@ from lorakit.data.checks import Finding, SpecialTokens, check_messages, conversa
 from lorakit.data.encoding import IGNORE, encode
 from lorakit.data.template import TemplateError, end_of_turn_ids, prompt_and_reference, rejection
 from lorakit.runs import RunFolder, write_jsonl
+from lorakit.training.plan import Decision
 
 __all__ = ["IGNORE", "DataError", "TemplateError", "end_of_turn_ids", "read_examples", "run", "select"]
 
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 MAX_SHOWN = 100  # findings listed in an error message; every one is in data_report.json
 SPLITS = ("train", "validation", "test")
 REJECTIONS = ("role_order", "template_error")  # the categories of a conversation the chat template cannot render
+VALIDATION_FRACTION = 0.1  # data.val_fraction=null: held out for validation loss ...
+MIN_VALIDATION_POOL = 100  # ... from this many training examples on (10 validation examples); below, all train
 
 
 class DataError(ValueError):
@@ -185,6 +188,19 @@ class Selection:
     splits: dict[str, list[Example]]
     findings: list[Finding]
     records: dict[str, int]
+    decisions: list[Decision] = field(default_factory=list)
+
+
+def validation_fraction(data, pool: int) -> tuple[float, Decision | None]:
+    """data.val_fraction, or (null) the decided fraction with its reason."""
+    if data.val_fraction is not None:
+        return float(data.val_fraction), None
+    if pool >= MIN_VALIDATION_POOL:
+        return VALIDATION_FRACTION, Decision("data.val_fraction", VALIDATION_FRACTION, f"{pool} training examples: "
+                                             f"{VALIDATION_FRACTION:.0%} held out for the validation loss")
+    return 0.0, Decision("data.val_fraction", 0, f"{pool} training examples, under {MIN_VALIDATION_POOL}: all of them "
+                         "train (a validation loss on a handful of examples tells little and costs a share of the "
+                         "data); set data.val_fraction=0.1 or data.validation_file to validate anyway")
 
 
 def select(data, seed: int, tokenizer=None) -> Selection:
@@ -195,7 +211,7 @@ def select(data, seed: int, tokenizer=None) -> Selection:
     """
     special = SpecialTokens(tokenizer)
     read, pool, findings = _read_unique(data.train_file, data, special)
-    reads = [read]
+    reads, decisions = [read], []
     if data.test_file:
         read, test, found = _read_unique(data.test_file, data, special)
         reads.append(read)
@@ -211,12 +227,14 @@ def select(data, seed: int, tokenizer=None) -> Selection:
         findings += found
         train = pool
     else:
-        keep, held = split_indices(len(pool), data.val_fraction, seed + 1)
+        fraction, decision = validation_fraction(data, len(pool))
+        decisions += [decision] if decision else []
+        keep, held = split_indices(len(pool), fraction, seed + 1)
         train, validation = [pool[i] for i in keep], [pool[i] for i in held]
     for r in reads:
         log.info("read %d records from %s: %d examples", r.records, r.path, len(r.examples))
     return Selection({"train": train, "validation": validation, "test": test}, findings,
-                     {r.path: r.records for r in reads})
+                     {r.path: r.records for r in reads}, decisions)
 
 
 def _read_unique(path, data, special: SpecialTokens) -> tuple[FileRead, list[Example], list[Finding]]:
@@ -370,7 +388,7 @@ def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
     used = {name: list({id(r["example"]): r["example"] for r in kept[name]}.values()) for name in ("train", "validation")}
     used["test"] = test
 
-    report = data_report.build(cfg, tokenizer, selection.records, used, findings, kept["train"])
+    report = data_report.build(cfg, tokenizer, selection.records, used, findings, kept["train"], selection.decisions)
     data_report.write(run_dir, report)
     data_report.log_summary(report)
 

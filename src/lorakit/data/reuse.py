@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 
 from lorakit.data import data_report, prepare
 from lorakit.runs import RunFolder
+from lorakit.training import distributed, plan
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,10 @@ def _link_or_copy(src: str, dst: str) -> None:
 def for_this_run(report: dict, cfg) -> dict:
     """The report of shared data with this job's epochs, model and rates (the only parts that are the job's own)."""
     tokens = report["tokens"]
-    epochs = float(cfg.train.num_train_epochs)
+    train, sequences = OmegaConf.to_container(cfg.train, resolve=True), report["template"]["rendering"]["sequences"]
+    epochs = plan.epochs(train, sequences, distributed.world_size())
+    report["decisions"] = [d for d in report.get("decisions", []) if not d["setting"].startswith("train.")] + [
+        d.to_dict() for d in plan.decide(train, sequences, distributed.world_size())]
     extra = report["template"]["rendering"]["extra_tokens_per_epoch"]
     tokens.update(model=cfg.model.name_or_path, epochs=epochs, total=int(tokens["per_epoch"] * epochs))
     report["openai_cost"] = data_report.openai_cost(cfg.pricing, int((tokens["per_epoch"] - extra) * epochs))

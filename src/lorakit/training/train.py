@@ -14,6 +14,7 @@ import importlib.util
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +24,27 @@ from omegaconf import DictConfig, OmegaConf
 from lorakit import oom
 from lorakit.models import compute_dtype, load_model
 from lorakit.runs import RunFolder
-from lorakit.training import attention
+from lorakit.training import attention, distributed, plan
+from lorakit.training.resume import AtomicCheckpoints
 from lorakit.training.trainer import CompactLossSFTTrainer
 
 log = logging.getLogger(__name__)
 
 
-def sft_config(cfg: DictConfig, run_dir: Path, *, cuda: bool, has_validation: bool, report_to: str):
-    """Build the trl.SFTConfig from cfg.train, filling the hardware-dependent `null` defaults."""
+class LoraTrainer(AtomicCheckpoints, CompactLossSFTTrainer):
+    """The trainer of every run: loss on trained positions only, checkpoints written whole or not at all."""
+
+
+def sft_config(cfg: DictConfig, run_dir: Path, *, cuda: bool, has_validation: bool, report_to: str,
+               sequences: int):
+    """Build the trl.SFTConfig from cfg.train, filling the `null` defaults that depend on the hardware and on the
+    number of training sequences (lorakit.training.plan)."""
     from trl import SFTConfig
 
     args: dict[str, Any] = OmegaConf.to_container(cfg.train, resolve=True)
+    for decision in plan.decide(args, sequences, distributed.world_size()):
+        log.info("%s", decision)
+        args[decision.setting.removeprefix("train.")] = decision.value
     args.pop("report_to", None)  # the logger decides (validate() rejects anything but none here)
     if args.get("bf16") is None:  # TRL's own default (bf16=True) would fail on CPU
         dtype = compute_dtype(cuda)
@@ -115,14 +126,18 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *,
     log.info("training on %d examples, validating on %d", len(train_ds), len(val_ds) if val_ds else 0)
 
     quant = OmegaConf.to_container(cfg.quant, resolve=True)
-    args = sft_config(cfg, run_dir, cuda=cuda, has_validation=val_ds is not None, report_to=report_to)
+    args = sft_config(cfg, run_dir, cuda=cuda, has_validation=val_ds is not None, report_to=report_to,
+                      sequences=len(train_ds))
     model = load_model(model_path, cfg.model, quant, cuda=cuda)
     if uses_varlen_attention(args):  # one row per batch, examples kept apart by their boundaries
         model.set_attn_implementation(attention.register())
     if quant:
         model = prepare_for_kbit_training(model, args, compute_dtype(cuda))
     tokenizer.padding_side = "right"
-    return CompactLossSFTTrainer(
+    # PEFT 0.21's PeftModel.__init__ (through TRL) reads the deprecated model.is_gradient_checkpointing: every run
+    # printed transformers' FutureWarning about a call that is not lorakit's and changes nothing
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    return LoraTrainer(
         model=model,
         args=args,
         train_dataset=train_ds,
