@@ -105,3 +105,13 @@ def test_wilson_interval_matches_its_closed_form_and_stays_in_range():
     assert stats.wilson_ci([0] * 100) == pytest.approx((0.0, 0.0, z2 / (100 + z2)))  # 0 of 100 -> [0, 0.037]
     p, low, high = stats.wilson_ci([1] * 3 + [0] * 7)  # 3 of 10, the textbook example: [0.108, 0.603]
     assert p == 0.3 and low == pytest.approx(0.1078, abs=1e-4) and high == pytest.approx(0.6032, abs=1e-4)
+
+
+def test_a_fractional_metric_at_zero_everywhere_gets_the_interval_of_0_of_n():
+    from lorakit.evaluation.scoring import candidate_scores
+
+    references = ['{"a": 1, "b": 2}'] * 40
+    summary, _ = candidate_scores(["field_accuracy", "macro_f1"], ['{"a": 0}'] * 40, references, None, seed=0)
+    z2 = stats.Z95**2
+    for name in ("field_accuracy", "macro_f1"):  # before: 0.000 [0.000, 0.000], as if 40 examples proved it
+        assert summary[name]["value"] == 0 and summary[name]["ci_high"] == pytest.approx(z2 / (40 + z2))

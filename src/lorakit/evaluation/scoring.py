@@ -49,6 +49,8 @@ def candidate_scores(names: Sequence[str], predictions: Sequence[str], reference
             else:
                 value, low, high = stats.mean_ci(per_example[name], clusters)
                 low, high = (max(low, 0.0), min(high, 1.0)) if metric.bounded else (low, high)
+        if metric.bounded and low == high and value in (0.0, 1.0) and n:
+            value, low, high = stats.at_bound_ci(value, len(set(clusters)) if clusters is not None else n)
         summary[name] = {"value": value, "ci_low": low, "ci_high": high}
     return summary, per_example
 

@@ -60,6 +60,12 @@ def wilson_ci(scores: Sequence[float]) -> tuple[float, float, float]:
     return p, max(0.0, centre - half), min(1.0, centre + half)
 
 
+def at_bound_ci(value: float, n: int) -> tuple[float, float, float]:
+    """A [0, 1] metric at 0 (or 1) on all of n examples: a normal or bootstrap interval has zero width there, as if
+    n examples proved it; the Wilson interval of n examples all at that bound says how little they show."""
+    return wilson_ci([value] * n)
+
+
 def bootstrap_ci(statistic: Callable[[np.ndarray], float], n: int, clusters: Sequence | None = None, *,
                  resamples: int = N_RESAMPLES, seed: int = 0) -> tuple[float, float, float]:
     """(value, low, high): statistic(all indices) and the 2.5/97.5 percentiles over cluster resamples."""
