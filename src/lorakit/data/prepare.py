@@ -27,7 +27,7 @@ from lorakit.data.checks import Finding, SpecialTokens, check_messages, conversa
 from lorakit.data.encoding import IGNORE, encode
 from lorakit.data.template import TemplateError, end_of_turn_ids, prompt_and_reference, rejection
 from lorakit.runs import RunFolder, write_jsonl
-from lorakit.training.plan import Decision
+from lorakit.training.plan import Decision, validation_fraction
 
 __all__ = ["IGNORE", "DataError", "TemplateError", "end_of_turn_ids", "read_examples", "run", "select"]
 
@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 MAX_SHOWN = 100  # findings listed in an error message; every one is in data_report.json
 SPLITS = ("train", "validation", "test")
 REJECTIONS = ("role_order", "template_error")  # the categories of a conversation the chat template cannot render
-VALIDATION_FRACTION = 0.1  # data.val_fraction=null: held out for validation loss ...
-MIN_VALIDATION_POOL = 100  # ... from this many training examples on (10 validation examples); below, all train
 
 
 class DataError(ValueError):
@@ -189,18 +187,6 @@ class Selection:
     findings: list[Finding]
     records: dict[str, int]
     decisions: list[Decision] = field(default_factory=list)
-
-
-def validation_fraction(data, pool: int) -> tuple[float, Decision | None]:
-    """data.val_fraction, or (null) the decided fraction with its reason."""
-    if data.val_fraction is not None:
-        return float(data.val_fraction), None
-    if pool >= MIN_VALIDATION_POOL:
-        return VALIDATION_FRACTION, Decision("data.val_fraction", VALIDATION_FRACTION, f"{pool} training examples: "
-                                             f"{VALIDATION_FRACTION:.0%} held out for the validation loss")
-    return 0.0, Decision("data.val_fraction", 0, f"{pool} training examples, under {MIN_VALIDATION_POOL}: all of them "
-                         "train (a validation loss on a handful of examples tells little and costs a share of the "
-                         "data); set data.val_fraction=0.1 or data.validation_file to validate anyway")
 
 
 def select(data, seed: int, tokenizer=None) -> Selection:
