@@ -51,6 +51,7 @@ def test_the_guides_fine_tuning_flow_trains_and_serves_the_model(server, tuned):
     assert job.status == "succeeded", job.error
     assert job.fine_tuned_model == f"ft:tiny-llama:guide:{job.id}"
     assert job.hyperparameters.n_epochs == 2 and job.trained_tokens > 0
+    assert job.hyperparameters.batch_size == 4 and job.hyperparameters.learning_rate_multiplier == 1.0  # "auto" resolved
 
     events = list(reversed(client.fine_tuning.jobs.list_events(job.id, limit=100).data))
     messages = [e.message for e in events]

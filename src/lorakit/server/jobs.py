@@ -19,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 
+import yaml
+
 from lorakit.evaluation.candidates import CandidateError
 from lorakit.paths import quoted
 from lorakit.runs import RunFolder, logged_error
@@ -207,7 +209,11 @@ class JobRunner:
         history = json.loads(folder.train_log.read_text()) if folder.train_log.is_file() else []
         epochs = next((h["epoch"] for h in reversed(history) if "epoch" in h), None)
         per_epoch = report.get("tokens", {}).get("per_epoch")
-        resolved = {"n_epochs": round(epochs) if epochs else hp["n_epochs"]}
+        train = (yaml.safe_load(folder.config.read_text()) or {}).get("train", {}) if folder.config.is_file() else {}
+        # "auto" resolved as OpenAI reports it: the epochs lorakit decided from the file's size, its batch, its rate
+        resolved = {"n_epochs": round(epochs) if epochs else hp["n_epochs"],
+                    "batch_size": train.get("per_device_train_batch_size", hp["batch_size"]),
+                    "learning_rate_multiplier": 1.0}
         model = f"ft:{self.state.registry.base.id}:{body.get('user_provided_suffix') or 'lorakit'}:{body['id']}"
         result = self._result_file(body["id"], history)
         self._set(body["id"], status="succeeded", fine_tuned_model=model, finished_at=int(time.time()),
