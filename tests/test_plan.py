@@ -41,3 +41,5 @@ def test_no_validation_split_below_a_hundred_examples_unless_asked():
     assert fraction == 0 and "under 100" in decision.reason
     assert validation_fraction(auto, 100)[0] == 0.1
     assert validation_fraction(OmegaConf.create({"val_fraction": 0.2}), 20) == (0.2, None)
+    fraction, decision = validation_fraction(auto, 40, needed=True)  # optimized_metric=validation_loss
+    assert fraction == 0.1 and "optimized_metric=validation_loss" in decision.reason

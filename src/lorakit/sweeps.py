@@ -91,8 +91,10 @@ def metrics_of(run_dir: Path) -> dict[str, float]:
 
 
 def metric_name(metrics: dict, metric: str | None) -> str | None:
-    """`metric`, or by default the first evaluated metric (validation_loss when nothing was evaluated)."""
-    return metric or next((k for k in metrics if k not in LOSSES), "validation_loss" if metrics else None)
+    """`metric`, or by default the first evaluated metric (else validation_loss, else train_loss: a small file
+    trains without a validation split)."""
+    fallback = "validation_loss" if "validation_loss" in metrics or "train_loss" not in metrics else "train_loss"
+    return metric or next((k for k in metrics if k not in LOSSES), fallback if metrics else None)
 
 
 def direction(metric: str | None, direction: str | None) -> str:

@@ -189,11 +189,12 @@ class Selection:
     decisions: list[Decision] = field(default_factory=list)
 
 
-def select(data, seed: int, tokenizer=None) -> Selection:
+def select(data, seed: int, tokenizer=None, *, ranks_by_validation: bool = False) -> Selection:
     """Read and check the configured files, drop duplicates and leaking examples, and split train/validation/test.
 
     The test set is data.test_file, or data.test_fraction of train_file (seeded); validation is
-    data.validation_file, or data.val_fraction of the rest (seed + 1).
+    data.validation_file, or data.val_fraction of the rest (seed + 1; null: decided from the size, always a split
+    when the run is ranked by its validation loss).
     """
     special = SpecialTokens(tokenizer)
     read, pool, findings = _read_unique(data.train_file, data, special)
@@ -213,7 +214,7 @@ def select(data, seed: int, tokenizer=None) -> Selection:
         findings += found
         train = pool
     else:
-        fraction, decision = validation_fraction(data, len(pool))
+        fraction, decision = validation_fraction(data, len(pool), needed=ranks_by_validation)
         decisions += [decision] if decision else []
         keep, held = split_indices(len(pool), fraction, seed + 1)
         train, validation = [pool[i] for i in keep], [pool[i] for i in held]
@@ -351,7 +352,7 @@ def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
     from datasets import Dataset, disable_progress_bars, enable_progress_bars
 
     data = cfg.data
-    selection = select(data, cfg.seed, tokenizer)
+    selection = select(data, cfg.seed, tokenizer, ranks_by_validation=cfg.get("optimized_metric") == "validation_loss")
     if data.test_file and data.get("check_task_match", True):
         reasons = task_match.mismatches([ex.messages for ex in selection.splits["train"] + selection.splits["validation"]],
                                         [ex.messages for ex in selection.splits["test"]])

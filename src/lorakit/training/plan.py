@@ -82,10 +82,15 @@ def epochs(train: dict, sequences: int, processes: int = 1) -> float:
     return float(value if value is not None else decided.get("train.num_train_epochs", TARGET_EPOCHS))
 
 
-def validation_fraction(data, pool: int) -> tuple[float, Decision | None]:
-    """data.val_fraction, or (null) the decided fraction with its reason."""
+def validation_fraction(data, pool: int, *, needed: bool = False) -> tuple[float, Decision | None]:
+    """data.val_fraction, or (null) the decided fraction with its reason; `needed`: the run is ranked by its
+    validation loss (optimized_metric=validation_loss), so it gets a split whatever its size."""
     if data.val_fraction is not None:
         return float(data.val_fraction), None
+    if needed:
+        return VALIDATION_FRACTION, Decision("data.val_fraction", VALIDATION_FRACTION, f"{pool} training examples; "
+                                             "optimized_metric=validation_loss ranks runs by it, so "
+                                             f"{VALIDATION_FRACTION:.0%} is held out whatever the size")
     if pool >= MIN_VALIDATION_POOL:
         return VALIDATION_FRACTION, Decision("data.val_fraction", VALIDATION_FRACTION, f"{pool} training examples: "
                                              f"{VALIDATION_FRACTION:.0%} held out for the validation loss")
