@@ -162,8 +162,8 @@ def test_a_file_where_every_record_has_a_system_prompt_is_used_whole(tmp_path, f
         assert rendering["extra_tokens_per_epoch"] > 0
         assert f"{rendering['extra_tokens_per_epoch']:,} extra tokens per epoch" in markdown
         # a hosted service bills each conversation once, not each turn's copy of it
-        assert report["openai_cost"]["billed_tokens"] == (report["tokens"]["per_epoch"]
-                                                          - rendering["extra_tokens_per_epoch"]) * 3
+        assert report["openai_cost"]["billed_tokens"] == int((report["tokens"]["per_epoch"]
+                                                              - rendering["extra_tokens_per_epoch"]) * report["tokens"]["epochs"])
     else:
         assert rendering == {CONVERSATION: 12, TURN: 0, "sequences": 12, "extra_tokens_per_epoch": 0}
         assert "12 training example(s) as one sequence each" in markdown
