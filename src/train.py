@@ -26,6 +26,7 @@ from lorakit.models import ModelNotFoundError
 from lorakit.oom import OutOfMemory
 from lorakit.pipeline import run
 from lorakit.sweeps import SweepJob, objective
+from lorakit.training import distributed
 
 USER_ERRORS = (ConfigError, DataError, TemplateError, ModelNotFoundError, OutOfMemory, CandidateError, HostedJobError)
 register_resolvers()
@@ -43,7 +44,8 @@ def main(cfg: DictConfig) -> float | None:
             gpus.claim()
     try:
         run(cfg, sweep)
-        return objective(Path(cfg.run_dir), cfg.get("optimized_metric"))
+        # rank 0 alone reports (the others would read train_log.json while rank 0 writes it)
+        return objective(Path(cfg.run_dir), cfg.get("optimized_metric")) if distributed.is_main() else None
     except USER_ERRORS as err:  # the user's input is wrong: say what and how to fix it, no traceback
         logging.getLogger("lorakit").error("%s", err)
         if not sweep:

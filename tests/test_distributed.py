@@ -14,7 +14,7 @@ import pytest
 from helpers import tool_picker_rows, write_jsonl
 
 COMMON = ["model=tiny-llama", "data.train_file=train.jsonl", "train.num_train_epochs=1", "stages=[prepare,train]",
-          "train.logging_steps=1", "train.per_device_train_batch_size=4"]
+          "train.logging_steps=1", "train.per_device_train_batch_size=4", "data.val_fraction=0.1"]
 
 
 def _free_port() -> int:

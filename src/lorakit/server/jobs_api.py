@@ -32,7 +32,8 @@ def hyperparameters(body: dict) -> dict:
                        code="invalid_value")
     out = {}
     for name, (kind, low, high) in LIMITS.items():
-        value = given.get(name, "auto")
+        value = given.get(name)
+        value = "auto" if value is None else value
         if value != "auto":
             ok = isinstance(value, int | float) and not isinstance(value, bool) and (kind is float or value == int(value))
             if not ok or not low <= value <= high:

@@ -217,9 +217,9 @@ Auto = Literal["auto"]
 
 class Hyperparameters(_Shape):
     model_config = ConfigDict(strict=True, extra="forbid")  # an unknown hyperparameter would be silently unused
-    n_epochs: Auto | Annotated[int, Field(ge=1, le=50)] = "auto"
-    batch_size: Auto | Annotated[int, Field(ge=1, le=256)] = "auto"
-    learning_rate_multiplier: Auto | Annotated[float, Field(gt=0, le=100)] = "auto"
+    n_epochs: Auto | Annotated[int, Field(ge=1, le=50)] | None = "auto"  # null: "auto" (the SDK sends it so)
+    batch_size: Auto | Annotated[int, Field(ge=1, le=256)] | None = "auto"
+    learning_rate_multiplier: Auto | Annotated[float, Field(gt=0, le=100)] | None = "auto"
 
 
 class Supervised(_Shape):
