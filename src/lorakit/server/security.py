@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import json
@@ -109,7 +110,8 @@ class Guard:
         except Exception as err:  # noqa: BLE001 - a lorakit bug: logged once, and the client still gets an answer
             log.exception("unexpected error answering %s %s", scope.get("method"), scope["path"])
             if started:  # a stream already under way: end it rather than drop the connection
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                with contextlib.suppress(OSError):  # unless its client has gone already
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
             else:
                 await self._send(send, *_refuse(500, f"internal error: {type(err).__name__}; see the server log",
                                                 "internal_error"))
