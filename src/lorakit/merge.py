@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from lorakit.models import quiet_peft_deprecation
+
 log = logging.getLogger(__name__)
 
 
@@ -45,6 +47,7 @@ def merge(adapter_dir: Path | str, out_dir: Path | str, *, base: str | None = No
     torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
     log.info("merging %s into %s (%s) -> %s", adapter_dir, base, dtype, out_dir)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype, low_cpu_mem_usage=True)
+    quiet_peft_deprecation()
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     merged.save_pretrained(str(out_dir))
     AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(str(out_dir))  # with the training chat template

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,13 @@ def load_tokenizer(path: str):
     if tokenizer.pad_token is None:  # Llama 3 has none; padding is masked out, so any existing token serves
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def quiet_peft_deprecation() -> None:
+    """PEFT 0.21's PeftModel.__init__ reads the deprecated model.is_gradient_checkpointing, so every run that wraps a
+    model with LoRA (train, evaluate, merge) printed transformers' FutureWarning about a call that is not lorakit's
+    and changes nothing. Only that warning is silenced."""
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 def compute_dtype(cuda: bool) -> torch.dtype:

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from lorakit import oom
-from lorakit.models import load_model
+from lorakit.models import load_model, quiet_peft_deprecation
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +152,7 @@ class Engine:
         if isinstance(model, PeftModel):
             model.load_adapter(str(path), adapter_name=name)
         else:
+            quiet_peft_deprecation()
             self.model = PeftModel.from_pretrained(model, str(path), adapter_name=name).eval()
         self.adapters[name] = path
 

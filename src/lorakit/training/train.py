@@ -14,7 +14,6 @@ import importlib.util
 import json
 import logging
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lorakit import oom
-from lorakit.models import compute_dtype, load_model
+from lorakit.models import compute_dtype, load_model, quiet_peft_deprecation
 from lorakit.runs import RunFolder
 from lorakit.training import attention, distributed, plan
 from lorakit.training.resume import AtomicCheckpoints
@@ -134,9 +133,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *,
     if quant:
         model = prepare_for_kbit_training(model, args, compute_dtype(cuda))
     tokenizer.padding_side = "right"
-    # PEFT 0.21's PeftModel.__init__ (through TRL) reads the deprecated model.is_gradient_checkpointing: every run
-    # printed transformers' FutureWarning about a call that is not lorakit's and changes nothing
-    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    quiet_peft_deprecation()  # TRL wraps the model in a PeftModel
     return LoraTrainer(
         model=model,
         args=args,
