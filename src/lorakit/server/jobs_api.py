@@ -9,40 +9,22 @@ import time
 from fastapi import APIRouter, Request
 
 from lorakit.server.errors import APIError
-from lorakit.server.requests import JobRequest, json_body
+from lorakit.server.requests import Hyperparameters, JobRequest, json_body
 from lorakit.server.store import new_id, page
-
-LIMITS = {"n_epochs": (int, 1, 50), "batch_size": (int, 1, 256), "learning_rate_multiplier": (float, 1e-6, 100.0)}
 
 
 def hyperparameters(body: dict) -> dict:
-    """method.supervised.hyperparameters (or the older top-level hyperparameters), each "auto" or in range."""
+    """method.supervised.hyperparameters over the older top-level hyperparameters, each "auto" (or null) or a value
+    in the range requests.Hyperparameters checked."""
     method = body.get("method")
-    given = body.get("hyperparameters") or {}
+    given = dict(body.get("hyperparameters") or {})
     if method is not None:
-        if not isinstance(method, dict) or method.get("type") != "supervised":
+        if method["type"] != "supervised":
             raise APIError(400, "lorakit.serve trains supervised fine-tuning only: method.type must be 'supervised'",
                            param="method.type", code="unsupported_value")
-        given = {**given, **((method.get("supervised") or {}).get("hyperparameters") or {})}
-    if not isinstance(given, dict):
-        raise APIError(400, "'hyperparameters' must be an object", param="hyperparameters", code="invalid_type")
-    unknown = sorted(set(given) - set(LIMITS))
-    if unknown:
-        raise APIError(400, f"unknown hyperparameter(s) {unknown}; known: {sorted(LIMITS)}", param="hyperparameters",
-                       code="invalid_value")
-    out = {}
-    for name, (kind, low, high) in LIMITS.items():
-        value = given.get(name)
-        value = "auto" if value is None else value
-        if value != "auto":
-            ok = isinstance(value, int | float) and not isinstance(value, bool) and (kind is float or value == int(value))
-            if not ok or not low <= value <= high:
-                raise APIError(400, f"hyperparameters.{name} must be 'auto' or a{'n integer' if kind is int else ' number'}"
-                               f" from {low:g} to {high:g}, got {value!r}", param=f"hyperparameters.{name}",
-                               code="invalid_value")
-            value = kind(value)
-        out[name] = value
-    return out
+        given.update((method.get("supervised") or {}).get("hyperparameters") or {})
+    checked = Hyperparameters.model_validate(given).model_dump()  # each was checked with its body: this converts
+    return {name: "auto" if value is None else value for name, value in checked.items()}
 
 
 def router(state) -> APIRouter:

@@ -219,7 +219,7 @@ class Hyperparameters(_Shape):
     model_config = ConfigDict(strict=True, extra="forbid")  # an unknown hyperparameter would be silently unused
     n_epochs: Auto | Annotated[int, Field(ge=1, le=50)] | None = "auto"  # null: "auto" (the SDK sends it so)
     batch_size: Auto | Annotated[int, Field(ge=1, le=256)] | None = "auto"
-    learning_rate_multiplier: Auto | Annotated[float, Field(gt=0, le=100)] | None = "auto"
+    learning_rate_multiplier: Auto | Annotated[float, Field(ge=1e-6, le=100)] | None = "auto"
 
 
 class Supervised(_Shape):
