@@ -75,8 +75,9 @@ def lorakit_run(train_file: Path, test_file: Path, out: Path, overrides: list[st
     """The same job through lorakit's pipeline (as `python -m train` runs it)."""
     from hydra import compose, initialize_config_dir
 
-    from lorakit.config import CONF_DIR, register_resolvers
-    from lorakit.pipeline import run
+    from lorakit.config.compose import register_resolvers
+    from lorakit.core.paths import CONF_DIR
+    from lorakit.stages.pipeline import run
 
     register_resolvers()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
@@ -103,11 +104,11 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
-    from lorakit.config import register_resolvers
+    from lorakit.config.compose import register_resolvers
 
     register_resolvers()
-    from lorakit.config import compose
-    from lorakit.models import resolve
+    from lorakit.config.compose import compose
+    from lorakit.models.loading import resolve
 
     resolve(compose("+experiment=quickstart").model)  # a first run's one-time GGUF conversion is neither side's time
     tmp = Path(tempfile.mkdtemp(prefix="lorakit-bench-"))
@@ -119,8 +120,8 @@ def main() -> None:
 
     ours = lorakit_run(train_file, test_file, tmp / "lorakit", overrides)
     cfg = ours.pop("cfg")
-    from lorakit.evaluation.inference import default_max_new_tokens
-    from lorakit.models import load_tokenizer, resolve
+    from lorakit.inference.engine import default_max_new_tokens
+    from lorakit.models.loading import load_tokenizer, resolve
 
     test_rows = [json.loads(x) for x in test_file.read_text().splitlines()]
     references = [r["messages"][-1]["content"] for r in test_rows]

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lorakit.models.loading import end_of_turn_ids
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -85,12 +87,12 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from datasets import load_from_disk
 
-    from lorakit.config import compose
-    from lorakit.data import prepare
-    from lorakit.models import load_tokenizer, resolve
+    from lorakit.config.compose import compose
+    from lorakit.models.loading import load_tokenizer, resolve
+    from lorakit.stages import prepare
 
     tokenizer = load_tokenizer(resolve(compose("run_dir=/tmp/unused").model))
-    eot = prepare.end_of_turn_ids(tokenizer)
+    eot = end_of_turn_ids(tokenizer)
     work = Path(tempfile.mkdtemp(prefix="bench_prepare_"))
     data = work / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in generate(args.n)))
@@ -114,7 +116,7 @@ def main() -> None:
         same = sum(rows[by_line[n]]["input_ids"] == p["input_ids"] and rows[by_line[n]]["labels"] == p["labels"]
                    for n, p in enumerate(peer, 1) if n in by_line)
         used = report["accounting"]["used"]["train"]
-        label = f"num_proc={num_proc or 'auto (' + str(prepare.num_proc(cfg.data, args.n)) + ')'}"
+        label = f"num_proc={num_proc or 'auto (' + str(num_proc(cfg.data, args.n)) + ')'}"
         print(f"lorakit {label}: {seconds:7.1f} s  {args.n / seconds:8,.0f} examples/s  {peer_s / seconds:.2f}x the "
               f"per-row loop; {used:,} used, identical ids and labels: {same:,}/{len(peer):,}")
         results["lorakit"].append({"num_proc": num_proc or None, "seconds": round(seconds, 2), "used": used,

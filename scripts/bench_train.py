@@ -193,8 +193,8 @@ def b0_trainer(model_dir: Path, dataset, tok, a, cuda: bool, out: Path):
 def lorakit_trainer(model_dir: Path, run_dir: Path, tok, a, cuda: bool, overrides: list[str]):
     """lorakit's own train stage with its defaults on the data saved in run_dir/data/train; only the shared
     optimisation settings are set."""
-    from lorakit.config import compose
-    from lorakit.training import train
+    from lorakit.config.compose import compose
+    from lorakit.stages import train
 
     cfg = compose(f"model={LORAKIT_MODEL.get(a.arch, 'smollm2-135m')}", f"quant={a.quant}", f"run_dir={run_dir}",
                   f"data.max_length={a.seq_len}", f"+train.max_steps={a.steps}", f"train.learning_rate={a.lr}",

@@ -17,16 +17,19 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lorakit import gpus
-from lorakit.config import CONF_DIR, ConfigError, register_resolvers
-from lorakit.data.prepare import DataError, TemplateError
+from lorakit.config.checks import ConfigError
+from lorakit.config.compose import register_resolvers
+from lorakit.core import distributed
+from lorakit.core.oom import OutOfMemory
+from lorakit.core.paths import CONF_DIR
+from lorakit.data.reading import DataError
+from lorakit.data.template import TemplateError
 from lorakit.evaluation.candidates import CandidateError
-from lorakit.hosted import HostedJobError
-from lorakit.models import ModelNotFoundError
-from lorakit.oom import OutOfMemory
-from lorakit.pipeline import run
-from lorakit.sweeps import SweepJob, objective
-from lorakit.training import distributed
+from lorakit.models.loading import ModelNotFoundError
+from lorakit.openai.hosted import HostedJobError
+from lorakit.stages.pipeline import run
+from lorakit.sweeps import gpus
+from lorakit.sweeps.jobs import SweepJob, objective
 
 USER_ERRORS = (ConfigError, DataError, TemplateError, ModelNotFoundError, OutOfMemory, CandidateError, HostedJobError)
 register_resolvers()

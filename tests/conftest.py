@@ -20,21 +20,21 @@ from helpers import compose_cfg  # noqa: E402
 @pytest.fixture(scope="session")
 def smollm2_dir() -> str:
     """The embedded SmolLM2 converted to safetensors (once per machine, in the lorakit cache)."""
-    from lorakit.models import resolve
+    from lorakit.models.loading import resolve
 
     return resolve(compose_cfg("model=smollm2-135m").model)
 
 
 @pytest.fixture(scope="session")
 def tokenizer(smollm2_dir):
-    from lorakit.models import load_tokenizer
+    from lorakit.models.loading import load_tokenizer
 
     return load_tokenizer(smollm2_dir)
 
 
 @pytest.fixture(scope="session")
 def tiny_dir() -> str:
-    from lorakit.models import resolve
+    from lorakit.models.loading import resolve
 
     return resolve(compose_cfg("model=tiny-llama").model)
 
@@ -45,8 +45,7 @@ def families(tmp_path_factory, smollm2_dir) -> dict[str, tuple[str, object, set[
     from transformers import GenerationConfig
 
     import family_models
-    from lorakit.data.template import end_of_turn_ids
-    from lorakit.models import load_tokenizer
+    from lorakit.models.loading import end_of_turn_ids, load_tokenizer
 
     root = tmp_path_factory.mktemp("families")
     out = {}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from lorakit.config import ROOT
+from lorakit.core.paths import ROOT
 
 FIXTURES = ROOT / ".venv" / "fixtures"
 TEMPLATES = ROOT / "tests" / "chat_templates"

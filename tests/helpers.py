@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lorakit.config import ROOT, compose
+from lorakit.config.compose import compose
+from lorakit.core.paths import ROOT
+from lorakit.models.loading import end_of_turn_ids
 
 TOOL_PICKER = ROOT / "data" / "tool_picker"
 
@@ -31,12 +33,11 @@ def tiny_trainer(run_dir: Path, tiny_dir: str, n_rows: int, *overrides: str, cud
     overrides come first, so an experiment among them is composed before model=tiny-llama. Returns (trainer,
     tokenizer); nothing is trained yet.
     """
-    from lorakit.data import prepare
-    from lorakit.models import load_tokenizer
-    from lorakit.training import train
+    from lorakit.models.loading import load_tokenizer
+    from lorakit.stages import prepare, train
 
     data = write_jsonl(run_dir / "train.jsonl", tool_picker_rows("train", n_rows))
     cfg = compose_cfg(*overrides, "model=tiny-llama", f"data.train_file={data}", "data.test_file=null", run_dir=run_dir)
     tokenizer = load_tokenizer(tiny_dir)
-    prepare.run(cfg, tokenizer, prepare.end_of_turn_ids(tokenizer), run_dir)
+    prepare.run(cfg, tokenizer, end_of_turn_ids(tokenizer), run_dir)
     return train.build_trainer(cfg, run_dir, tiny_dir, tokenizer, cuda=cuda, report_to="none"), tokenizer

@@ -10,8 +10,9 @@ from transformers import AutoModelForCausalLM
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from helpers import compose_cfg, tiny_trainer, tool_picker_rows, write_jsonl
-from lorakit.data import prepare
-from lorakit.training import attention, train
+from lorakit.models.loading import end_of_turn_ids
+from lorakit.stages import prepare, train
+from lorakit.training import attention
 
 
 def _examples(lengths, vocab, seed=0):
@@ -62,12 +63,12 @@ def test_no_attention_across_examples(tiny_model):
 
 def test_padding_free_trainer_loss_and_gradients_equal_padded(tmp_path, tiny_dir):
     """Through the real trainer: a padding-free batch gives the padded batch's loss and LoRA gradients."""
-    from lorakit.models import load_tokenizer
+    from lorakit.models.loading import load_tokenizer
 
     data = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 12))
     tokenizer = load_tokenizer(tiny_dir)
     prepare.run(compose_cfg("model=tiny-llama", f"data.train_file={data}", "data.test_file=null",
-                            "data.val_fraction=0", run_dir=tmp_path), tokenizer, prepare.end_of_turn_ids(tokenizer),
+                            "data.val_fraction=0", run_dir=tmp_path), tokenizer, end_of_turn_ids(tokenizer),
                 tmp_path)
     results = []
     for padding_free in (False, True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 
-from lorakit.config import ROOT
+from lorakit.core.paths import ROOT
 
 
 def test_bench_train_runs_b0_and_lorakit_on_the_same_data(tmp_path, capsys):

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from helpers import compose_cfg, write_jsonl
-from lorakit.data import prepare
 from lorakit.data.encoding import IGNORE, encode
 from lorakit.data.template import CONVERSATION, TURN, TemplateError, render, trained_turns, training_rendering, verify_saved
+from lorakit.stages import prepare
 
 SYSTEM = "You are the support assistant of the Zorblax ticket desk. Answer in one short sentence."
 QA = [("How do I reset my password?", "Open Settings, then Security, then Reset."),

@@ -10,10 +10,11 @@ import pytest
 
 from family_models import TEMPLATES
 from helpers import compose_cfg, write_jsonl
-from lorakit.data import prepare
 from lorakit.data.encoding import IGNORE
-from lorakit.data.prepare import DataError
-from lorakit.data.template import TemplateError, end_of_turn_ids, verify_saved
+from lorakit.data.reading import DataError, read_examples, read_file
+from lorakit.data.template import TemplateError, verify_saved
+from lorakit.models.loading import end_of_turn_ids
+from lorakit.stages import prepare
 
 SYSTEM = "You answer arithmetic questions with the number only."
 def chat(question: str, answer: str, system: str | None = SYSTEM, **extra) -> dict:
@@ -192,7 +193,7 @@ def test_tool_calls_are_trained_as_json_text_when_the_template_has_no_tool_suppo
                         {"role": "assistant", "content": "3 degrees in Oslo."}],
            "tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]}
     train = write_jsonl(tmp_path / "train.jsonl", [row])
-    [example] = prepare.read_examples(train)
+    [example] = read_examples(train)
     assert example.messages[1]["tool_calls"][0]["function"]["arguments"] == {"city": "Oslo"}
     assert example.tools == row["tools"]
     [encoded] = prepare.encode_split([example], tokenizer, end_of_turn_ids(tokenizer),
@@ -216,7 +217,7 @@ def test_template_without_end_of_turn_in_the_loss_is_an_error(tmp_path, tokenize
     no_eot.chat_template = ("{%- for m in messages %}{{ m['role'] + ': ' + m['content'] + '\n' }}{%- endfor %}"
                             "{%- if add_generation_prompt %}{{ 'assistant: ' }}{%- endif %}")
     train = write_jsonl(tmp_path / "train.jsonl", [good(1)])
-    [example] = prepare.read_examples(train)
+    [example] = read_examples(train)
     with pytest.raises(TemplateError, match="the model would never learn to stop"):
         prepare.encode_split([example], no_eot, end_of_turn_ids(no_eot), compose_cfg("data.train_file=x").data)
 
@@ -242,7 +243,7 @@ def test_random_malformed_records_are_reported_never_raised(tmp_path):
         rows = [value() for _ in range(300)]
         path = tmp_path / f"{fmt}.jsonl"
         path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-        result = prepare.read_file(path, fmt)
+        result = read_file(path, fmt)
         assert result.records == len(rows)
         reported = {f.record for f in result.findings if f.drops}
         assert len(reported) + len(result.examples) == len(rows), fmt

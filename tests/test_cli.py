@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import tool_picker_rows, write_jsonl
-from lorakit.config import ROOT
+from lorakit.core.paths import ROOT
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

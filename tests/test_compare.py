@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import tool_picker_rows, write_jsonl
-from lorakit.config import ROOT
+from lorakit.core.paths import ROOT
 
 
 def cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -145,8 +145,8 @@ def test_an_adapter_merged_for_speed_leaves_the_base_exactly_as_loaded(two_runs,
     import torch
 
     from helpers import compose_cfg
-    from lorakit.evaluation import inference
-    from lorakit.models import load_tokenizer
+    from lorakit.inference import engine as inference
+    from lorakit.models.loading import load_tokenizer
 
     tokenizer = load_tokenizer(tiny_dir)
     engine = inference.Engine(compose_cfg("model=tiny-llama"), tiny_dir, tokenizer, {tokenizer.eos_token_id}, cuda=False)
@@ -180,8 +180,8 @@ def test_mixed_batches_answer_each_row_with_its_own_adapter(tiny_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
     from helpers import compose_cfg
-    from lorakit.evaluation.inference import Engine
-    from lorakit.models import load_tokenizer
+    from lorakit.inference.engine import Engine
+    from lorakit.models.loading import load_tokenizer
 
     for name, seed in (("A", 1), ("B", 2)):  # adapters with random, large LoRA weights: their answers differ
         torch.manual_seed(seed)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from helpers import compose_cfg
-from lorakit.config import CONF_DIR, ConfigError, redact, validate
+from lorakit.config.checks import ConfigError, validate
+from lorakit.config.compose import redact
+from lorakit.core.paths import CONF_DIR
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
@@ -126,7 +128,7 @@ def test_a_model_path_or_data_path_that_is_not_what_it_should_be_is_named(tmp_pa
 
 
 def test_a_model_path_given_with_the_embedded_model_config_is_the_model_loaded(tiny_dir):
-    from lorakit.models import embedded, resolve
+    from lorakit.models.loading import embedded, resolve
 
     default = compose_cfg("+experiment=quickstart").model
     assert embedded(default)  # the embedded GGUF, as before

@@ -8,8 +8,8 @@ import pytest
 
 from helpers import write_jsonl
 from lorakit.data.encoding import IGNORE, tokenize_with_labels
-from lorakit.data.prepare import DataError, read_examples
-from lorakit.data.template import end_of_turn_ids
+from lorakit.data.reading import DataError, read_examples
+from lorakit.models.loading import end_of_turn_ids
 
 SYSTEM, QUESTION, CONTEXT, ANSWER = "You are terse.", "Capital of France?", "Answer in one word.", "Paris"
 CHAT = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"{QUESTION}\n\n{CONTEXT}"},

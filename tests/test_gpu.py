@@ -87,7 +87,7 @@ print("ok", losses[0], losses[-1])
 def test_merge_after_qlora_uses_the_unquantized_base(tmp_path, tiny_dir):
     from transformers import AutoModelForCausalLM
 
-    from lorakit import merge
+    from lorakit.models import merge
 
     trainer, tokenizer, _ = _train(tmp_path, tiny_dir, "quant=nf4", "train.use_liger_kernel=false")
     trainer.model.save_pretrained(str(tmp_path / "adapter"))

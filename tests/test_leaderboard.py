@@ -9,7 +9,7 @@ import json
 import pytest
 import yaml
 
-from lorakit import leaderboard
+from lorakit.sweeps import leaderboard
 
 
 def _job(sweep, num: int, overrides: list[str], exact: float | None, error: str | None = None):
@@ -51,7 +51,7 @@ def test_jobs_are_ranked_by_their_metric_and_a_failed_job_is_listed_with_its_err
 
 
 def test_the_logged_error_is_lorakits_message_with_a_traceback_reduced_to_its_exception(tmp_path):
-    from lorakit.runs import logged_error
+    from lorakit.core.runs import logged_error
 
     log = tmp_path / "train.log"
     log.write_text("[t][lorakit][INFO] - training\n[t][lorakit][ERROR] - this job failed\nTraceback (most recent call "

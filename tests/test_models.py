@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers import compose_cfg
-from lorakit.models import ModelNotFoundError, load_tokenizer, resolve
+from lorakit.models.loading import ModelNotFoundError, load_tokenizer, resolve
 
 
 def test_embedded_model_is_cached_as_plain_safetensors(smollm2_dir):

@@ -7,9 +7,11 @@ import json
 import pytest
 
 from helpers import compose_cfg, tool_picker_rows, write_jsonl
-from lorakit.data import prepare
 from lorakit.data.encoding import IGNORE, tokenize_with_labels
-from lorakit.data.prepare import DataError, read_examples
+from lorakit.data.reading import DataError, read_examples
+from lorakit.data.splits import split_indices
+from lorakit.models.loading import end_of_turn_ids
+from lorakit.stages import prepare
 
 CONVERSATION = [
     {"role": "system", "content": "You convert units."},
@@ -21,7 +23,7 @@ CONVERSATION = [
 
 
 def test_only_assistant_tokens_and_their_end_of_turn_are_trained(tokenizer):
-    eot = prepare.end_of_turn_ids(tokenizer)
+    eot = end_of_turn_ids(tokenizer)
     [row] = tokenize_with_labels(tokenizer, [CONVERSATION], eot)
     ids, labels = row["input_ids"], row["labels"]
     assert len(ids) == len(labels)
@@ -77,11 +79,11 @@ def test_non_utf8_line_is_reported(tmp_path):
 
 
 def test_split_is_deterministic_and_disjoint():
-    rest, held = prepare.split_indices(100, 0.1, seed=3)
+    rest, held = split_indices(100, 0.1, seed=3)
     assert len(held) == 10 and len(rest) == 90 and not set(rest) & set(held)
-    assert prepare.split_indices(100, 0.1, seed=3) == (rest, held)
-    assert prepare.split_indices(100, 0.1, seed=4) != (rest, held)
-    assert prepare.split_indices(5, 0.1, seed=0)[1] != []  # a non-zero fraction always holds out one
+    assert split_indices(100, 0.1, seed=3) == (rest, held)
+    assert split_indices(100, 0.1, seed=4) != (rest, held)
+    assert split_indices(5, 0.1, seed=0)[1] != []  # a non-zero fraction always holds out one
 
 
 def test_prepare_accounts_for_every_example(tmp_path, tokenizer):
@@ -90,7 +92,7 @@ def test_prepare_accounts_for_every_example(tmp_path, tokenizer):
     train = write_jsonl(tmp_path / "train.jsonl", rows)
     cfg = compose_cfg("+experiment=quickstart", f"data.train_file={train}", "data.test_file=null",
                       "data.test_fraction=0.2", "data.val_fraction=0.25", run_dir=tmp_path / "run")
-    report = prepare.run(cfg, tokenizer, prepare.end_of_turn_ids(tokenizer), tmp_path / "run")
+    report = prepare.run(cfg, tokenizer, end_of_turn_ids(tokenizer), tmp_path / "run")
     acc = report["accounting"]
     assert sum(acc["used"].values()) + acc["dropped"] == acc["records"] == 40
     assert acc["dropped_by_reason"] == {"too_long": 1}
@@ -107,13 +109,13 @@ def test_prepare_accounts_for_every_example(tmp_path, tokenizer):
 def test_no_validation_split(tmp_path, tokenizer):
     train = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 10))
     cfg = compose_cfg("+experiment=quickstart", f"data.train_file={train}", "data.val_fraction=0", run_dir=tmp_path)
-    report = prepare.run(cfg, tokenizer, prepare.end_of_turn_ids(tokenizer), tmp_path)
+    report = prepare.run(cfg, tokenizer, end_of_turn_ids(tokenizer), tmp_path)
     assert report["accounting"]["used"] == {"train": 10, "validation": 0, "test": 100}
     assert not (tmp_path / "data" / "validation").exists()
 
 
 def test_prepare_stage_alone_checks_data_without_training(tmp_path):
-    from lorakit.pipeline import run
+    from lorakit.stages.pipeline import run
 
     train = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 12))
     cfg = compose_cfg("+experiment=quickstart", f"data.train_file={train}", "data.test_file=null", "stages=[prepare]",

@@ -275,7 +275,7 @@ def test_compare_takes_api_candidates_and_an_api_judge(server, tuned, tmp_path):
 
 
 def test_training_records_are_openai_format_with_tool_arguments_as_json_strings():
-    from lorakit.data.openai_format import prompt_messages, training_record
+    from lorakit.openai.formats import prompt_messages, training_record
 
     call = {"type": "function", "id": "c1", "function": {"name": "weather", "arguments": {"city": "Oslo"}}}
     row = {"file": "x.jsonl", "line": 3, "record": 2, "tools": [{"type": "function", "function": {"name": "weather"}}],

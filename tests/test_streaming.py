@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lorakit.evaluation.streaming import TextStream
+from lorakit.inference.streaming import TextStream
 
 
 def _run(tokenizer, text: str, **kwargs) -> tuple[list[str], TextStream]:
@@ -40,7 +40,7 @@ def test_end_of_turn_and_the_token_limit_end_the_answer(tokenizer):
 
 
 def test_a_model_config_file_of_the_global_package_gives_its_model_section():
-    from lorakit.models import ModelNotFoundError, model_spec
+    from lorakit.models.loading import ModelNotFoundError, model_spec
 
     assert model_spec("llama-3.1-8b").name_or_path == "meta-llama/Llama-3.1-8B-Instruct"
     assert model_spec("smollm2-135m").gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from helpers import tool_picker_rows, write_jsonl
-from lorakit import sweeps
+from lorakit.sweeps.jobs import estimate, identity, metrics_of, sweep_name
 from test_cli import cli
 
 GRID = ["model=tiny-llama", "data.train_file=train.jsonl", "train.num_train_epochs=1", "eval.max_new_tokens=4",
@@ -25,7 +25,7 @@ def _adapters(sweep) -> dict[str, float]:
 
 def test_a_grid_ranks_its_jobs_survives_a_failure_and_trains_nothing_when_run_again(tmp_path):
     write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 40))
-    sweep = tmp_path / "outputs" / "multirun" / sweeps.sweep_name(GRID)  # the same command finds the same folder
+    sweep = tmp_path / "outputs" / "multirun" / sweep_name(GRID)  # the same command finds the same folder
     (sweep / "2").mkdir(parents=True)
     (sweep / "2" / "data").write_text("a file where job 2 writes its data folder: a forced failure")
 
@@ -80,7 +80,7 @@ def test_an_optuna_search_reports_its_best_trial_and_continues_when_run_again(tm
     values = {t.number: t.value for t in study.trials}
     assert len(values) == 2 and all(t.state == TrialState.COMPLETE for t in study.trials)
     for number, value in values.items():  # each trial's value is the loss its own run wrote
-        assert value == sweeps.metrics_of(sweep / str(number))["validation_loss"]
+        assert value == metrics_of(sweep / str(number))["validation_loss"]
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert best["best_value"] == min(values.values()) and values[best["best_trial"]] == best["best_value"]
     assert f"best trial {best['best_trial']}" in out.stdout + out.stderr
@@ -106,11 +106,11 @@ def test_sweep_names_job_identities_and_search_spaces(tmp_path):
 
     from hydra_plugins.lorakit_sweepers.bayes import distribution
 
-    name = sweeps.sweep_name(["+experiment=quickstart", "lora.r=8,16", "train.learning_rate=1e-4,1e-3"])
+    name = sweep_name(["+experiment=quickstart", "lora.r=8,16", "train.learning_rate=1e-4,1e-3"])
     assert re.fullmatch(r"quickstart-[0-9a-f]{8}", name)
-    assert sweeps.sweep_name(["train.learning_rate=1e-4,1e-3", "+experiment=quickstart", "lora.r=8,16", "max_runs=9",
+    assert sweep_name(["train.learning_rate=1e-4,1e-3", "+experiment=quickstart", "lora.r=8,16", "max_runs=9",
                               "hydra.sweeper.n_trials=3", "logger=wandb", "resume=auto"]) == name
-    assert sweeps.sweep_name(["+experiment=quickstart", "lora.r=8,32", "train.learning_rate=1e-4,1e-3"]) != name
+    assert sweep_name(["+experiment=quickstart", "lora.r=8,32", "train.learning_rate=1e-4,1e-3"]) != name
     parse = OverridesParser.create().parse_override
     lr = distribution(parse("x=tag(log, interval(1e-5, 1e-3))"))
     assert (type(lr).__name__, lr.low, lr.high, lr.log) == ("FloatDistribution", 1e-5, 1e-3, True)
@@ -122,13 +122,13 @@ def test_sweep_names_job_identities_and_search_spaces(tmp_path):
         distribution(parse("x=5"))
     resolved = {"data": {"train_file": str(tmp_path / "train.jsonl")}, "lora": {"r": 8}, "run_dir": "a", "logger": {}}
     write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 4))
-    job = sweeps.identity(resolved)
-    assert sweeps.identity({**resolved, "run_dir": "b", "logger": {"type": "wandb"}}) == job  # the same work
-    assert sweeps.identity({**resolved, "lora": {"r": 16}})["hash"] != job["hash"]
+    job = identity(resolved)
+    assert identity({**resolved, "run_dir": "b", "logger": {"type": "wandb"}}) == job  # the same work
+    assert identity({**resolved, "lora": {"r": 16}})["hash"] != job["hash"]
     write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 5))  # the same name, other contents
-    assert sweeps.identity(resolved)["hash"] != job["hash"]
-    assert sweeps.identity(resolved)["files"]["train_file"] != job["files"]["train_file"]
-    assert sweeps.estimate(["train.num_train_epochs=1"], 60.0, [["train.num_train_epochs=3"], []]).endswith(
+    assert identity(resolved)["hash"] != job["hash"]
+    assert identity(resolved)["files"]["train_file"] != job["files"]["train_file"]
+    assert estimate(["train.num_train_epochs=1"], 60.0, [["train.num_train_epochs=3"], []]).endswith(
         "about 4 min one after another (scaled by their epochs or steps where those are swept)")
 
 
@@ -137,7 +137,7 @@ def test_jobs_side_by_side_each_take_their_own_gpu(tmp_path):
     import subprocess
     import sys
 
-    claim = ("import time; from pathlib import Path; from lorakit import gpus; "
+    claim = ("import time; from pathlib import Path; from lorakit.sweeps import gpus; "
              f"device = gpus.claim(['0', '1'], Path({str(tmp_path)!r}), wait_s=0.2); print(device, time.time()); "
              "time.sleep(3)")
     jobs = [subprocess.Popen([sys.executable, "-c", claim], stdout=subprocess.PIPE, text=True) for _ in range(3)]
@@ -149,7 +149,8 @@ def test_jobs_side_by_side_each_take_their_own_gpu(tmp_path):
 def test_the_launcher_configs_compose():
     from hydra import compose, initialize_config_dir
 
-    from lorakit.config import CONF_DIR, register_resolvers
+    from lorakit.config.compose import register_resolvers
+    from lorakit.core.paths import CONF_DIR
 
     register_resolvers()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
@@ -167,7 +168,7 @@ def test_a_sweep_through_submitit_runs_its_jobs_in_other_processes_in_the_same_f
             "lora.r=4,8"]
     out = cli("-m", *args, "hydra/launcher=submitit_local", cwd=tmp_path)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
-    sweep = tmp_path / "outputs" / "multirun" / sweeps.sweep_name(args)
+    sweep = tmp_path / "outputs" / "multirun" / sweep_name(args)
     rows = list(csv.DictReader((sweep / "sweep_summary.csv").open()))
     assert sorted((r["lora.r"], r["status"]) for r in rows) == [("4", "succeeded"), ("8", "succeeded")]
     assert list((sweep / ".submitit").iterdir())  # the jobs went through submitit

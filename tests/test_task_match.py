@@ -6,8 +6,8 @@ import random
 import shutil
 
 from helpers import write_jsonl
-from lorakit.config import ROOT
-from lorakit.data.prepare import read_examples
+from lorakit.core.paths import ROOT
+from lorakit.data.reading import read_examples
 from lorakit.data.task_match import mismatches
 from test_cli import cli
 

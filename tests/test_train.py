@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from helpers import tiny_trainer, tool_picker_rows
-from lorakit.data import prepare
-from lorakit.evaluation.inference import generate
-from lorakit.training import train
+from lorakit.data.template import prompt_and_reference
+from lorakit.inference.engine import generate
+from lorakit.models.loading import end_of_turn_ids
+from lorakit.stages import train
+from lorakit.training.trainer import prepare_for_kbit_training
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +19,7 @@ def trained(tmp_path_factory, tiny_dir):
     tmp = tmp_path_factory.mktemp("train")
     trainer, tokenizer = tiny_trainer(tmp, tiny_dir, 24, "+experiment=quickstart", "+train.max_steps=4",
                                       "train.learning_rate=1e-2")
-    eot = prepare.end_of_turn_ids(tokenizer)
+    eot = end_of_turn_ids(tokenizer)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
     return trainer, before, tokenizer, eot, tmp
@@ -50,14 +52,14 @@ def test_saved_adapter_reloads_to_identical_outputs(trained, tiny_dir):
             base = reloaded(**ids).logits
     assert torch.equal(a, b)
     assert not torch.allclose(a, base), "the adapter has no effect, so this test would prove nothing"
-    prompts = [prepare.prompt_and_reference(tokenizer, r["messages"])[0] for r in tool_picker_rows("test", 3)]
+    prompts = [prompt_and_reference(tokenizer, r["messages"])[0] for r in tool_picker_rows("test", 3)]
     kwargs = {"batch_size": 2, "max_new_tokens": 8, "eot_ids": eot}
     assert generate(model, tokenizer, prompts, **kwargs) == generate(reloaded, tokenizer, prompts, **kwargs)
 
 
 def test_batched_generation_matches_one_by_one(trained):
     trainer, _, tokenizer, eot, _ = trained
-    prompts = [prepare.prompt_and_reference(tokenizer, r["messages"])[0] for r in tool_picker_rows("test", 5)]
+    prompts = [prompt_and_reference(tokenizer, r["messages"])[0] for r in tool_picker_rows("test", 5)]
     kwargs = {"max_new_tokens": 6, "eot_ids": eot}
     model = trainer.model.eval()
     assert generate(model, tokenizer, prompts, batch_size=5, **kwargs) == [
@@ -87,7 +89,7 @@ def test_out_of_memory_says_what_to_lower(trained):
     """A CUDA OOM (raised here by a callback: CPU runs have no CUDA allocator) ends in advice, not a traceback."""
     from transformers import TrainerCallback
 
-    from lorakit.oom import OutOfMemory
+    from lorakit.core.oom import OutOfMemory
 
     class RaiseOOM(TrainerCallback):
         def on_step_begin(self, *args, **kwargs):
@@ -151,7 +153,7 @@ def test_kbit_preparation_keeps_the_compute_dtype(tiny_dir):
     args = SimpleNamespace(activation_checkpointing=False, gradient_checkpointing_kwargs={"use_reentrant": False})
     upcast = prepare_model_for_kbit_training(AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.bfloat16))
     assert {p.dtype for p in upcast.parameters()} == {torch.float32}  # what peft alone does
-    model = train.prepare_for_kbit_training(AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.bfloat16), args,
+    model = prepare_for_kbit_training(AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.bfloat16), args,
                                             torch.bfloat16)
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     assert not any(p.requires_grad for p in model.parameters())

@@ -42,11 +42,10 @@ def load(args: argparse.Namespace):
     from omegaconf import OmegaConf
     from transformers import AutoConfig
 
-    from lorakit.config import compose, cuda_available, model_overrides
-    from lorakit.data.template import end_of_turn_ids
+    from lorakit.config.compose import compose, cuda_available, model_overrides
     from lorakit.evaluation.candidates import check_base, parse
-    from lorakit.evaluation.inference import Engine
-    from lorakit.models import generation_config, load_tokenizer, resolve
+    from lorakit.inference.engine import Engine
+    from lorakit.models.loading import end_of_turn_ids, generation_config, load_tokenizer, resolve
 
     candidate = parse(args.run) if args.run else None
     if candidate is not None and candidate.kind != "adapter":
@@ -75,8 +74,8 @@ def reply(engine, tokenizer, eot_ids: set[int], messages: list[dict], args, cont
     """Generate the next assistant turn, writing it to `out` as it comes; older turns are dropped (the system
     prompt kept) when the conversation outgrows the context."""
     from lorakit.data.template import render
-    from lorakit.evaluation.inference import sample
-    from lorakit.evaluation.streaming import TextStream
+    from lorakit.inference.engine import sample
+    from lorakit.inference.streaming import TextStream
 
     while True:
         ids = tokenizer(render(tokenizer, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
@@ -99,9 +98,9 @@ def reply(engine, tokenizer, eot_ids: set[int], messages: list[dict], args, cont
 
 
 def main(argv: list[str] | None = None) -> None:
-    from lorakit.config import register_resolvers
+    from lorakit.config.compose import register_resolvers
     from lorakit.evaluation.candidates import CandidateError
-    from lorakit.models import ModelNotFoundError
+    from lorakit.models.loading import ModelNotFoundError
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")

@@ -18,16 +18,17 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from lorakit.config import CONF_DIR, cuda_available, register_resolvers
+from lorakit.config.compose import cuda_available, register_resolvers
+from lorakit.core.paths import CONF_DIR
+from lorakit.core.runs import read_jsonl
 from lorakit.data import task_match
-from lorakit.data.prepare import DataError, TemplateError
-from lorakit.data.template import end_of_turn_ids
+from lorakit.data.reading import DataError
+from lorakit.data.template import TemplateError
 from lorakit.evaluation import candidates as C
 from lorakit.evaluation.comparison import compare, test_set
 from lorakit.evaluation.report import comparison_table, write_comparison
-from lorakit.loggers import RunLogger
-from lorakit.models import ModelNotFoundError, generation_config, load_tokenizer, resolve
-from lorakit.runs import read_jsonl
+from lorakit.models.loading import ModelNotFoundError, end_of_turn_ids, generation_config, load_tokenizer, resolve
+from lorakit.stages.loggers import RunLogger
 
 log = logging.getLogger("lorakit.compare")
 register_resolvers()

@@ -19,7 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
-from lorakit.config import register_resolvers
+from lorakit.config.compose import register_resolvers
 
 log = logging.getLogger("lorakit.server")
 
@@ -52,10 +52,10 @@ def build(args: argparse.Namespace, key: str | None):
     from omegaconf import OmegaConf
     from transformers import AutoConfig
 
-    from lorakit.config import ConfigError, compose, cuda_available, model_overrides
-    from lorakit.data.template import end_of_turn_ids
-    from lorakit.evaluation.inference import Engine
-    from lorakit.models import generation_config, load_tokenizer, resolve
+    from lorakit.config.checks import ConfigError
+    from lorakit.config.compose import compose, cuda_available, model_overrides
+    from lorakit.inference.engine import Engine
+    from lorakit.models.loading import end_of_turn_ids, generation_config, load_tokenizer, resolve
     from lorakit.server.app import State, create_app
     from lorakit.server.batching import Batcher
     from lorakit.server.jobs import JobRunner
@@ -91,9 +91,9 @@ def build(args: argparse.Namespace, key: str | None):
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
-    from lorakit.config import ConfigError
+    from lorakit.config.checks import ConfigError
     from lorakit.evaluation.candidates import CandidateError
-    from lorakit.models import ModelNotFoundError
+    from lorakit.models.loading import ModelNotFoundError
     from lorakit.server.security import SecurityError, check_bind, load_key
 
     args = parse_args(argv)

@@ -26,7 +26,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from lorakit import sweeps
+from lorakit.sweeps.jobs import check_size, direction, estimate, job_seconds, pinned
 
 log = logging.getLogger("lorakit.sweeps")
 
@@ -70,7 +70,7 @@ class OptunaSweeper(Sweeper):
     def _run(self, study, trials: list, fixed: list[str]) -> list:
         from optuna.trial import TrialState
 
-        jobs = sweeps.pinned([[*fixed, *(f"{k}={v}" for k, v in t.params.items())] for t in trials], self.sweep_dir)
+        jobs = pinned([[*fixed, *(f"{k}={v}" for k, v in t.params.items())] for t in trials], self.sweep_dir)
         self.validate_batch_is_legal(jobs)
         results = self.launcher.launch(jobs, initial_job_idx=trials[0].number)
         for trial, result in zip(trials, results, strict=True):
@@ -93,10 +93,10 @@ class OptunaSweeper(Sweeper):
         sweep_dir = self.sweep_dir = Path(self.config.hydra.sweep.dir).resolve()
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        sweeps.check_size(self.n_trials, self.config.get("max_runs"), "hydra.sweeper.n_trials")
+        check_size(self.n_trials, self.config.get("max_runs"), "hydra.sweeper.n_trials")
         study = optuna.create_study(storage=self.storage or f"sqlite:///{sweep_dir / 'optuna.db'}",
                                     study_name=self.study_name or sweep_dir.name,
-                                    direction=sweeps.direction(self.config.get("optimized_metric"), self.direction),
+                                    direction=direction(self.config.get("optimized_metric"), self.direction),
                                     load_if_exists=True)
         # a seeded sampler starting over would ask the same values as before: its seed moves on with the study
         study.sampler = self._sampler(len(study.get_trials(deepcopy=False)))
@@ -111,9 +111,9 @@ class OptunaSweeper(Sweeper):
             trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - ended))]
             returns.append(self._run(study, trials, fixed))
             ended += len(trials)
-            first_s = sweeps.job_seconds(sweep_dir / str(trials[0].number))
+            first_s = job_seconds(sweep_dir / str(trials[0].number))
             if ended == len(trials) and first_s is not None and ended < self.n_trials:
-                log.info("sweep: %s", sweeps.estimate([], first_s, [[]] * (self.n_trials - ended)))
+                log.info("sweep: %s", estimate([], first_s, [[]] * (self.n_trials - ended)))
         self._report(study, sweep_dir)
         return returns
 

@@ -15,7 +15,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from lorakit import sweeps
+from lorakit.sweeps.jobs import check_size, estimate, job_seconds, pinned
 
 log = logging.getLogger("lorakit.sweeps")
 
@@ -29,10 +29,10 @@ class GridSweeper(BasicSweeper):
         # swept keys in sorted order: the same jobs get the same numbers (folders) whatever the order on the command line
         overrides = sorted(parser.parse_overrides([*self._parse_config(), *arguments]), key=lambda o: o.get_key_element())
         sweep_dir = Path(self.config.hydra.sweep.dir).resolve()
-        jobs = sweeps.pinned([list(job) for job in itertools.chain.from_iterable(self.split_arguments(overrides, None))],
+        jobs = pinned([list(job) for job in itertools.chain.from_iterable(self.split_arguments(overrides, None))],
                              sweep_dir)
-        sweeps.check_size(len(jobs), self.config.get("max_runs"), "the product of the swept values")
-        done = sum(sweeps.job_seconds(sweep_dir / str(i)) is not None for i in range(len(jobs)))
+        check_size(len(jobs), self.config.get("max_runs"), "the product of the swept values")
+        done = sum(job_seconds(sweep_dir / str(i)) is not None for i in range(len(jobs)))
         log.info("sweep of %d job(s) in %s%s; the time estimate follows the first job", len(jobs), sweep_dir,
                  f" ({done} finished earlier: skipped unless their settings changed)" if done else "")
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -45,8 +45,8 @@ class GridSweeper(BasicSweeper):
         for batch in batches:
             self.validate_batch_is_legal(batch)
             returns.append(self.launcher.launch(batch, initial_job_idx=start))
-            todo = [job for i, job in enumerate(jobs[1:], 1) if sweeps.job_seconds(sweep_dir / str(i)) is None]
-            if start == 0 and todo and (first_s := sweeps.job_seconds(sweep_dir / "0")) is not None:
-                log.info("sweep: %s", sweeps.estimate(jobs[0], first_s, todo))
+            todo = [job for i, job in enumerate(jobs[1:], 1) if job_seconds(sweep_dir / str(i)) is None]
+            if start == 0 and todo and (first_s := job_seconds(sweep_dir / "0")) is not None:
+                log.info("sweep: %s", estimate(jobs[0], first_s, todo))
             start += len(batch)
         return returns

@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from lorakit.core import distributed
+from lorakit.core.runs import RunFolder
 from lorakit.data.checks import Finding
 from lorakit.data.encoding import IGNORE
 from lorakit.data.template import CONVERSATION, TURN, supports_tools, template_sha256
-from lorakit.runs import RunFolder
-from lorakit.training import distributed, plan
+from lorakit.openai.pricing import openai_cost
+from lorakit.training import plan
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +62,6 @@ def accounting(records: dict[str, int], used: dict[str, list], findings: list[Fi
     return {"records": sum(records.values()), "used": {s: len(e) for s, e in used.items()},
             "dropped": sum(dropped_total.values()), "dropped_by_reason": dict(dropped_total.most_common()),
             "files": per_file}
-
-
-def openai_cost(pricing, billed_tokens: int) -> dict:
-    """Estimated hosted fine-tuning cost: billed tokens (all tokens of the training file x epochs) x the rate."""
-    rates = dict(pricing.usd_per_1m_training_tokens)
-    rate = rates.get(pricing.model)
-    return {"model": pricing.model, "usd_per_1m_training_tokens": rate, "rates_as_of": str(pricing.as_of),
-            "billed_tokens": billed_tokens, "usd": None if rate is None else round(billed_tokens * rate / 1e6, 4),
-            "note": "tokens counted with the target model's tokenizer; OpenAI's own count differs by a few percent"}
 
 
 def rendering(train_rows: list[dict]) -> dict:

@@ -11,10 +11,21 @@ the conversation is trained one sequence per turn with prompt and reply tokenize
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 
-from lorakit.data.template import CONVERSATION, Rendering, per_turn, rejection, training_rendering
+from lorakit.data.checks import Finding
+from lorakit.data.reading import Example
+from lorakit.data.template import (
+    CONVERSATION,
+    Rendering,
+    TemplateError,
+    per_turn,
+    prompt_and_reference,
+    rejection,
+    training_rendering,
+)
 
 IGNORE = -100  # label value that the loss skips
 
@@ -157,3 +168,82 @@ def tokenize_with_labels(tokenizer, conversations: list[list[dict]], eot_ids: se
     rows = encode(tokenizer, [(c, None) for c in conversations], eot_ids)
     return [{"input_ids": ids, "labels": labels} for r in rows for ids, labels in zip(r["input_ids"], r["labels"],
                                                                                        strict=True)]
+
+
+def num_proc(data, n: int) -> int | None:
+    """Tokenizer processes: data.num_proc, or (null) one per core up to 8 for 20,000+ examples (BENCHMARKS.md)."""
+    if data.get("num_proc"):
+        return int(data.num_proc) if data.num_proc > 1 else None  # datasets forks a worker even for num_proc=1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cores, 8) if n >= 20_000 and cores > 1 else None
+
+
+def encode_split(examples: list[Example], tokenizer, eot_ids: set[int], data) -> tuple[list[dict], list[Finding]]:
+    """Tokenize one split; apply the too-long policy; return (kept rows, findings).
+
+    A row is one training sequence: one per example, or one per trained turn where the chat template needs it
+    (lorakit.data.template); each row keeps its example and the rendering used (its mode).
+
+    Raises:
+        TemplateError: when trained turns lack an end-of-turn token (the template or tokenizer is misconfigured).
+    """
+    if not examples:
+        return [], []
+    table = encode(tokenizer, [(ex.messages, ex.tools) for ex in examples], eot_ids, num_proc(data, len(examples)))
+    rows, found, missing_eot = [], [], 0
+    limit, policy = data.max_length, data.too_long
+    columns = table.to_dict()  # one conversion from Arrow, not one per row
+    for i, ex in enumerate(examples):
+        if columns["error"][i]:
+            category, message = json.loads(columns["error"][i])
+            found.append(Finding(ex.file, ex.line, category, message, True, ex.record))
+            continue
+        sequences = list(zip(columns["input_ids"][i], columns["labels"][i], strict=True))
+        n = max(len(ids) for ids, _ in sequences)
+        if n > limit:
+            trainable = [(ids[:limit], labels[:limit]) for ids, labels in sequences
+                         if any(x != IGNORE for x in labels[:limit])]
+            if policy == "truncate" and trainable:
+                left_out = len(sequences) - len(trainable)  # turn by turn: a later turn's prompt can exceed the limit
+                found.append(Finding(ex.file, ex.line, "too_long", f"{n} tokens > data.max_length={limit}; truncated "
+                                     f"to its first {limit} tokens (data.too_long=truncate); the cut reply has no end "
+                                     "of turn" + (f"; {left_out} of its {len(sequences)} turns start after the limit "
+                                                  "and are not trained" if left_out else ""), False, ex.record))
+                sequences = trainable
+            else:
+                found.append(Finding(ex.file, ex.line, "too_long", f"{n} tokens > data.max_length={limit}" + (
+                    "; nothing to train is left in the first max_length tokens" if policy == "truncate" else "") +
+                    f" (data.too_long={policy}); raise data.max_length, shorten the example, or set "
+                    "data.too_long=truncate", True, ex.record))
+                continue
+        else:
+            missing_eot += columns["missing_eot"][i]
+        rows += [{"input_ids": ids, "labels": labels, "length": len(ids), "line": ex.line, "example": ex,
+                  "mode": columns["mode"][i]} for ids, labels in sequences]
+    if missing_eot:
+        raise TemplateError(
+            f"{missing_eot} trained assistant turn(s) contain none of the end-of-turn tokens {sorted(eot_ids)} "
+            f"({tokenizer.convert_ids_to_tokens(sorted(eot_ids))}): the model would never learn to stop. Set the "
+            "tokenizer's eos_token (or generation_config.json's eos_token_id) to the token the chat template ends "
+            "assistant turns with")
+    return rows, found
+
+
+def test_rows(test: list[Example], tokenizer, max_length: int) -> tuple[list[Example], list[Finding]]:
+    """The test examples whose prompt the template renders within max_length, and findings for the others."""
+    rendered, found = [], []
+    for ex in test:
+        try:
+            rendered.append((ex, prompt_and_reference(tokenizer, ex.messages, ex.tools)[0]))
+        except Exception as err:  # noqa: BLE001 - the template's own exception rejects the conversation
+            found.append(Finding(ex.file, ex.line, *rejection(err), True, ex.record))
+    prompts = tokenizer([p for _, p in rendered], add_special_tokens=False)["input_ids"] if rendered else []
+    rows = []
+    for (ex, _), ids in zip(rendered, prompts, strict=True):  # one batched tokenizer call, not one per example
+        n_prompt = len(ids)
+        if n_prompt > max_length:
+            found.append(Finding(ex.file, ex.line, "too_long", f"test prompt of {n_prompt} tokens > data.max_length="
+                                 f"{max_length}; not evaluated; raise data.max_length or shorten the prompt", True, ex.record))
+        else:
+            rows.append(ex)
+    return rows, found

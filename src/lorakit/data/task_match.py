@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from lorakit.answers import label_of, parse_json, task_kind
+from lorakit.core.answers import label_of, parse_json, task_kind
 from lorakit.data.checks import shorten, system_prompt
 
 FIXED_PROMPTS = 5      # a file whose examples use at most this many distinct system prompts ...

@@ -39,14 +39,6 @@ class Rendering:
     sequences: list[tuple[str, list[tuple[int, int]]]]
 
 
-def end_of_turn_ids(tokenizer, generation_config=None) -> set[int]:
-    """Token ids that end an assistant turn: the tokenizer's EOS plus the model's generation EOS ids."""
-    ids = {tokenizer.eos_token_id}
-    eos = getattr(generation_config, "eos_token_id", None)
-    ids.update(eos if isinstance(eos, list) else [eos])
-    return {i for i in ids if i is not None}
-
-
 def template_sha256(tokenizer) -> str:
     """Hash of the chat template text: the same hash means the same rendering."""
     return hashlib.sha256((tokenizer.chat_template or "").encode()).hexdigest()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from lorakit.runs import RunFolder
+from lorakit.core.runs import RunFolder
 
 API = "openai:"  # a model behind an OpenAI-compatible API: openai:<model id> (candidates and judges)
 FIX = ("give base, fewshot:K, openai:<model id>, a run folder (outputs/...), its adapter/ folder or a checkpoint "

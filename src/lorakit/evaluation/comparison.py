@@ -13,16 +13,16 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from lorakit.answers import task_kind
-from lorakit.data.openai_format import prompt_messages
+from lorakit.core.answers import task_kind
+from lorakit.core.runs import read_jsonl
 from lorakit.data.template import prompt_and_reference, template_sha256
 from lorakit.evaluation import judge, scoring
-from lorakit.evaluation.api import ApiEngine, api_key, endpoint
 from lorakit.evaluation.cache import GenerationCache, candidate_key
 from lorakit.evaluation.candidates import Candidate, CandidateError, check_base
-from lorakit.evaluation.inference import Engine, default_max_new_tokens
 from lorakit.evaluation.metrics import check_names, default_metrics
-from lorakit.runs import read_jsonl
+from lorakit.inference.engine import Engine, default_max_new_tokens
+from lorakit.openai.api import ApiEngine, api_key, endpoint
+from lorakit.openai.formats import prompt_messages
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 def test_set(cfg: DictConfig, tokenizer, prepared: Path | None) -> list[dict]:
     """The test rows: a prepared split (data/test.jsonl of a run) when it exists, else the held-out set the data
     config defines (data.test_file, or the split of data.train_file), first eval.max_examples of them."""
-    from lorakit.data.prepare import held_out_examples, test_rows
+    from lorakit.data.encoding import test_rows
+    from lorakit.data.splits import held_out_examples
 
     if prepared is not None and prepared.is_file():
         rows = read_jsonl(prepared)

@@ -10,7 +10,7 @@ import base64
 from html import escape
 from pathlib import Path
 
-from lorakit.answers import task_kind
+from lorakit.core.answers import task_kind
 from lorakit.evaluation import plots
 from lorakit.evaluation.metrics import confusion
 

@@ -57,9 +57,8 @@ def load(spec: str, attn_implementation: str = "sdpa") -> JudgeModel:
     Raises:
         CandidateError / ModelNotFoundError: naming the judge and the fix, before anything is generated.
     """
-    from lorakit.data.template import end_of_turn_ids
     from lorakit.evaluation.candidates import API
-    from lorakit.models import generation_config, load_tokenizer, resolve
+    from lorakit.models.loading import end_of_turn_ids, generation_config, load_tokenizer, resolve
 
     if spec.startswith(API):
         return JudgeModel(spec, None, None, None, set(), api_model=spec.removeprefix(API))
@@ -76,7 +75,7 @@ def model_config(spec: str, attn_implementation: str = "sdpa") -> DictConfig:
     Raises:
         CandidateError: spec is no folder, no conf/model name and no hub id.
     """
-    from lorakit.models import ModelNotFoundError, model_spec
+    from lorakit.models.loading import ModelNotFoundError, model_spec
 
     try:
         return model_spec(spec, attn_implementation, setting="eval.judge.model")

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from lorakit.answers import INVALID, label_of, parse_json, task_kind
+from lorakit.core.answers import INVALID, label_of, parse_json, task_kind
 
 
 @dataclass(frozen=True)

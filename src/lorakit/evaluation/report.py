@@ -128,8 +128,8 @@ def write_comparison(out_dir: Path, result: dict, rows: list[dict], *, examples:
     """compare.json (the documented schema, plus the settings used), compare.md, compare.html, examples.jsonl."""
     import json
 
+    from lorakit.core.runs import write_jsonl
     from lorakit.evaluation.html_report import write_html
-    from lorakit.runs import write_jsonl
 
     public = {k: result[k] for k in ("candidates", "tests", "judge", "n_examples", "metrics", "reference",
                                      "max_new_tokens", "generated")}

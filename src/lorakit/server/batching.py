@@ -20,8 +20,8 @@ from itertools import count
 
 import torch
 
-from lorakit.evaluation.inference import Engine, sample
-from lorakit.evaluation.streaming import TextStream
+from lorakit.inference.engine import Engine, sample
+from lorakit.inference.streaming import TextStream
 
 log = logging.getLogger("lorakit.server")
 

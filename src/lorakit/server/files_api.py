@@ -14,7 +14,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import FileResponse
 
 from lorakit.data.checks import SpecialTokens
-from lorakit.data.prepare import DataError, read_examples
+from lorakit.data.reading import DataError, read_examples
 from lorakit.server.errors import APIError
 from lorakit.server.store import new_id, page
 

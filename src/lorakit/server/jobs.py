@@ -21,9 +21,9 @@ from pathlib import Path
 
 import yaml
 
+from lorakit.core.paths import quoted
+from lorakit.core.runs import RunFolder, logged_error
 from lorakit.evaluation.candidates import CandidateError
-from lorakit.paths import quoted
-from lorakit.runs import RunFolder, logged_error
 
 log = logging.getLogger("lorakit.server")
 FINAL = {"succeeded", "failed", "cancelled"}

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import yaml
 
-from lorakit.config import ConfigError
-from lorakit.runs import RunFolder
+from lorakit.config.checks import ConfigError
+from lorakit.core.runs import RunFolder
 
 log = logging.getLogger(__name__)
 # what a resumed run must share with the run it continues (the rest, e.g. stages, eval or logger, may change)

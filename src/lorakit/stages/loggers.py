@@ -12,8 +12,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from lorakit.config import redact
-from lorakit.sweeps import SweepJob
+from lorakit.config.compose import redact
+from lorakit.sweeps.jobs import SweepJob
 
 log = logging.getLogger(__name__)
 

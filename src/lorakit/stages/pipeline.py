@@ -15,15 +15,19 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from lorakit import hosted, merge, sweeps
-from lorakit.config import cuda_available, redact, validate
-from lorakit.data import prepare, reuse, template
-from lorakit.evaluation import evaluate
-from lorakit.loggers import RunLogger
-from lorakit.models import generation_config, load_tokenizer, resolve
-from lorakit.runs import RunFolder, read_jsonl
-from lorakit.sweeps import SweepJob
-from lorakit.training import distributed, resume, train
+from lorakit.config.checks import validate
+from lorakit.config.compose import cuda_available, redact
+from lorakit.core import distributed
+from lorakit.core.runs import RunFolder, read_jsonl
+from lorakit.data import template
+from lorakit.models import merge
+from lorakit.models.loading import end_of_turn_ids, generation_config, load_tokenizer, resolve
+from lorakit.openai import hosted
+from lorakit.stages import evaluate, train
+from lorakit.stages.loggers import RunLogger
+from lorakit.sweeps import reuse
+from lorakit.sweeps.jobs import SweepJob, finished, identity
+from lorakit.training import resume
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +78,8 @@ def run(cfg: DictConfig, sweep: SweepJob | None = None) -> dict | None:
         return _train_alongside(cfg, run_dir, cuda)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = redact(OmegaConf.to_container(cfg, resolve=True))
-    job = sweeps.identity(resolved)
-    if sweep and cfg.resume != "never" and sweeps.finished(run_dir, job):
+    job = identity(resolved)
+    if sweep and cfg.resume != "never" and finished(run_dir, job):
         log.info("%s ran to its end earlier with the same config and data: not running it again (resume=never reruns "
                  "it)", run_dir)
         return json.loads(RunFolder(run_dir).metrics.read_text()) if RunFolder(run_dir).metrics.is_file() else None
@@ -95,7 +99,7 @@ def run(cfg: DictConfig, sweep: SweepJob | None = None) -> dict | None:
         # An existing adapter is evaluated with the tokenizer and chat template it was trained with.
         evaluates_existing = "train" not in cfg.stages and ("evaluate" in cfg.stages or "merge" in cfg.stages)
         tokenizer = load_tokenizer(str(adapter_dir) if evaluates_existing else model_path)
-        eot_ids = prepare.end_of_turn_ids(tokenizer, generation_config(model_path))
+        eot_ids = end_of_turn_ids(tokenizer, generation_config(model_path))
         results, tuned_model = None, None
         if "prepare" in cfg.stages:
             with _timed(timings, "prepare"):

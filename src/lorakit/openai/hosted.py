@@ -21,10 +21,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from lorakit.data.data_report import openai_cost
-from lorakit.data.openai_format import training_record
-from lorakit.evaluation import api
-from lorakit.runs import RunFolder, read_jsonl, write_jsonl
+from lorakit.core.runs import RunFolder, read_jsonl, write_jsonl
+from lorakit.openai import api
+from lorakit.openai.formats import training_record
+from lorakit.openai.pricing import openai_cost
 
 log = logging.getLogger(__name__)
 FINAL = {"succeeded", "failed", "cancelled"}

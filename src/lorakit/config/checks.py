@@ -9,64 +9,23 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import inspect
-import re
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from lorakit.config.compose import cuda_available
+from lorakit.core.paths import ROOT
+from lorakit.core.runs import RunFolder
 from lorakit.data.formats import FORMATS
 from lorakit.evaluation.metrics import check_names
-from lorakit.paths import CONF_DIR, ROOT  # noqa: F401 - ROOT re-exported: the commands and tests import it from here
-from lorakit.runs import RunFolder
 
 STAGES = ("prepare", "train", "evaluate", "merge")
 LOGGERS = ("none", "wandb")
-SECRET_KEY = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
     """The composed configuration is invalid; the message lists every problem and its fix."""
-
-
-def register_resolvers() -> None:
-    """Register `${lorakit_root:}` (the project folder holding conf/ and data/), `${lorakit_sweep:}` (a sweep's
-    folder name from its overrides; lorakit's sweepers pass the sweep's folder to its jobs) and `${lorakit_gpus:}`
-    (the number of GPUs this machine lets lorakit use, at least 1)."""
-    from lorakit import gpus, sweeps
-
-    if not OmegaConf.has_resolver("lorakit_root"):
-        OmegaConf.register_new_resolver("lorakit_root", lambda: str(ROOT))
-    if not OmegaConf.has_resolver("lorakit_gpus"):
-        OmegaConf.register_new_resolver("lorakit_gpus", lambda: max(len(gpus.visible()), 1))
-    if not OmegaConf.has_resolver("lorakit_sweep"):
-        OmegaConf.register_new_resolver("lorakit_sweep", sweeps.resolver)
-
-
-def model_overrides(spec: str, quant: str | None = None) -> list[str]:
-    """How `python -m train` names a base model given as a conf/model name, or as a folder / hub id in place of the
-    default model's (with the quantization `quant`, else the model config's own). The server passes them to its
-    fine-tuning jobs; `compose(*model_overrides(...))` gives the model and quant sections train would use.
-
-    Raises:
-        ModelNotFoundError: spec is none of them.
-    """
-    from lorakit.models import model_spec
-
-    model_spec(spec, setting="--model")  # a clear error for a name that is none of them
-    named = (CONF_DIR / "model" / f"{spec}.yaml").is_file()
-    overrides = [f"model={spec}"] if named else [f"model.name_or_path='{spec}'"]  # not the embedded GGUF (models.embedded)
-    return overrides + ([f"quant={quant}"] if quant else [])
-
-
-def compose(*overrides: str) -> DictConfig:
-    """Compose conf/config.yaml with command-line style overrides, as `python -m train` would (no run folder)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    register_resolvers()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return hydra_compose("config", overrides=list(overrides))
 
 
 def _fields_of_dataclass(cls: type) -> set[str]:
@@ -85,12 +44,6 @@ def _unknown(section: str, keys: Any, known: set[str], owner: str) -> list[str]:
             hint = f" (did you mean {', '.join(sorted(near))}?)" if near else ""
             problems.append(f"{section}.{key}: not a {owner} field{hint}; remove it or fix the spelling")
     return problems
-
-
-def cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _what_is(path: Path) -> str:
@@ -292,7 +245,7 @@ def _check_eval(ev: DictConfig, stages: list) -> list[str]:
     problems += _bad_number("eval.batch_size", ev.batch_size, 1, integer=True)
     judge = ev.get("judge")
     if "evaluate" in stages and judge is not None and judge.model:
-        from lorakit.evaluation import judge as judges  # it reads CONF_DIR from here
+        from lorakit.evaluation import judge as judges
         from lorakit.evaluation.candidates import API
 
         try:
@@ -325,10 +278,3 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
         raise ConfigError("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def redact(container: Any) -> Any:
-    """Return a copy of a plain config container with secret-looking values replaced by '***'."""
-    if isinstance(container, dict):
-        return {k: ("***" if SECRET_KEY.search(str(k)) and v else redact(v)) for k, v in container.items()}
-    if isinstance(container, list):
-        return [redact(v) for v in container]
-    return container

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lorakit.training import distributed
+from lorakit.core import distributed
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def model_spec(spec: str, attn_implementation: str = "sdpa", *, setting: str = "
     Raises:
         ModelNotFoundError: spec is none of them; the message names `setting` and the choices.
     """
-    from lorakit.paths import CONF_DIR
+    from lorakit.core.paths import CONF_DIR
 
     named = CONF_DIR / "model" / f"{spec}.yaml"
     if Path(spec).is_dir():
@@ -236,3 +236,11 @@ def model_spec(spec: str, attn_implementation: str = "sdpa", *, setting: str = "
     known = ", ".join(sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml")))
     raise ModelNotFoundError(f"{setting}={spec!r}: no such folder and no conf/model/{spec}.yaml; give a local model "
                              f"folder, a hub id in the local cache, or one of: {known}")
+
+
+def end_of_turn_ids(tokenizer, generation_config=None) -> set[int]:
+    """Token ids that end an assistant turn: the tokenizer's EOS plus the model's generation EOS ids."""
+    ids = {tokenizer.eos_token_id}
+    eos = getattr(generation_config, "eos_token_id", None)
+    ids.update(eos if isinstance(eos, list) else [eos])
+    return {i for i in ids if i is not None}

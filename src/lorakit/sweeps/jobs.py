@@ -16,8 +16,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from lorakit.paths import quoted
-from lorakit.runs import RunFolder, file_sha256
+from lorakit.core.paths import quoted
+from lorakit.core.runs import RunFolder, file_sha256
 
 log = logging.getLogger("lorakit.sweeps")
 # settings that do not change what a job computes: a job that differs only in these is the same job

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from lorakit.core.runs import RunFolder, read_jsonl, write_jsonl
 from lorakit.evaluation.candidates import Candidate
 from lorakit.evaluation.comparison import compare, test_set
 from lorakit.evaluation.report import write_comparison, write_report
-from lorakit.runs import RunFolder, read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
 

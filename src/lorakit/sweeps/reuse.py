@@ -19,9 +19,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from lorakit.data import data_report, prepare
-from lorakit.runs import RunFolder
-from lorakit.training import distributed, plan
+from lorakit.core import distributed
+from lorakit.core.runs import RunFolder
+from lorakit.data import data_report
+from lorakit.stages import prepare
+from lorakit.training import plan
 
 log = logging.getLogger(__name__)
 

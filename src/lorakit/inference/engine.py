@@ -18,8 +18,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from lorakit import oom
-from lorakit.models import load_model, quiet_peft_deprecation
+from lorakit.core import oom
+from lorakit.models.loading import load_model, quiet_peft_deprecation
 
 log = logging.getLogger(__name__)
 

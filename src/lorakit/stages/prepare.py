@@ -1,0 +1,114 @@
+"""Prepare stage: data files in any common format -> checked, tokenized, loss-masked train/validation sets, a
+held-out test set, and a report that accounts for every input record.
+
+Usage:
+    python -m train +experiment=quickstart stages=[prepare]                       # lint the data, no training
+    python -m train stages=[prepare] data.train_file=my.jsonl data.strict=true    # any finding -> exit 2
+
+Steps: read every file (lorakit.data.reading, formats) -> check every example (lorakit.data.checks) -> drop
+duplicates -> split off test and validation -> drop training examples that leak test prompts (lorakit.data.splits)
+-> render with the chat template (lorakit.data.template) and tokenize (lorakit.data.encoding) -> apply the too-long
+policy -> write run_dir/data/ (train/ and validation/ datasets, train.jsonl, validation.jsonl and test.jsonl in
+OpenAI chat format) and run_dir/data_report.{json,md} (lorakit.data.data_report). Every record read ends in exactly
+one of train, validation, test or dropped-with-a-reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from lorakit.core.runs import RunFolder, write_jsonl
+from lorakit.data import data_report, task_match
+from lorakit.data.checks import Finding
+from lorakit.data.encoding import encode_split, test_rows
+from lorakit.data.reading import DataError, Example, listing
+from lorakit.data.splits import SPLITS, Selection, select
+from lorakit.data.template import TemplateError
+
+log = logging.getLogger(__name__)
+
+
+REJECTIONS = ("role_order", "template_error")  # the categories of a conversation the chat template cannot render
+
+
+def _check_some_rendered(selection: Selection, findings: list[Finding]) -> None:
+    """A template that rejects one conversation drops it; one that rejects every conversation is a run error.
+
+    Raises:
+        TemplateError: listing the first rejections.
+    """
+    n = sum(len(examples) for examples in selection.splits.values())
+    rejected = [f for f in findings if f.category in REJECTIONS]
+    if n and len({(f.file, f.record) for f in rejected}) == n:
+        raise TemplateError(f"the model's chat template renders none of the {n} examples; each one is rejected, "
+                            f"e.g.:\n{listing(rejected, 5)}")
+
+
+def _write_jsonl(path: Path, examples: list[Example]) -> None:
+    """The examples as read and converted (chat messages), each with the file and line it came from."""
+    write_jsonl(path, ({"file": ex.file, "line": ex.line, "record": ex.record, "messages": ex.messages,
+                        "tools": ex.tools} for ex in examples))
+
+
+def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
+    """Read, check, split, tokenize and save the data; write and return the data report.
+
+    Raises:
+        DataError: data.strict=true and there are findings, data.too_long=error and an example is too long, or no
+            training example is left.
+            Also: data.test_file holds another task than data.train_file (lorakit.data.task_match).
+        TemplateError: the chat template renders no example at all, or trained turns have no end-of-turn token.
+    """
+    from datasets import Dataset, disable_progress_bars, enable_progress_bars
+
+    data = cfg.data
+    selection = select(data, cfg.seed, tokenizer, ranks_by_validation=cfg.get("optimized_metric") == "validation_loss")
+    if data.test_file and data.get("check_task_match", True):
+        reasons = task_match.mismatches([ex.messages for ex in selection.splits["train"] + selection.splits["validation"]],
+                                        [ex.messages for ex in selection.splits["test"]])
+        if reasons:
+            raise DataError(f"the test set {data.test_file} does not look like the task of {data.train_file}:\n- "
+                            + "\n- ".join(reasons) + "\nEvaluating on it would measure another task. Set "
+                            "data.test_file=<your held-out file for this task>, or data.test_file=null to hold out "
+                            "data.test_fraction of the training file (or data.check_task_match=false if this is intended)")
+    findings = list(selection.findings)
+    kept: dict[str, list[dict]] = {}
+    for name in ("train", "validation"):
+        kept[name], found = encode_split(selection.splits[name], tokenizer, eot_ids, data)
+        findings += found
+    test, found = test_rows(selection.splits["test"], tokenizer, data.max_length)
+    findings += found
+    _check_some_rendered(selection, findings)
+    order = {path: i for i, path in enumerate(selection.records)}  # report in file and line order
+    findings.sort(key=lambda f: (order.get(f.file, len(order)), f.record, f.line))
+    # a row is one training sequence; an example trained turn by turn has several
+    used = {name: list({id(r["example"]): r["example"] for r in kept[name]}.values()) for name in ("train", "validation")}
+    used["test"] = test
+
+    report = data_report.build(cfg, tokenizer, selection.records, used, findings, kept["train"], selection.decisions)
+    data_report.write(run_dir, report)
+    data_report.log_summary(report)
+
+    too_long = [f for f in findings if f.category == "too_long"]
+    if data.too_long == "error" and too_long:
+        raise DataError(f"{len(too_long)} example(s) longer than data.max_length={data.max_length} "
+                        f"(data.too_long=error):\n{listing(too_long)}")
+    if data.strict and findings:
+        raise DataError(f"data.strict=true and the data has {len(findings)} finding(s); fix them (or set "
+                        f"data.strict=false to train on what is usable):\n{listing(findings)}")
+    if not kept["train"]:
+        raise DataError(f"{data.train_file}: no training example is left after the checks; see "
+                        f"{run_dir / 'data_report.md'}:\n{listing([f for f in findings if f.drops])}")
+
+    out_dir = RunFolder(run_dir).data
+    out_dir.mkdir(parents=True, exist_ok=True)
+    disable_progress_bars()  # one bar per saved split would only add noise to the log
+    for name in ("train", "validation"):
+        if kept[name]:
+            Dataset.from_list([{k: r[k] for k in ("input_ids", "labels", "length", "line")}
+                               for r in kept[name]]).save_to_disk(str(out_dir / name))
+    enable_progress_bars()
+    for name in SPLITS:
+        _write_jsonl(out_dir / f"{name}.jsonl", used[name])
+    return report

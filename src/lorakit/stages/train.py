@@ -1,0 +1,44 @@
+"""Train stage: TRL SFTTrainer + PEFT LoRA on the prepared data; saves a standard PEFT adapter.
+
+Usage:
+    python -m train +experiment=quickstart stages=[prepare,train]
+
+Reads run_dir/data/{train,validation} (made by the prepare stage) and writes run_dir/adapter/: the adapter
+(`PeftModel.from_pretrained(base, run_dir/adapter)` loads it), the tokenizer and its chat template, plus
+run_dir/train_log.json with the loss history. The trainer itself is built by lorakit.training.trainer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from lorakit.core.runs import RunFolder
+from lorakit.training.trainer import build_trainer, train_or_advise
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *, cuda: bool, report_to: str,
+        resume_from: Path | None = None) -> Path:
+    """Train a LoRA adapter (continuing from a checkpoint of this run when given); return the folder it was saved
+    to."""
+    trainer = build_trainer(cfg, run_dir, model_path, tokenizer, cuda=cuda, report_to=report_to)
+    trainable, total = trainer.model.get_nb_trainable_parameters()
+    log.info("LoRA r=%d on %s: %s trainable parameters (%.2f%% of %s)", cfg.lora.r, list(cfg.lora.target_modules),
+             f"{trainable:,}", 100 * trainable / total, f"{total:,}")
+    result = train_or_advise(trainer, quantized=bool(cfg.quant), resume_from=resume_from)
+
+    adapter_dir = RunFolder(run_dir).adapter
+    trainer.model.save_pretrained(str(adapter_dir))
+    tokenizer.save_pretrained(str(adapter_dir))
+    history = trainer.state.log_history
+    RunFolder(run_dir).train_log.write_text(json.dumps(history, indent=2))
+    evals = [h["eval_loss"] for h in history if "eval_loss" in h]
+    log.info("trained %d steps in %.0fs: train loss %.4f%s; adapter saved to %s", result.global_step,
+             result.metrics["train_runtime"], result.training_loss,
+             f", validation loss {evals[0]:.4f} -> {evals[-1]:.4f}" if evals else "", adapter_dir)
+    return adapter_dir
