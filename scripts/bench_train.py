@@ -18,7 +18,7 @@ alpha=32 dropout=0.05 on all linear layers), so their losses are comparable step
 user gets by default:
   B0       trl.SFTTrainer + peft LoRA (+ bitsandbytes nf4/int8 on CUDA) with TRL's defaults: padded batches,
            activation checkpointing, SDPA, TRL's fused LM head.
-  lorakit  lorakit.training.train.build_trainer with conf/train/default.yaml: padding-free batches with PyTorch's varlen
+  lorakit  lorakit.training.trainer.build_trainer with conf/train/default.yaml: padding-free batches with PyTorch's varlen
            FlashAttention (lorakit_varlen), prepare_model_for_kbit_training, plus any --variant overrides.
 
 Printed per variant: non-padding tokens/s over the timed steps (after --warmup steps), peak
@@ -194,14 +194,16 @@ def lorakit_trainer(model_dir: Path, run_dir: Path, tok, a, cuda: bool, override
     """lorakit's own train stage with its defaults on the data saved in run_dir/data/train; only the shared
     optimisation settings are set."""
     from lorakit.config.compose import compose
-    from lorakit.stages import train
+    from lorakit.models.loading import BaseModel, end_of_turn_ids
+    from lorakit.training.trainer import build_trainer
 
     cfg = compose(f"model={LORAKIT_MODEL.get(a.arch, 'smollm2-135m')}", f"quant={a.quant}", f"run_dir={run_dir}",
                   f"data.max_length={a.seq_len}", f"+train.max_steps={a.steps}", f"train.learning_rate={a.lr}",
                   f"train.per_device_train_batch_size={a.batch}", f"train.gradient_accumulation_steps={a.accum}",
                   "train.lr_scheduler_type=linear", "train.warmup_steps=0", "train.logging_steps=1",
                   "train.eval_strategy=no", "train.seed=0", "lora.target_modules=all-linear", *overrides)
-    return train.build_trainer(cfg, run_dir, str(model_dir), tok, cuda=cuda, report_to="none")
+    base = BaseModel(str(cfg.model.name_or_path), str(model_dir), tok, end_of_turn_ids(tok))
+    return build_trainer(cfg, run_dir, base, cuda=cuda, report_to="none")
 
 
 def run_variant(name: str, make, a, cuda: bool, arch: str) -> dict:

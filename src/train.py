@@ -5,7 +5,7 @@ Usage:
     python -m train +experiment=quickstart data.train_file=my/train.jsonl data.test_file=my/test.jsonl
     python -m train +experiment=quickstart stages=[prepare]          # check the data only
 
-The configuration lives in conf/ (Hydra); the pipeline in lorakit.pipeline.
+The configuration lives in conf/ (Hydra); the pipeline in lorakit.stages.pipeline.
 """
 
 import logging
@@ -17,21 +17,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lorakit.config.checks import ConfigError
 from lorakit.config.compose import register_resolvers
 from lorakit.core import distributed
-from lorakit.core.oom import OutOfMemory
+from lorakit.core.errors import UserError
 from lorakit.core.paths import CONF_DIR
-from lorakit.data.reading import DataError
-from lorakit.data.template import TemplateError
-from lorakit.evaluation.candidates import CandidateError
-from lorakit.models.loading import ModelNotFoundError
-from lorakit.openai.hosted import HostedJobError
 from lorakit.stages.pipeline import run
 from lorakit.sweeps import gpus
 from lorakit.sweeps.jobs import SweepJob, objective
 
-USER_ERRORS = (ConfigError, DataError, TemplateError, ModelNotFoundError, OutOfMemory, CandidateError, HostedJobError)
 register_resolvers()
 
 
@@ -49,7 +42,7 @@ def main(cfg: DictConfig) -> float | None:
         run(cfg, sweep)
         # rank 0 alone reports (the others would read train_log.json while rank 0 writes it)
         return objective(Path(cfg.run_dir), cfg.get("optimized_metric")) if distributed.is_main() else None
-    except USER_ERRORS as err:  # the user's input is wrong: say what and how to fix it, no traceback
+    except UserError as err:  # the user's input is wrong: say what and how to fix it, no traceback
         logging.getLogger("lorakit").error("%s", err)
         if not sweep:
             sys.exit(2)

@@ -17,6 +17,15 @@ import sys
 from pathlib import Path
 
 import yaml
+from omegaconf import OmegaConf
+
+from lorakit.config.compose import compose, cuda_available, model_overrides, register_resolvers
+from lorakit.core.errors import exit_2_on_user_error
+from lorakit.data.template import render
+from lorakit.evaluation.candidates import CandidateError, check_base, parse
+from lorakit.inference.engine import Engine, sample
+from lorakit.inference.streaming import TextStream
+from lorakit.models.loading import BaseModel, load_base
 
 log = logging.getLogger("lorakit.chat")
 PROMPT, REPLY = "you> ", "assistant> "
@@ -37,46 +46,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load(args: argparse.Namespace):
-    """(engine with the adapter active, tokenizer with the adapter's template, end-of-turn ids, context length)."""
-    from omegaconf import OmegaConf
-    from transformers import AutoConfig
-
-    from lorakit.config.compose import compose, cuda_available, model_overrides
-    from lorakit.evaluation.candidates import check_base, parse
-    from lorakit.inference.engine import Engine
-    from lorakit.models.loading import end_of_turn_ids, generation_config, load_tokenizer, resolve
-
+def load(args: argparse.Namespace) -> tuple[Engine, BaseModel]:
+    """The engine with the adapter active, and the base model with the adapter's tokenizer and chat template."""
     candidate = parse(args.run) if args.run else None
     if candidate is not None and candidate.kind != "adapter":
-        raise SystemExit(f"{args.run}: give a run folder, its adapter/ folder or a checkpoint")
+        raise CandidateError(f"{args.run}: give a run folder, its adapter/ folder or a checkpoint")
     run = candidate.run if candidate is not None else None
     trained = (yaml.safe_load(run.config.read_text()) or {}) if run is not None else {}
     composed = compose(*model_overrides(args.model or "smollm2-135m", args.quant))  # as python -m train composes it
     mcfg = composed.model if args.model or not trained.get("model") else OmegaConf.create(trained["model"])
     quant = composed.quant if args.quant or run is None else OmegaConf.create(trained.get("quant") or {})
-    path = resolve(mcfg)
-    config = AutoConfig.from_pretrained(path)
     adapter = candidate.adapter if candidate is not None else None
-    if adapter is not None:
-        check_base(candidate, str(mcfg.name_or_path), config)
     has_tokenizer = adapter is not None and (Path(adapter) / "tokenizer_config.json").is_file()
-    tokenizer = load_tokenizer(str(adapter) if has_tokenizer else path)  # the template it was trained with
-    eot_ids = end_of_turn_ids(tokenizer, generation_config(path))
-    cfg = OmegaConf.create({"model": mcfg, "quant": quant, "eval": {"batch_size": 1}})
-    engine = Engine(cfg, path, tokenizer, eot_ids, cuda=cuda_available())
+    base = load_base(mcfg, tokenizer_from=adapter if has_tokenizer else None)  # the template it was trained with
+    if adapter is not None:
+        check_base(candidate, base.name, base.config)
+    engine = Engine(base, quant=OmegaConf.to_container(quant, resolve=True), batch_size=1, cuda=cuda_available())
     if adapter is not None:
         engine.add_adapter("chat", Path(adapter))
-    return engine, tokenizer, eot_ids, int(getattr(config, "max_position_embeddings", 2048))
+    return engine, base
 
 
-def reply(engine, tokenizer, eot_ids: set[int], messages: list[dict], args, context: int, out=sys.stdout) -> str:
+def reply(engine: Engine, base: BaseModel, messages: list[dict], args, out=sys.stdout) -> str:
     """Generate the next assistant turn, writing it to `out` as it comes; older turns are dropped (the system
     prompt kept) when the conversation outgrows the context."""
-    from lorakit.data.template import render
-    from lorakit.inference.engine import sample
-    from lorakit.inference.streaming import TextStream
-
+    tokenizer, eot_ids, context = base.tokenizer, base.eot_ids, base.context
     while True:
         ids = tokenizer(render(tokenizer, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
         turns = [i for i, m in enumerate(messages) if m["role"] != "system"]
@@ -98,18 +92,11 @@ def reply(engine, tokenizer, eot_ids: set[int], messages: list[dict], args, cont
 
 
 def main(argv: list[str] | None = None) -> None:
-    from lorakit.config.compose import register_resolvers
-    from lorakit.evaluation.candidates import CandidateError
-    from lorakit.models.loading import ModelNotFoundError
-
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     register_resolvers()
-    try:
-        engine, tokenizer, eot_ids, context = load(args)
-    except (CandidateError, ModelNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    with exit_2_on_user_error():
+        engine, base = load(args)
     system = [{"role": "system", "content": args.system}] if args.system else []
     messages = list(system)
     print(f"chatting with {args.run or 'the base model'}; /reset starts over, /exit leaves", flush=True)
@@ -129,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
             continue
         messages.append({"role": "user", "content": text})
         print(REPLY, end="", flush=True)
-        messages.append({"role": "assistant", "content": reply(engine, tokenizer, eot_ids, messages, args, context)})
+        messages.append({"role": "assistant", "content": reply(engine, base, messages, args)})
 
 
 if __name__ == "__main__":

@@ -12,22 +12,20 @@ candidate, generates only what is new. eval.judge.model=... adds an LLM judge (l
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from lorakit.config.compose import cuda_available, register_resolvers
+from lorakit.core.errors import exit_2_on_user_error
 from lorakit.core.paths import CONF_DIR
-from lorakit.core.runs import read_jsonl
+from lorakit.core.runs import RunFolder, read_jsonl
 from lorakit.data import task_match
-from lorakit.data.reading import DataError
-from lorakit.data.template import TemplateError
 from lorakit.evaluation import candidates as C
 from lorakit.evaluation.comparison import compare, test_set
 from lorakit.evaluation.report import comparison_table, write_comparison
-from lorakit.models.loading import ModelNotFoundError, end_of_turn_ids, generation_config, load_tokenizer, resolve
+from lorakit.models.loading import load_base
 from lorakit.stages.loggers import RunLogger
 
 log = logging.getLogger("lorakit.compare")
@@ -61,39 +59,33 @@ def _check_task(cfg: DictConfig, candidates: list, rows: list[dict]) -> None:
 def run(cfg: DictConfig) -> dict:
     candidates = [C.parse(spec) for spec in cfg.candidates]
     runs = [c.run for c in candidates if c.run is not None]
-    model_path = resolve(cfg.model)
-    tokenizer = load_tokenizer(model_path)
-    rows = _test_rows(cfg, runs, tokenizer)
+    base = load_base(cfg.model)
+    rows = _test_rows(cfg, runs, base.tokenizer)
     _check_task(cfg, candidates, rows)
     train_rows = None
     if any(c.kind == "fewshot" for c in candidates):
         source = Path(cfg.data.train_file) if cfg.data.train_file else (runs[0].split("train") if runs else None)
         train_rows = read_jsonl(source) if source and source.is_file() else []
     out_dir = Path(cfg.out_dir)
-    eot_ids = end_of_turn_ids(tokenizer, generation_config(model_path))
     out_dir.mkdir(parents=True, exist_ok=True)
     logger = RunLogger(cfg, out_dir)
     failed = True
     try:
-        result = compare(cfg, candidates, rows, model_path=model_path, tokenizer=tokenizer, eot_ids=eot_ids,
-                         cuda=cuda_available(), train_rows=train_rows,
+        result = compare(cfg, candidates, rows, base=base, cuda=cuda_available(), train_rows=train_rows,
                          cache_dir=cfg.eval.cache_dir if cfg.eval.cache else None)
         write_comparison(out_dir, result, rows, examples=cfg.eval.report_examples)
         logger.log_comparison(result, rows)
         failed = False
     finally:
         logger.finish(failed=failed)
-    log.info("%d test examples:\n%s\nreport: %s", len(rows), comparison_table(result), out_dir / "compare.md")
+    log.info("%d test examples:\n%s\nreport: %s", len(rows), comparison_table(result), RunFolder(out_dir).compare(".md"))
     return result
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="compare", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    try:
+    with exit_2_on_user_error(log):
         run(cfg)
-    except (C.CandidateError, DataError, TemplateError, ModelNotFoundError) as err:
-        log.error("%s", err)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

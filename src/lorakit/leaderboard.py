@@ -15,9 +15,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from lorakit.core.errors import exit_2_on_user_error
+from lorakit.core.runs import SweepFolder
 from lorakit.sweeps.leaderboard import write
-
-log = logging.getLogger("lorakit.leaderboard")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,8 +29,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="default: minimize a loss (validation_loss, train_loss), maximize anything else")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    jobs = write(args.sweep, args.metric, args.mode)
-    print((args.sweep / "sweep_summary.md").read_text())
+    with exit_2_on_user_error():
+        jobs = write(args.sweep, args.metric, args.mode)
+    print(SweepFolder(args.sweep).summary().read_text())
     print(f"best: {jobs[0].folder if jobs[0].value is not None else 'none succeeded'}")
 
 

@@ -18,6 +18,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from lorakit.core.errors import exit_2_on_user_error
+from lorakit.core.runs import RunFolder
 from lorakit.models.merge import merge
 
 log = logging.getLogger(__name__)
@@ -31,10 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
-    try:
-        merge(args.adapter_dir, args.out or args.adapter_dir.parent / "merged", base=args.base, dtype=args.dtype)
-    except FileNotFoundError as err:
-        parser.exit(2, f"error: {err}\n")
+    with exit_2_on_user_error():
+        merge(args.adapter_dir, args.out or RunFolder(args.adapter_dir.parent).merged, base=args.base, dtype=args.dtype)
 
 
 if __name__ == "__main__":

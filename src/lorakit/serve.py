@@ -16,10 +16,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
-from lorakit.config.compose import register_resolvers
+from omegaconf import OmegaConf
+
+from lorakit.config.compose import compose, cuda_available, model_overrides, register_resolvers
+from lorakit.core.errors import ConfigError, exit_2_on_user_error
+from lorakit.inference.engine import Engine
+from lorakit.models.loading import load_base
+from lorakit.server.app import State, create_app
+from lorakit.server.batching import Batcher
+from lorakit.server.jobs import JobRunner
+from lorakit.server.registry import Registry, find_adapters
+from lorakit.server.security import check_bind, load_key
+from lorakit.server.store import Store
 
 log = logging.getLogger("lorakit.server")
 
@@ -49,40 +59,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build(args: argparse.Namespace, key: str | None):
     """Load the base model's tokenizer and config, find the adapters, open the store: the app, ready to run."""
-    from omegaconf import OmegaConf
-    from transformers import AutoConfig
-
-    from lorakit.config.checks import ConfigError
-    from lorakit.config.compose import compose, cuda_available, model_overrides
-    from lorakit.inference.engine import Engine
-    from lorakit.models.loading import end_of_turn_ids, generation_config, load_tokenizer, resolve
-    from lorakit.server.app import State, create_app
-    from lorakit.server.batching import Batcher
-    from lorakit.server.jobs import JobRunner
-    from lorakit.server.registry import Registry, find_adapters
-    from lorakit.server.store import Store
-
     overrides = model_overrides(args.model, args.quant)
     composed = compose(*overrides)  # as python -m train composes it: the model's quantization and learning rate
-    mcfg, quant = composed.model, composed.quant
+    quant = OmegaConf.to_container(composed.quant, resolve=True)
     cuda = cuda_available()
-    if OmegaConf.to_container(quant) and not cuda:
+    if quant and not cuda:
         raise ConfigError(f"--model {args.model} is loaded quantized by its config, which needs a CUDA GPU; add "
                           "--quant none on this machine")
-    path = resolve(mcfg)
-    tokenizer = load_tokenizer(path)
-    eot_ids = end_of_turn_ids(tokenizer, generation_config(path))
-    config = AutoConfig.from_pretrained(path)
-    registry = Registry(args.model, [str(mcfg.name_or_path)], str(mcfg.name_or_path), config)
+    base = load_base(composed.model)
+    registry = Registry(args.model, [base.name], base.name, base.config)
     for spec in args.adapters:
         for name, folder in find_adapters(spec):
             registry.add(name, folder)
-    cfg = OmegaConf.create({"model": mcfg, "quant": quant, "eval": {"batch_size": args.max_batch}})
-    engine = Engine(cfg, path, tokenizer, eot_ids, cuda=cuda)
-    batcher = Batcher(engine, tokenizer, eot_ids, max_batch=args.max_batch, window_s=args.batch_window_ms / 1000)
-    state = State(registry=registry, tokenizer=tokenizer, eot_ids=eot_ids, batcher=batcher,
-                  store=Store(Path(args.data_dir)), context=int(getattr(config, "max_position_embeddings", 2048)),
-                  default_max_tokens=args.max_tokens, learning_rate=float(composed.train.learning_rate))
+    engine = Engine(base, quant=quant, batch_size=args.max_batch, cuda=cuda)
+    batcher = Batcher(engine, base.tokenizer, base.eot_ids, max_batch=args.max_batch,
+                      window_s=args.batch_window_ms / 1000)
+    state = State(registry=registry, tokenizer=base.tokenizer, eot_ids=base.eot_ids, batcher=batcher,
+                  store=Store(Path(args.data_dir)), context=base.context, default_max_tokens=args.max_tokens,
+                  learning_rate=float(composed.train.learning_rate))
     state.runner = JobRunner(state, model_overrides=overrides)
     return create_app(state, key=key, max_body=int(args.max_request_mb * 2**20),
                       max_upload=int(args.max_upload_mb * 2**20))
@@ -91,21 +85,13 @@ def build(args: argparse.Namespace, key: str | None):
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
-    from lorakit.config.checks import ConfigError
-    from lorakit.evaluation.candidates import CandidateError
-    from lorakit.models.loading import ModelNotFoundError
-    from lorakit.server.security import SecurityError, check_bind, load_key
-
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     register_resolvers()
-    try:
+    with exit_2_on_user_error(log):
         key = load_key(args.api_key_file)
         check_bind(args.host, key)
         app = build(args, key)
-    except (SecurityError, CandidateError, ModelNotFoundError, ConfigError) as err:
-        log.error("%s", err)
-        sys.exit(2)
     log.info("lorakit.serve on http://%s:%d/v1 (%s)", args.host, args.port,
              "API key required" if key else "no API key: loopback only")
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=True)

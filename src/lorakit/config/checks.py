@@ -15,17 +15,18 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from lorakit.config.compose import cuda_available
+from lorakit.core.errors import ConfigError
 from lorakit.core.paths import ROOT
-from lorakit.core.runs import RunFolder
+from lorakit.core.runs import ADAPTER_CONFIG, RunFolder, holds_adapter
 from lorakit.data.formats import FORMATS
+from lorakit.evaluation import judge as judges
+from lorakit.evaluation.candidates import API
 from lorakit.evaluation.metrics import check_names
 
 STAGES = ("prepare", "train", "evaluate", "merge")
 LOGGERS = ("none", "wandb")
 
 
-class ConfigError(ValueError):
-    """The composed configuration is invalid; the message lists every problem and its fix."""
 
 
 def _fields_of_dataclass(cls: type) -> set[str]:
@@ -215,7 +216,7 @@ def _check_data(data: DictConfig) -> list[str]:
 def _check_run(cfg: DictConfig, stages: list, run_dir: Path) -> list[str]:
     """What the stages need from earlier runs (prepared data, an adapter), and the backend."""
     problems = []
-    if "train" in stages and "prepare" not in stages and not (RunFolder(run_dir).data / "train").is_dir():
+    if "train" in stages and "prepare" not in stages and not RunFolder(run_dir).tokenized("train").is_dir():
         problems.append(f"stages: train without prepare needs prepared data in {run_dir}/data; add prepare to stages "
                         "or set hydra.run.dir to an earlier run's folder")
     if "train" in stages and cfg.get("adapter_dir"):
@@ -230,8 +231,8 @@ def _check_run(cfg: DictConfig, stages: list, run_dir: Path) -> list[str]:
                         "hosted model use python -m lorakit.compare candidates=[openai:<base>,openai:<ft model>]")
     elif ("evaluate" in stages or "merge" in stages) and "train" not in stages:
         adapter = Path(cfg.adapter_dir or RunFolder(run_dir).adapter)
-        if not (adapter / "adapter_config.json").is_file():
-            problems.append(f"adapter_dir: {adapter} holds no adapter_config.json; set adapter_dir=path/to/run/adapter")
+        if not holds_adapter(adapter):
+            problems.append(f"adapter_dir: {adapter} holds no {ADAPTER_CONFIG}; set adapter_dir=path/to/run/adapter")
     if cfg.logger.type not in LOGGERS:
         problems.append(f"logger.type: {cfg.logger.type!r} is unknown; use logger=none or logger=wandb")
     return problems
@@ -245,8 +246,6 @@ def _check_eval(ev: DictConfig, stages: list) -> list[str]:
     problems += _bad_number("eval.batch_size", ev.batch_size, 1, integer=True)
     judge = ev.get("judge")
     if "evaluate" in stages and judge is not None and judge.model:
-        from lorakit.evaluation import judge as judges
-        from lorakit.evaluation.candidates import API
 
         try:
             if not str(judge.model).startswith(API):

@@ -9,6 +9,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from lorakit.core.paths import CONF_DIR, ROOT
+from lorakit.models.loading import model_spec
+from lorakit.sweeps import gpus
+from lorakit.sweeps.jobs import resolver
 
 SECRET_KEY = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
 
@@ -17,8 +20,6 @@ def register_resolvers() -> None:
     """Register `${lorakit_root:}` (the project folder holding conf/ and data/), `${lorakit_sweep:}` (a sweep's
     folder name from its overrides; lorakit's sweepers pass the sweep's folder to its jobs) and `${lorakit_gpus:}`
     (the number of GPUs this machine lets lorakit use, at least 1)."""
-    from lorakit.sweeps import gpus
-    from lorakit.sweeps.jobs import resolver
 
     if not OmegaConf.has_resolver("lorakit_root"):
         OmegaConf.register_new_resolver("lorakit_root", lambda: str(ROOT))
@@ -36,7 +37,6 @@ def model_overrides(spec: str, quant: str | None = None) -> list[str]:
     Raises:
         ModelNotFoundError: spec is none of them.
     """
-    from lorakit.models.loading import model_spec
 
     model_spec(spec, setting="--model")  # a clear error for a name that is none of them
     named = (CONF_DIR / "model" / f"{spec}.yaml").is_file()

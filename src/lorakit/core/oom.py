@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from lorakit.core.errors import UserError
 
-class OutOfMemory(RuntimeError):
+
+class OutOfMemory(UserError, RuntimeError):
     """The accelerator ran out of memory; the message lists config changes that need less, most effective first."""
 
 

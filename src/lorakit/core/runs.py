@@ -3,8 +3,10 @@
     run_dir/
       config.yaml            the resolved configuration (secrets redacted)
       identity.json          what the run computes: a hash of its config and data, its data files' sha256
+      train.log              everything the run printed
       job.json               backend=openai: the hosted job and its model
-      data/                  train.jsonl, validation.jsonl, test.jsonl (checked chat records), train/ (tokenized)
+      data/                  train.jsonl, validation.jsonl, test.jsonl (checked chat records), train/ and
+                             validation/ (tokenized), openai_train.jsonl (backend=openai: what was uploaded)
       data_report.json/.md   where every input record went
       adapter/               the PEFT adapter, tokenizer and chat template
       checkpoints/           the trainer's checkpoints (checkpoint-N/, each an adapter too)
@@ -12,8 +14,12 @@
       progress.jsonl         one line per logging step while training (step, max_steps, loss): for followers
       metrics.json           {"base": {metric: value}, "tuned": {...}}
       predictions.jsonl      one record per test example
+      report.md              base and tuned side by side, with examples
       compare.json/.md/.html the comparison report (lorakit.evaluation), examples.jsonl per example
+      merged/                stage merge: the adapter merged into its base
       timings.json           seconds per stage
+
+An adapter folder (a run's adapter/ or checkpoints/checkpoint-N/) is one that holds ADAPTER_CONFIG.
 """
 
 from __future__ import annotations
@@ -23,6 +29,13 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+ADAPTER_CONFIG = "adapter_config.json"  # PEFT's file: what makes a folder an adapter
+
+
+def holds_adapter(folder: Path | str) -> bool:
+    """Whether `folder` is a PEFT adapter (a run's adapter/, a checkpoint)."""
+    return (Path(folder) / ADAPTER_CONFIG).is_file()
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,14 @@ class RunFolder:
         """data/{train,validation,test}.jsonl: the checked chat records of a split."""
         return self.data / f"{name}.jsonl"
 
+    def tokenized(self, name: str) -> Path:
+        """data/{train,validation}/: the tokenized split (a datasets folder)."""
+        return self.data / name
+
+    def openai_split(self, name: str) -> Path:
+        """data/openai_{train,validation}.jsonl: a split in OpenAI's training format."""
+        return self.data / f"openai_{name}.jsonl"
+
     @property
     def adapter(self) -> Path:
         return self.path / "adapter"
@@ -44,6 +65,34 @@ class RunFolder:
     @property
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
+
+    def checkpoint(self, step: int) -> Path:
+        return self.checkpoints / f"checkpoint-{step}"
+
+    @property
+    def merged(self) -> Path:
+        return self.path / "merged"
+
+    @property
+    def log(self) -> Path:
+        """train.log: everything the run printed (Hydra's job log; a served job's process output)."""
+        return self.path / "train.log"
+
+    @property
+    def job(self) -> Path:
+        return self.path / "job.json"
+
+    @property
+    def report(self) -> Path:
+        return self.path / "report.md"
+
+    def compare(self, suffix: str = ".json") -> Path:
+        """compare.json, compare.md or compare.html."""
+        return self.path / f"compare{suffix}"
+
+    @property
+    def examples(self) -> Path:
+        return self.path / "examples.jsonl"
 
     @property
     def config(self) -> Path:
@@ -80,6 +129,33 @@ class RunFolder:
 
     def is_run(self) -> bool:
         return self.config.is_file() and (self.adapter.is_dir() or self.checkpoints.is_dir())
+
+
+@dataclass(frozen=True)
+class SweepFolder:
+    """A sweep's folder (hydra.sweep.dir): one run folder per job, and
+
+        sweep_summary.csv/.md  the leaderboard; sweep_metric.png the metric per swept value; best/ the winner
+        prepared/<key>/        data prepared once for the jobs with the same data (lorakit.sweeps.reuse)
+        optuna.db              the Optuna study (hparams_search)
+    """
+
+    path: Path
+
+    def summary(self, suffix: str = ".md") -> Path:
+        return self.path / f"sweep_summary{suffix}"
+
+    @property
+    def metric_plot(self) -> Path:
+        return self.path / "sweep_metric.png"
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best"
+
+    @property
+    def prepared(self) -> Path:
+        return self.path / "prepared"
 
 
 def file_sha256(path: str | Path | None) -> str | None:

@@ -2,7 +2,7 @@
 
 Every finding names the file, the line and a category. A finding that `drops` its example removes it from the data
 (the example cannot be trained on as it is, or a policy says so); the others are warnings and the example is used.
-`data.strict=true` turns every finding, warning or not, into a failed run before training (lorakit.data.prepare).
+`data.strict=true` turns every finding, warning or not, into a failed run before training (lorakit.stages.prepare).
 
 Categories, and whether they drop the example:
   not_utf8, not_json, not_object, malformed        the record cannot be read                                 drop
@@ -27,6 +27,8 @@ import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from lorakit.core.messages import prompt_of
 
 ROLES = ("system", "user", "assistant", "tool")
 # Chat-template markers of the common model families. In a training text they are either parsed as the model's
@@ -118,8 +120,7 @@ def conversation_key(messages: list[dict], tools: list | None = None) -> str:
 
 def prompt_key(messages: list[dict]) -> str:
     """Identity of an example's prompt: its messages before the last assistant turn (roles and text only)."""
-    last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=len(messages))
-    return json.dumps([(m["role"], m["content"]) for m in messages[:last]], ensure_ascii=False)
+    return json.dumps([(m["role"], m["content"]) for m in prompt_of(messages)], ensure_ascii=False)
 
 
 def system_prompt(messages: list[dict]) -> str | None:

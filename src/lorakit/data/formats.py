@@ -149,7 +149,7 @@ def _text(value: Any, what: str) -> str | Problem:
     return Problem(f"{what} is {type(value).__name__}; make it a string", "missing_content")
 
 
-def _tool_calls(calls: Any, i: int) -> list[dict] | Problem:
+def tool_calls(calls: Any, i: int) -> list[dict] | Problem:
     """OpenAI tool_calls -> transformers' form, with arguments parsed from their JSON string."""
     fix = ('make each tool call {"type": "function", "function": {"name": "...", "arguments": "{\\"key\\": ...}"}} '
            "with arguments a JSON object (or its JSON string)")
@@ -189,7 +189,7 @@ def _openai(obj: dict) -> list[dict] | Problem:
                            "not_object")
         converted = {"role": msg.get("role"), "content": msg.get("content")}
         if msg.get("tool_calls") is not None:
-            calls = _tool_calls(msg["tool_calls"], i)
+            calls = tool_calls(msg["tool_calls"], i)
             if isinstance(calls, Problem):
                 return calls
             converted["tool_calls"] = calls

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lorakit.core.errors import UserError
 from lorakit.data import formats
 from lorakit.data.checks import Finding, SpecialTokens, check_messages
 
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 MAX_SHOWN = 100  # findings listed in an error message; every one is in data_report.json
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Input data cannot be used; the message lists `file:line: category: problem` for every finding."""
 
 

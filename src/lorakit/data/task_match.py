@@ -13,15 +13,12 @@ from __future__ import annotations
 from collections import Counter
 
 from lorakit.core.answers import label_of, parse_json, task_kind
+from lorakit.core.messages import reply_text
 from lorakit.data.checks import shorten, system_prompt
 
 FIXED_PROMPTS = 5      # a file whose examples use at most this many distinct system prompts ...
 FIXED_SHARE = 0.8      # ... for at least this share of its examples uses fixed task prompts
 JSON_SHARE = 0.9       # answers are JSON objects when at least this share of them are
-
-
-def _last_reply(messages: list[dict]) -> str:
-    return next((m.get("content") or "" for m in reversed(messages) if m["role"] == "assistant"), "")
 
 
 def _fixed_prompts(conversations: list[list[dict]]) -> set[str] | None:
@@ -53,8 +50,8 @@ def mismatches(train: list[list[dict]], test: list[list[dict]]) -> list[str]:
     if train_prompts and test_prompts and not train_prompts & test_prompts:
         reasons.append(f"different system prompts: training uses {', '.join(map(shorten, sorted(train_prompts)))}; "
                        f"the test set {', '.join(map(shorten, sorted(test_prompts)))}")
-    train_kind, train_vocab = _shape([_last_reply(messages) for messages in train])
-    test_kind, test_vocab = _shape([_last_reply(messages) for messages in test])
+    train_kind, train_vocab = _shape([reply_text(messages) for messages in train])
+    test_kind, test_vocab = _shape([reply_text(messages) for messages in test])
     described = {"json": "JSON objects", "label": "labels", "text": "free text"}
     if (train_kind == "json") != (test_kind == "json"):  # labels vs free text depends on thresholds: not compared
         reasons.append(f"different answers: training answers are {described[train_kind]}, test answers "

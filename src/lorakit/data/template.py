@@ -20,10 +20,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from lorakit.core.errors import UserError
+from lorakit.core.messages import last_reply
+
 CONVERSATION, TURN = "conversation", "turn"  # the two renderings (see the module docstring)
 
 
-class TemplateError(ValueError):
+class TemplateError(UserError, ValueError):
     """The model's chat template cannot be used to locate assistant tokens, or was not saved as trained."""
 
 
@@ -163,7 +166,7 @@ def _reply_text(tokenizer, messages: list[dict], i: int, tools: list | None, pro
 
 def prompt_and_reference(tokenizer, messages: list[dict], tools: list | None = None) -> tuple[str, str]:
     """Split a test conversation at its last assistant turn: (rendered prompt, reference reply)."""
-    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    last = last_reply(messages)
     reference = chat_view(messages[last:last + 1], supports_tools(tokenizer))[0]["content"]
     return render(tokenizer, messages[:last], tools, add_generation_prompt=True), reference
 

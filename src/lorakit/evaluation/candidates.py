@@ -13,14 +13,15 @@ from pathlib import Path
 
 import yaml
 
-from lorakit.core.runs import RunFolder
+from lorakit.core.errors import UserError
+from lorakit.core.runs import ADAPTER_CONFIG, RunFolder, holds_adapter
 
 API = "openai:"  # a model behind an OpenAI-compatible API: openai:<model id> (candidates and judges)
 FIX = ("give base, fewshot:K, openai:<model id>, a run folder (outputs/...), its adapter/ folder or a checkpoint "
        "inside it")
 
 
-class CandidateError(ValueError):
+class CandidateError(UserError, ValueError):
     """A candidate that cannot be evaluated; the message names it and the fix."""
 
 
@@ -45,12 +46,12 @@ class Candidate:
 
 def adapter_dir(path: Path) -> Path | None:
     """The adapter folder a path names: the folder itself, a run's adapter/, or a run's checkpoint."""
-    if (path / "adapter_config.json").is_file():
+    if holds_adapter(path):
         return path
-    if (path / "adapter" / "adapter_config.json").is_file():
-        return path / "adapter"
-    if re.fullmatch(r"checkpoint-\d+", path.name) and (path.parent / "checkpoints" / path.name / "adapter_config.json").is_file():
-        return path.parent / "checkpoints" / path.name
+    if holds_adapter(RunFolder(path).adapter):
+        return RunFolder(path).adapter
+    if re.fullmatch(r"checkpoint-\d+", path.name) and holds_adapter(RunFolder(path.parent).checkpoints / path.name):
+        return RunFolder(path.parent).checkpoints / path.name
     return None
 
 
@@ -70,7 +71,7 @@ def parse(spec: str) -> Candidate:
     path = Path(spec).expanduser()
     adapter = adapter_dir(path)
     if adapter is None:
-        what = "does not exist" if not path.exists() else "holds no adapter (no adapter_config.json)"
+        what = "does not exist" if not path.exists() else f"holds no adapter (no {ADAPTER_CONFIG})"
         raise CandidateError(f"candidate {spec!r}: {path} {what}; {FIX}")
     return Candidate(spec, "adapter", adapter=adapter.resolve())
 

@@ -14,13 +14,17 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from lorakit.core.answers import task_kind
+from lorakit.core.messages import through_last_reply
 from lorakit.core.runs import read_jsonl
+from lorakit.data.encoding import test_rows
+from lorakit.data.splits import held_out_examples
 from lorakit.data.template import prompt_and_reference, template_sha256
 from lorakit.evaluation import judge, scoring
 from lorakit.evaluation.cache import GenerationCache, candidate_key
 from lorakit.evaluation.candidates import Candidate, CandidateError, check_base
 from lorakit.evaluation.metrics import check_names, default_metrics
 from lorakit.inference.engine import Engine, default_max_new_tokens
+from lorakit.models.loading import BaseModel
 from lorakit.openai.api import ApiEngine, api_key, endpoint
 from lorakit.openai.formats import prompt_messages
 
@@ -30,9 +34,6 @@ log = logging.getLogger(__name__)
 def test_set(cfg: DictConfig, tokenizer, prepared: Path | None) -> list[dict]:
     """The test rows: a prepared split (data/test.jsonl of a run) when it exists, else the held-out set the data
     config defines (data.test_file, or the split of data.train_file), first eval.max_examples of them."""
-    from lorakit.data.encoding import test_rows
-    from lorakit.data.splits import held_out_examples
-
     if prepared is not None and prepared.is_file():
         rows = read_jsonl(prepared)
     else:
@@ -50,9 +51,8 @@ def pick_shots(train_rows: list[dict], k: int, seed: int) -> list[list[dict]]:
     chosen = random.Random(seed).sample(range(len(train_rows)), k)
     shots = []
     for i in chosen:
-        messages = train_rows[i]["messages"]
-        last = max(j for j, m in enumerate(messages) if m["role"] == "assistant")
-        shots.append([{"role": m["role"], "content": m["content"]} for m in messages[: last + 1] if m["role"] != "system"])
+        shots.append([{"role": m["role"], "content": m["content"]} for m in through_last_reply(train_rows[i]["messages"])
+                      if m["role"] != "system"])
     return shots
 
 
@@ -62,15 +62,13 @@ def with_shots(messages: list[dict], shots: list[list[dict]]) -> list[dict]:
     return system + [m for shot in shots for m in shot] + [m for m in messages if m["role"] != "system"]
 
 
-def check(candidates: list[Candidate], rows: list[dict], *, model_path: str, model_name: str,
-          metrics: list[str] | None, train_rows: list[dict] | None, judge_cfg: DictConfig | None = None) -> None:
+def check(candidates: list[Candidate], rows: list[dict], *, base: BaseModel, metrics: list[str] | None,
+          train_rows: list[dict] | None, judge_cfg: DictConfig | None = None) -> None:
     """Every problem found before any model is loaded or any answer generated.
 
     Raises:
         CandidateError: one message listing each problem with its fix.
     """
-    from transformers import AutoConfig
-
     problems = []
     if not candidates:
         problems.append("no candidates: give at least one, e.g. candidates=[base,outputs/my-run]")
@@ -81,10 +79,9 @@ def check(candidates: list[Candidate], rows: list[dict], *, model_path: str, mod
     problems += check_names(metrics or [])
     adapters = [c for c in candidates if c.kind == "adapter"]
     if adapters:
-        config = AutoConfig.from_pretrained(model_path)
         for c in adapters:
             try:
-                check_base(c, model_name, config)
+                check_base(c, base.name, base.config)
             except CandidateError as err:
                 problems.append(str(err))
     for c in candidates:
@@ -149,35 +146,11 @@ def _generate_api(api, plans: list, cache: GenerationCache, max_new: int, seed: 
     return outputs, timings, generated
 
 
-def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, model_path: str, tokenizer,
-            eot_ids: set[int], cuda: bool, train_rows: list[dict] | None = None,
-            cache_dir: Path | None = None) -> dict:
-    """Generate (or take from the cache) every candidate's answers and score them.
-
-    Returns:
-        compare.json's content plus "outputs" (answers per candidate), "references", "per_example" and "timings".
-    """
-    metrics = list(cfg.eval.metrics) if cfg.eval.get("metrics") else None
-    jcfg = cfg.eval.get("judge")
-    check(candidates, rows, model_path=model_path, model_name=cfg.model.name_or_path, metrics=metrics,
-          train_rows=train_rows, judge_cfg=jcfg)
-    judge_model = judge.load(str(jcfg.model), cfg.model.attn_implementation) if jcfg and jcfg.model else None
-    judge_is_base = judge_model is not None and judge_model.path == model_path
-    needs_api = any(c.kind == "api" for c in candidates) or (judge_model is not None and judge_model.api_model)
-    api = ApiEngine(endpoint(cfg)) if needs_api else None
-    if api is not None:
-        api_key(api.settings)  # no key for OpenAI: stop before anything is generated
-    split = [prompt_and_reference(tokenizer, r["messages"], r.get("tools")) for r in rows]
-    references = [ref for _, ref in split]
-    max_new = cfg.eval.max_new_tokens or default_max_new_tokens(tokenizer, references)
-    metrics = metrics or default_metrics(references)
-    engine = Engine(cfg, model_path, tokenizer, eot_ids, cuda=cuda)
-    cache = GenerationCache(cache_dir)
+def _plans(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], split: list[tuple[str, str]], *,
+           base: BaseModel, api, cache: GenerationCache, max_new: int, train_rows: list[dict] | None) -> list[tuple]:
+    """Per candidate: (candidate, its prompts, its cache key, the answers stored, the indices still missing)."""
     quant = OmegaConf.to_container(cfg.quant, resolve=True)
-    template = template_sha256(tokenizer)
-    log.info("comparing %s on %d test examples (max %d new tokens, batch %d; metrics %s)",
-             ", ".join(c.name for c in candidates), len(rows), max_new, cfg.eval.batch_size, ", ".join(metrics))
-
+    template = template_sha256(base.tokenizer)
     plans = []
     for c in candidates:
         if c.kind == "api":
@@ -187,17 +160,66 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, m
             plans.append((c, prompts, key, *cache.lookup(key, prompts)))
             continue
         shots = pick_shots(train_rows or [], c.shots, cfg.seed) if c.kind == "fewshot" else None
-        prompts = ([prompt_and_reference(tokenizer, with_shots(r["messages"], shots), r.get("tools"))[0] for r in rows]
-                   if shots else [p for p, _ in split])
-        key = candidate_key(model_path=model_path, quant=quant, adapter=c.adapter, shots=shots, template=template,
-                            max_new_tokens=max_new, eot_ids=eot_ids)
-        stored, missing = cache.lookup(key, prompts)
-        plans.append((c, prompts, key, stored, missing))
-    mixed = cfg.eval.get("mixed_batches")
-    mixed = cuda if mixed is None else bool(mixed)
+        prompts = ([prompt_and_reference(base.tokenizer, with_shots(r["messages"], shots), r.get("tools"))[0]
+                    for r in rows] if shots else [p for p, _ in split])
+        key = candidate_key(model_path=base.path, quant=quant, adapter=c.adapter, shots=shots, template=template,
+                            max_new_tokens=max_new, eot_ids=base.eot_ids)
+        plans.append((c, prompts, key, *cache.lookup(key, prompts)))
+    return plans
+
+
+def _api_engine(cfg: DictConfig, candidates: list[Candidate], judge_model) -> ApiEngine | None:
+    """The API client when a candidate or the judge answers through one; a missing key stops here, before
+    anything is generated."""
+    if not (any(c.kind == "api" for c in candidates) or (judge_model is not None and judge_model.api_model)):
+        return None
+    api = ApiEngine(endpoint(cfg))
+    api_key(api.settings)
+    return api
+
+
+def _judged(cfg: DictConfig, judge_model, engine: Engine, api, cache: GenerationCache, rows: list[dict],
+            references: list[str], outputs: dict[str, list[str]], reference: str, clusters, *, cuda: bool) -> dict:
+    """The judge's verdicts: through the API, the comparison's own model (the judge is its base), or the judge
+    model loaded in the comparison's place."""
+    if judge_model.api_model:
+        engine.release()
+        engine = api
+    elif judge_model.base.path != engine.base.path:
+        engine.release()
+        engine = Engine(judge_model.base, quant=engine.quant, batch_size=engine.batch_size, cuda=cuda)
+    return judge.run(cfg, judge_model, engine, cache, rows, references, outputs, reference, clusters,
+                     task_kind(references))
+
+
+def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, base: BaseModel, cuda: bool,
+            train_rows: list[dict] | None = None, cache_dir: Path | None = None) -> dict:
+    """Generate (or take from the cache) every candidate's answers and score them.
+
+    Returns:
+        compare.json's content plus "outputs" (answers per candidate), "references", "per_example" and "timings".
+    """
+    metrics = list(cfg.eval.metrics) if cfg.eval.get("metrics") else None
+    jcfg = cfg.eval.get("judge")
+    check(candidates, rows, base=base, metrics=metrics, train_rows=train_rows, judge_cfg=jcfg)
+    judge_model = judge.load(str(jcfg.model), base.attn_implementation) if jcfg and jcfg.model else None
+    api = _api_engine(cfg, candidates, judge_model)
+    split = [prompt_and_reference(base.tokenizer, r["messages"], r.get("tools")) for r in rows]
+    references = [ref for _, ref in split]
+    max_new = cfg.eval.max_new_tokens or default_max_new_tokens(base.tokenizer, references)
+    metrics = metrics or default_metrics(references)
+    engine = Engine(base, quant=OmegaConf.to_container(cfg.quant, resolve=True), batch_size=cfg.eval.batch_size,
+                    cuda=cuda)
+    cache = GenerationCache(cache_dir)
+    log.info("comparing %s on %d test examples (max %d new tokens, batch %d; metrics %s)",
+             ", ".join(c.name for c in candidates), len(rows), max_new, cfg.eval.batch_size, ", ".join(metrics))
+    plans = _plans(cfg, candidates, rows, split, base=base, api=api, cache=cache, max_new=max_new,
+                   train_rows=train_rows)
+    mixed = cuda if cfg.eval.get("mixed_batches") is None else bool(cfg.eval.mixed_batches)
     outputs, timings, generated = _generate_api(api, [p for p in plans if p[0].kind == "api"], cache, max_new, cfg.seed)
     local = _generate(engine, [p for p in plans if p[0].kind != "api"], cache, max_new, mixed=mixed,
-                      keep_base=judge_is_base)
+                      keep_base=judge_model is not None and judge_model.base is not None
+                      and judge_model.base.path == base.path)
     for mine, theirs in zip((outputs, timings, generated), local, strict=True):
         mine.update(theirs)
     outputs = {c.name: outputs[c.name] for c in candidates}  # the user's order
@@ -210,16 +232,9 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, m
     scored = scoring.score(metrics, outputs, references, clusters, reference=reference, seed=cfg.seed)
     verdicts = None
     if judge_model is not None:
-        if judge_model.api_model:
-            engine.release()
-            engine = api
-        elif not judge_is_base:
-            engine.release()
-            engine = Engine(judge.engine_cfg(cfg, judge_model), judge_model.path, judge_model.tokenizer,
-                            judge_model.eot_ids, cuda=cuda)
         start = time.perf_counter()
-        verdicts = judge.run(cfg, judge_model, engine, cache, rows, references, outputs, reference, clusters,
-                             task_kind(references))
+        verdicts = _judged(cfg, judge_model, engine, api, cache, rows, references, outputs, reference, clusters,
+                           cuda=cuda)
         timings["judge"] = round(time.perf_counter() - start, 2)
     return {"candidates": scored["candidates"], "tests": scored["tests"], "judge": verdicts, "n_examples": len(rows),
             "metrics": metrics, "reference": reference, "max_new_tokens": max_new,

@@ -22,8 +22,13 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
+from lorakit.core.messages import prompt_of
+from lorakit.data.template import template_sha256
 from lorakit.evaluation import stats
-from lorakit.evaluation.candidates import CandidateError
+from lorakit.evaluation.cache import candidate_key
+from lorakit.evaluation.candidates import API, CandidateError
+from lorakit.evaluation.scoring import per_example_test
+from lorakit.models.loading import BaseModel, ModelNotFoundError, load_base, model_spec
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +48,9 @@ _VERDICT = re.compile(r"\s*(?:(?:verdict|answer|better)\s*[:=]?\s*)?[\[(*\"']*(A
 
 @dataclass
 class JudgeModel:
-    spec: str              # as configured
-    path: str | None       # what it loads from (None: an API judge)
-    model_cfg: DictConfig | None  # for models.load_model
-    tokenizer: object
-    eot_ids: set[int]
-    api_model: str | None = None  # openai:<model id>: the model at the endpoint
+    spec: str                      # as configured
+    base: BaseModel | None         # the local judge model and its tokenizer (None: an API judge)
+    api_model: str | None = None   # openai:<model id>: the model at the endpoint
 
 
 def load(spec: str, attn_implementation: str = "sdpa") -> JudgeModel:
@@ -57,16 +59,11 @@ def load(spec: str, attn_implementation: str = "sdpa") -> JudgeModel:
     Raises:
         CandidateError / ModelNotFoundError: naming the judge and the fix, before anything is generated.
     """
-    from lorakit.evaluation.candidates import API
-    from lorakit.models.loading import end_of_turn_ids, generation_config, load_tokenizer, resolve
-
     if spec.startswith(API):
-        return JudgeModel(spec, None, None, None, set(), api_model=spec.removeprefix(API))
-    mcfg = model_config(spec, attn_implementation)
-    path = resolve(mcfg)
-    tokenizer = load_tokenizer(path)
-    tokenizer.padding_side = "left"
-    return JudgeModel(spec, path, mcfg, tokenizer, end_of_turn_ids(tokenizer, generation_config(path)))
+        return JudgeModel(spec, None, api_model=spec.removeprefix(API))
+    base = load_base(model_config(spec, attn_implementation))
+    base.tokenizer.padding_side = "left"
+    return JudgeModel(spec, base)
 
 
 def model_config(spec: str, attn_implementation: str = "sdpa") -> DictConfig:
@@ -75,24 +72,15 @@ def model_config(spec: str, attn_implementation: str = "sdpa") -> DictConfig:
     Raises:
         CandidateError: spec is no folder, no conf/model name and no hub id.
     """
-    from lorakit.models.loading import ModelNotFoundError, model_spec
-
     try:
         return model_spec(spec, attn_implementation, setting="eval.judge.model")
     except ModelNotFoundError as err:
         raise CandidateError(str(err)) from None
 
 
-def engine_cfg(cfg: DictConfig, judge: JudgeModel) -> DictConfig:
-    """What an evaluation Engine needs to load the judge: its model config, the comparison's quantization and
-    batch size."""
-    return OmegaConf.create({"model": judge.model_cfg, "quant": cfg.quant, "eval": {"batch_size": cfg.eval.batch_size}})
-
-
 def _conversation(messages: list[dict]) -> str:
     """The conversation up to the graded answer, as plain text."""
-    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
-    return "\n".join(f"{m['role']}: {m.get('content') or ''}" for m in messages[:last])
+    return "\n".join(f"{m['role']}: {m.get('content') or ''}" for m in prompt_of(messages))
 
 
 def rubric_for(jcfg: DictConfig, kind: str) -> str:
@@ -151,8 +139,6 @@ def pointwise_summary(scores: list[int | None], clusters, scale: int) -> dict:
 def pointwise_test(a: list[int | None], b: list[int | None], clusters) -> dict:
     """b - a on the examples where both scores parsed: difference, interval, Wilcoxon (or a cluster
     permutation test when conversations hold several examples)."""
-    from lorakit.evaluation.scoring import per_example_test
-
     both = [i for i in range(len(a)) if a[i] is not None and b[i] is not None]
     if both:
         difference, low, high, test, statistic, p = per_example_test(
@@ -179,30 +165,21 @@ def pairwise_summary(outcomes: list[tuple[str, bool | None]], identical: list[bo
             "test": "sign test (exact binomial, ties dropped)", "p_value": float(p)}
 
 
-def run(cfg: DictConfig, judge: JudgeModel, engine, cache, rows: list[dict], references: list[str],
-        outputs: dict[str, list[str]], reference: str, clusters, kind: str) -> dict:
-    """Judge every candidate's answers; returns compare.json's "judge" part.
-
-    engine: an evaluation Engine holding the judge model (the comparison's own when the judge is its base), or
-    an ApiEngine (lorakit.evaluation.api) for an API judge.
-    """
-    from lorakit.data.template import template_sha256
-    from lorakit.evaluation.cache import candidate_key
-
+def _asker(cfg: DictConfig, judge: JudgeModel, engine, cache):
+    """ask(conversations, desc) -> the judge's replies, through the generation cache."""
     jcfg = cfg.eval.judge
-    mode, scale, rubric = jcfg.mode, int(jcfg.scale), rubric_for(jcfg, kind)
     if judge.api_model:
         key = engine.key(judge.api_model, jcfg.max_new_tokens, cfg.seed)
     else:
-        key = candidate_key(model_path=judge.path, quant=OmegaConf.to_container(cfg.quant, resolve=True), adapter=None,
-                            shots=None, template=template_sha256(judge.tokenizer), max_new_tokens=jcfg.max_new_tokens,
-                            eot_ids=judge.eot_ids)
+        key = candidate_key(model_path=judge.base.path, quant=OmegaConf.to_container(cfg.quant, resolve=True),
+                            adapter=None, shots=None, template=template_sha256(judge.base.tokenizer),
+                            max_new_tokens=jcfg.max_new_tokens, eot_ids=judge.base.eot_ids)
 
     def ask(conversations: list[list[dict]], desc: str) -> list[str]:
         if judge.api_model:
             prompts = [json.dumps(c, ensure_ascii=False) for c in conversations]
         else:
-            prompts = [judge.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+            prompts = [judge.base.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
                        for c in conversations]
         stored, missing = cache.lookup(key, prompts)
         if not missing:
@@ -215,34 +192,60 @@ def run(cfg: DictConfig, judge: JudgeModel, engine, cache, rows: list[dict], ref
                                   desc=desc)
         return cache.complete(key, prompts, stored, dict(zip(missing, new, strict=True)))
 
-    result: dict = {"model": judge.spec, "mode": mode, "rubric": rubric, "scale": scale, "calls": 0}
-    if mode in {"pointwise", "both"}:
-        scores = {}
-        for name, answers in outputs.items():
-            replies = ask([pointwise_messages(r["messages"], ref, ans, rubric, scale)
-                           for r, ref, ans in zip(rows, references, answers, strict=True)], f"judge {name}")
-            scores[name] = [parse_score(reply, scale) for reply in replies]
-            result["calls"] += len(replies)
-        result["pointwise"] = {name: pointwise_summary(s, clusters, scale) for name, s in scores.items()}
-        result["pointwise_tests"] = [{"a": reference, "b": name, **pointwise_test(scores[reference], s, clusters)}
-                                     for name, s in scores.items() if name != reference]
-        result["pointwise_scores"] = scores
-    if mode in {"pairwise", "both"}:
-        result["pairwise"] = []
-        a = outputs[reference]
-        for name, b in outputs.items():
-            if name == reference:
-                continue
-            identical = [x == y for x, y in zip(a, b, strict=True)]
-            todo = [i for i, same in enumerate(identical) if not same]
-            asked = [pairwise_messages(rows[i]["messages"], references[i], a[i], b[i], rubric) for i in todo]
-            asked += [pairwise_messages(rows[i]["messages"], references[i], b[i], a[i], rubric) for i in todo]
-            replies = ask(asked, f"judge {reference} vs {name}")
-            result["calls"] += len(replies)
-            verdicts = dict(zip(todo, zip(replies[: len(todo)], replies[len(todo):], strict=True), strict=True))
-            outcomes = [("tie", True) if same else outcome(parse_verdict(verdicts[i][0]), parse_verdict(verdicts[i][1]))
-                        for i, same in enumerate(identical)]
-            result["pairwise"].append({"a": reference, "b": name, **pairwise_summary(outcomes, identical, clusters),
-                                       "outcomes": [o for o, _ in outcomes]})
+    return ask
+
+
+def _pointwise(ask, result: dict, rows: list[dict], references: list[str], outputs: dict[str, list[str]],
+               reference: str, clusters) -> None:
+    """Every answer scored 1..scale: the summaries, the tests against the reference and the scores."""
+    rubric, scale = result["rubric"], result["scale"]
+    scores = {}
+    for name, answers in outputs.items():
+        replies = ask([pointwise_messages(r["messages"], ref, ans, rubric, scale)
+                       for r, ref, ans in zip(rows, references, answers, strict=True)], f"judge {name}")
+        scores[name] = [parse_score(reply, scale) for reply in replies]
+        result["calls"] += len(replies)
+    result["pointwise"] = {name: pointwise_summary(s, clusters, scale) for name, s in scores.items()}
+    result["pointwise_tests"] = [{"a": reference, "b": name, **pointwise_test(scores[reference], s, clusters)}
+                                 for name, s in scores.items() if name != reference]
+    result["pointwise_scores"] = scores
+
+
+def _pairwise(ask, result: dict, rows: list[dict], references: list[str], outputs: dict[str, list[str]],
+              reference: str, clusters) -> None:
+    """Every candidate against the reference, each example in both orders (identical answers tie unjudged)."""
+    result["pairwise"] = []
+    a = outputs[reference]
+    for name, b in outputs.items():
+        if name == reference:
+            continue
+        identical = [x == y for x, y in zip(a, b, strict=True)]
+        todo = [i for i, same in enumerate(identical) if not same]
+        asked = [pairwise_messages(rows[i]["messages"], references[i], a[i], b[i], result["rubric"]) for i in todo]
+        asked += [pairwise_messages(rows[i]["messages"], references[i], b[i], a[i], result["rubric"]) for i in todo]
+        replies = ask(asked, f"judge {reference} vs {name}")
+        result["calls"] += len(replies)
+        verdicts = dict(zip(todo, zip(replies[: len(todo)], replies[len(todo):], strict=True), strict=True))
+        outcomes = [("tie", True) if same else outcome(parse_verdict(verdicts[i][0]), parse_verdict(verdicts[i][1]))
+                    for i, same in enumerate(identical)]
+        result["pairwise"].append({"a": reference, "b": name, **pairwise_summary(outcomes, identical, clusters),
+                                   "outcomes": [o for o, _ in outcomes]})
+
+
+def run(cfg: DictConfig, judge: JudgeModel, engine, cache, rows: list[dict], references: list[str],
+        outputs: dict[str, list[str]], reference: str, clusters, kind: str) -> dict:
+    """Judge every candidate's answers; returns compare.json's "judge" part.
+
+    engine: an inference Engine holding the judge model (the comparison's own when the judge is its base), or
+    an ApiEngine (lorakit.openai.api) for an API judge.
+    """
+    jcfg = cfg.eval.judge
+    ask = _asker(cfg, judge, engine, cache)
+    result: dict = {"model": judge.spec, "mode": jcfg.mode, "rubric": rubric_for(jcfg, kind),
+                    "scale": int(jcfg.scale), "calls": 0}
+    if jcfg.mode in {"pointwise", "both"}:
+        _pointwise(ask, result, rows, references, outputs, reference, clusters)
+    if jcfg.mode in {"pairwise", "both"}:
+        _pairwise(ask, result, rows, references, outputs, reference, clusters)
     log.info("judge %s: %d replies", judge.spec, result["calls"])
     return result

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from lorakit.core.runs import RunFolder, write_jsonl
+from lorakit.evaluation.html_report import write_html
+
 
 def metrics_table(results: dict[str, dict[str, float]]) -> str:
     """A Markdown table: one row per metric, base, tuned and the change."""
@@ -49,7 +52,7 @@ def write_report(run_dir: Path, results: dict, rows: list[dict], references, bas
             f"- tuned: {_quote(tuned[i])}",
             "",
         ]
-    (run_dir / "report.md").write_text("\n".join(parts))
+    RunFolder(run_dir).report.write_text("\n".join(parts))
     return table
 
 
@@ -128,8 +131,6 @@ def write_comparison(out_dir: Path, result: dict, rows: list[dict], *, examples:
     """compare.json (the documented schema, plus the settings used), compare.md, compare.html, examples.jsonl."""
     import json
 
-    from lorakit.core.runs import write_jsonl
-    from lorakit.evaluation.html_report import write_html
 
     public = {k: result[k] for k in ("candidates", "tests", "judge", "n_examples", "metrics", "reference",
                                      "max_new_tokens", "generated")}
@@ -138,8 +139,8 @@ def write_comparison(out_dir: Path, result: dict, rows: list[dict], *, examples:
         public["judge"]["pairwise"] = [{k: v for k, v in p.items() if k != "outcomes"}
                                        for p in public["judge"].get("pairwise", [])]
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "compare.json").write_text(json.dumps(public, indent=2, ensure_ascii=False))
-    write_jsonl(out_dir / "examples.jsonl", example_records(result, rows))
+    RunFolder(out_dir).compare().write_text(json.dumps(public, indent=2, ensure_ascii=False))
+    write_jsonl(RunFolder(out_dir).examples, example_records(result, rows))
     order = disagreement_order(result)
     parts = ["# lorakit comparison", "", f"{result['n_examples']} test examples, greedy decoding, at most "
              f"{result['max_new_tokens']} new tokens; 95% intervals; tests against `{result['reference']}`. "
@@ -151,5 +152,5 @@ def write_comparison(out_dir: Path, result: dict, rows: list[dict], *, examples:
         parts += [f"### {rows[i].get('file', 'test')}:{rows[i].get('line', i + 1)}", "", f"- input: {_quote(user)}",
                   f"- reference: {_quote(result['references'][i])}"]
         parts += [f"- `{name}`: {_quote(answers[i])}" for name, answers in result["outputs"].items()] + [""]
-    (out_dir / "compare.md").write_text("\n".join(parts))
-    write_html(out_dir / "compare.html", result, rows, order)
+    RunFolder(out_dir).compare(".md").write_text("\n".join(parts))
+    write_html(RunFolder(out_dir).compare(".html"), result, rows, order)

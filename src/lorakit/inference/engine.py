@@ -15,11 +15,10 @@ import logging
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from lorakit.core import oom
-from lorakit.models.loading import load_model, quiet_peft_deprecation
+from lorakit.models.loading import BaseModel, load_model, quiet_peft_deprecation
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ def sample(model, prompt_ids: list[list[int]], *, pad_id: int, eot_ids: set[int]
 
     on_step(tokens) gets the list of each row's new token after every decoding step (for streaming);
     finished() -> one bool per row: rows it marks end there (a stop string, their own token limit).
-    Returns each row's new tokens (end-of-turn and padding included; lorakit.evaluation.streaming cuts them).
+    Returns each row's new tokens (end-of-turn and padding included; lorakit.inference.streaming cuts them).
     """
     from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
     from transformers.generation.streamers import BaseStreamer
@@ -114,9 +113,11 @@ def default_max_new_tokens(tokenizer, references: list[str]) -> int:
 class Engine:
     """One base model (loaded on first use) and any number of its adapters, by name."""
 
-    def __init__(self, cfg: DictConfig, model_path: str, tokenizer, eot_ids: set[int], *, cuda: bool):
-        self.cfg, self.model_path, self.tokenizer, self.eot_ids, self.cuda = cfg, model_path, tokenizer, eot_ids, cuda
-        self.quant = OmegaConf.to_container(cfg.quant, resolve=True)
+    def __init__(self, base: BaseModel, *, quant: dict | None = None, batch_size: int = 8, cuda: bool):
+        """base: the model and tokenizer (lorakit.models.loading.load_base); quant: BitsAndBytesConfig fields (empty:
+        unquantized); batch_size: rows generated together."""
+        self.base, self.tokenizer, self.eot_ids = base, base.tokenizer, base.eot_ids
+        self.quant, self.batch_size, self.cuda = dict(quant or {}), batch_size, cuda
         self.model = None
         self.adapters: dict[str, Path] = {}
         self.merged: str | None = None
@@ -129,7 +130,7 @@ class Engine:
 
     def _base(self):
         if self.model is None:
-            self.model = load_model(self.model_path, self.cfg.model, self.quant, cuda=self.cuda).eval()
+            self.model = load_model(self.base, self.quant, cuda=self.cuda).eval()
             self.loads += 1
         return self.model
 
@@ -165,7 +166,7 @@ class Engine:
         LoRA decodes about as fast as the base, unmerged LoRA up to twice as slow on a CPU.
         """
         model = self._base()
-        kwargs = {"batch_size": self.cfg.eval.batch_size, "max_new_tokens": max_new_tokens, "eot_ids": self.eot_ids,
+        kwargs = {"batch_size": self.batch_size, "max_new_tokens": max_new_tokens, "eot_ids": self.eot_ids,
                   "desc": desc}
         try:
             if adapter is None:
@@ -184,7 +185,7 @@ class Engine:
                     return generate(model, self.tokenizer, prompts, **kwargs)
             return generate(model, self.tokenizer, prompts, **kwargs)
         except torch.OutOfMemoryError as err:
-            raise oom.eval_advice(err, self.cfg.eval.batch_size) from None
+            raise oom.eval_advice(err, self.batch_size) from None
 
     def generate_mixed(self, jobs: list[tuple[str | None, list[str]]], *, max_new_tokens: int) -> list[list[str]]:
         """Answers of several candidates (adapter name or None for the base, prompts) from shared batches: each
@@ -194,11 +195,11 @@ class Engine:
         prompts = [p for _, ps in jobs for p in ps]
         names = [adapter or "__base__" for adapter, ps in jobs for _ in ps] if self.adapters else None
         try:
-            flat = generate(model, self.tokenizer, prompts, batch_size=self.cfg.eval.batch_size,
+            flat = generate(model, self.tokenizer, prompts, batch_size=self.batch_size,
                             max_new_tokens=max_new_tokens, eot_ids=self.eot_ids, desc="all candidates",
                             adapter_names=names)
         except torch.OutOfMemoryError as err:
-            raise oom.eval_advice(err, self.cfg.eval.batch_size) from None
+            raise oom.eval_advice(err, self.batch_size) from None
         out, start = [], 0
         for _, ps in jobs:
             out.append(flat[start : start + len(ps)])

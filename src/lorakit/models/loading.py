@@ -8,6 +8,7 @@ Every source ends as a plain Hugging Face folder or hub id, so training, saving 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -16,6 +17,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lorakit.core import distributed
+from lorakit.core.errors import UserError
+from lorakit.core.paths import CONF_DIR
 
 log = logging.getLogger(__name__)
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(UserError, FileNotFoundError):
     """The configured model cannot be found on this machine; the message says how to get it."""
 
 
@@ -160,6 +164,14 @@ def generation_config(path: str):
         return None
 
 
+def end_of_turn_ids(tokenizer, generation_config=None) -> set[int]:
+    """Token ids that end an assistant turn: the tokenizer's EOS plus the model's generation EOS ids."""
+    ids = {tokenizer.eos_token_id}
+    eos = getattr(generation_config, "eos_token_id", None)
+    ids.update(eos if isinstance(eos, list) else [eos])
+    return {i for i in ids if i is not None}
+
+
 def load_tokenizer(path: str):
     """Load a tokenizer with a pad token; padding side is set by the caller (right to train, left to generate)."""
     from transformers import AutoTokenizer
@@ -184,6 +196,44 @@ def quiet_peft_deprecation() -> None:
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
+@dataclass
+class BaseModel:
+    """A base model found and its tokenizer loaded: what training, generation, serving and judging start from.
+    The weights load later, where they are needed (load_model)."""
+
+    name: str                  # as configured: model.name_or_path (a hub id, a folder)
+    path: str                  # where the weights load from: a local folder or a hub id
+    tokenizer: Any             # with a pad token; the padding side is the caller's
+    eot_ids: set[int]          # the tokens that end an assistant turn
+    attn_implementation: str = "sdpa"
+
+    @functools.cached_property
+    def config(self):
+        """The model's transformers config (architecture, context length), read on first use."""
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(self.path)
+
+    @property
+    def context(self) -> int:
+        """The longest sequence the model takes, in tokens."""
+        return int(getattr(self.config, "max_position_embeddings", 2048))
+
+
+def load_base(mcfg: DictConfig, *, tokenizer_from: str | Path | None = None) -> BaseModel:
+    """Find the configured model and load its tokenizer (`tokenizer_from`: another folder's, e.g. an adapter's own
+    tokenizer and chat template); its end-of-turn ids come from the model's generation config.
+
+    Raises:
+        ModelNotFoundError: the model is not on this machine; the message says how to get it.
+    """
+    path = resolve(mcfg)
+    tokenizer = load_tokenizer(str(tokenizer_from) if tokenizer_from else path)
+    return BaseModel(name=str(mcfg.name_or_path), path=path, tokenizer=tokenizer,
+                     eot_ids=end_of_turn_ids(tokenizer, generation_config(path)),
+                     attn_implementation=mcfg.get("attn_implementation") or "sdpa")
+
+
 def compute_dtype(cuda: bool) -> torch.dtype:
     """bf16 on GPUs that have it, fp16 on older GPUs, fp32 on CPU."""
     if not cuda:
@@ -191,21 +241,21 @@ def compute_dtype(cuda: bool) -> torch.dtype:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def load_model(path: str, mcfg: DictConfig, quant: dict, *, cuda: bool):
-    """Load the causal LM at `path`, quantized with bitsandbytes when `quant` is non-empty (CUDA only)."""
+def load_model(base: BaseModel, quant: dict, *, cuda: bool):
+    """Load the base model's weights, quantized with bitsandbytes when `quant` is non-empty (CUDA only)."""
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    kwargs: dict[str, Any] = {"dtype": compute_dtype(cuda), "attn_implementation": mcfg.attn_implementation}
+    kwargs: dict[str, Any] = {"dtype": compute_dtype(cuda), "attn_implementation": base.attn_implementation}
     if quant:
         kwargs["quantization_config"] = BitsAndBytesConfig(**quant)
     if cuda and not distributed.fsdp():  # FSDP places the shards itself
         kwargs["device_map"] = {"": torch.cuda.current_device()}  # this process's GPU (distributed.start sets it)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(base.path, **kwargs)
     except OSError as err:
-        raise _not_found(path, err) from err
+        raise _not_found(base.path, err) from err
     log.info(
-        "model %s: %.1fM parameters, %s%s, on %s", mcfg.name_or_path, model.num_parameters() / 1e6,
+        "model %s: %.1fM parameters, %s%s, on %s", base.name, model.num_parameters() / 1e6,
         str(kwargs["dtype"]).removeprefix("torch."), f", {_quant_name(quant)}" if quant else "", "cuda" if cuda else "cpu",
     )
     return model
@@ -223,7 +273,6 @@ def model_spec(spec: str, attn_implementation: str = "sdpa", *, setting: str = "
     Raises:
         ModelNotFoundError: spec is none of them; the message names `setting` and the choices.
     """
-    from lorakit.core.paths import CONF_DIR
 
     named = CONF_DIR / "model" / f"{spec}.yaml"
     if Path(spec).is_dir():
@@ -236,11 +285,3 @@ def model_spec(spec: str, attn_implementation: str = "sdpa", *, setting: str = "
     known = ", ".join(sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml")))
     raise ModelNotFoundError(f"{setting}={spec!r}: no such folder and no conf/model/{spec}.yaml; give a local model "
                              f"folder, a hub id in the local cache, or one of: {known}")
-
-
-def end_of_turn_ids(tokenizer, generation_config=None) -> set[int]:
-    """Token ids that end an assistant turn: the tokenizer's EOS plus the model's generation EOS ids."""
-    ids = {tokenizer.eos_token_id}
-    eos = getattr(generation_config, "eos_token_id", None)
-    ids.update(eos if isinstance(eos, list) else [eos])
-    return {i for i in ids if i is not None}

@@ -1,16 +1,7 @@
-"""Merge a LoRA adapter into its base model and save a standalone model (safetensors + tokenizer).
-
-Usage:
-    python -m lorakit.merge outputs/<run>/adapter                       # writes outputs/<run>/merged
-    python -m lorakit.merge outputs/<run>/adapter --out my-model --dtype bfloat16 --base /path/to/base
-    python -m train ... stages=[prepare,train,evaluate,merge]            # the same, as the last pipeline stage
-
-The base is always loaded unquantized, also for adapters trained on a 4-bit or 8-bit base (QLoRA): the adapter is
-added to the original bf16 weights. Adding it to dequantized 4-bit weights instead would bake the quantization error
-into every merged weight. The merged model therefore answers like the adapter on the full-precision base, which
-is at least as close to the trained behaviour as the quantized base is; re-quantize it afterwards if you serve it
-in 4 bits. Merging needs no GPU: an 8B model merges on the CPU in about 16 GB of RAM in bf16.
-"""
+"""Merge an adapter into its base: load the base unquantized (also after QLoRA: the adapter is added to the
+original bf16 weights, never to dequantized 4-bit ones, which would bake the quantization error into every merged
+weight), merge, save safetensors and the adapter's tokenizer. The command is python -m lorakit.merge; the pipeline's
+merge stage calls the same merge()."""
 
 from __future__ import annotations
 
@@ -20,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from lorakit.core.errors import ConfigError
+from lorakit.core.runs import ADAPTER_CONFIG
 from lorakit.models.loading import quiet_peft_deprecation
 
 log = logging.getLogger(__name__)
@@ -27,9 +20,9 @@ log = logging.getLogger(__name__)
 
 def base_of(adapter_dir: Path) -> str:
     """The base model an adapter was trained on, as PEFT recorded it in adapter_config.json."""
-    config = adapter_dir / "adapter_config.json"
+    config = adapter_dir / ADAPTER_CONFIG
     if not config.is_file():
-        raise FileNotFoundError(f"{adapter_dir} holds no adapter_config.json: pass the adapter/ folder of a run")
+        raise ConfigError(f"{adapter_dir} holds no {ADAPTER_CONFIG}: pass the adapter/ folder of a run")
     return json.loads(config.read_text())["base_model_name_or_path"]
 
 

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from lorakit.evaluation.candidates import CandidateError
+from lorakit.core.errors import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def api_key(settings) -> str:
     placeholder (the SDK needs some text).
 
     Raises:
-        CandidateError: OpenAI itself (base_url null) and no key in the environment.
+        ApiError: OpenAI itself (base_url null) and no key in the environment.
     """
     env = settings.get("api_key_env") or "OPENAI_API_KEY"
     key = os.environ.get(env)
@@ -43,7 +43,7 @@ def api_key(settings) -> str:
         return key
     if settings.get("base_url"):
         return "no-key"
-    raise CandidateError(f"no API key: set the environment variable {env} (the key is read from the environment "
+    raise ApiError(f"no API key: set the environment variable {env} (the key is read from the environment "
                          "only), or point eval.openai.base_url / backend.base_url at an OpenAI-compatible server")
 
 
@@ -106,8 +106,8 @@ class ApiEngine:
                 return list(tqdm(pool.map(ask, range(len(conversations))), total=len(conversations), desc=desc,
                                  unit="ex"))
         except openai.APIStatusError as err:
-            raise CandidateError(f"{desc}: {self.base_url} answered {err.status_code} for model {model!r}: "
+            raise ApiError(f"{desc}: {self.base_url} answered {err.status_code} for model {model!r}: "
                                  f"{err.message}") from None
         except openai.APIConnectionError as err:
-            raise CandidateError(f"{desc}: cannot reach {self.base_url} ({err}); check eval.openai.base_url / "
+            raise ApiError(f"{desc}: cannot reach {self.base_url} ({err}); check eval.openai.base_url / "
                                  "backend.base_url and that the server is running") from None

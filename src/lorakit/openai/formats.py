@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+from lorakit.core.messages import prompt_of
+
 MESSAGE_KEYS = ("role", "content", "name", "tool_call_id", "weight")
 
 
@@ -32,5 +34,4 @@ def training_record(row: dict) -> dict:
 
 def prompt_messages(messages: list[dict]) -> list[dict]:
     """The conversation up to its last assistant turn, as a chat request's messages (no weights)."""
-    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
-    return [message(m, weight=False) for m in messages[:last]]
+    return [message(m, weight=False) for m in prompt_of(messages)]

@@ -21,6 +21,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from lorakit.core.errors import UserError
 from lorakit.core.runs import RunFolder, read_jsonl, write_jsonl
 from lorakit.openai import api
 from lorakit.openai.formats import training_record
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 FINAL = {"succeeded", "failed", "cancelled"}
 
 
-class HostedJobError(RuntimeError):
+class HostedJobError(UserError, RuntimeError):
     """The hosted job did not succeed; the message carries the service's reason."""
 
 
@@ -46,7 +47,7 @@ def openai_files(run_dir: Path) -> dict[str, Path]:
     for split in ("train", "validation"):
         rows = read_jsonl(folder.split(split)) if folder.split(split).is_file() else []
         if rows:
-            out[split] = folder.data / f"openai_{split}.jsonl"
+            out[split] = folder.openai_split(split)
             write_jsonl(out[split], (training_record(r) for r in rows))
     return out
 
@@ -64,7 +65,7 @@ def cost_line(cfg: DictConfig, run_dir: Path, n_epochs) -> str:
 
 
 def _record(run_dir: Path, job, base_url: str) -> None:
-    (run_dir / "job.json").write_text(json.dumps(
+    RunFolder(run_dir).job.write_text(json.dumps(
         {"base_url": base_url, "job_id": job.id, "status": job.status, "model": job.model,
          "fine_tuned_model": job.fine_tuned_model, "error": job.error.model_dump() if job.error else None,
          "trained_tokens": job.trained_tokens}, indent=2))
@@ -116,7 +117,7 @@ def follow(client, job, run_dir: Path, base_url: str, poll_s: float):
         _record(run_dir, job, base_url)
         log.warning("cancelled %s", job.id)
     else:
-        log.warning("job %s keeps running at %s; its id is in %s", job.id, base_url, run_dir / "job.json")
+        log.warning("job %s keeps running at %s; its id is in %s", job.id, base_url, RunFolder(run_dir).job)
     raise KeyboardInterrupt
 
 

@@ -10,6 +10,7 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from lorakit.data.formats import Problem, tool_calls
 from lorakit.data.template import render
 from lorakit.server.batching import Pending
 from lorakit.server.errors import APIError
@@ -57,8 +58,6 @@ def _content(value, i: int, role: str) -> str:
 def messages_of(body: dict) -> list[dict]:
     """The request's messages in lorakit's chat form (developer -> system, text parts joined, tool-call
     arguments parsed), or a 400 naming the message at fault."""
-    from lorakit.data.formats import Problem, _tool_calls
-
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise APIError(400, "'messages' must be a non-empty list of {role, content} objects", param="messages",
@@ -71,7 +70,7 @@ def messages_of(body: dict) -> list[dict]:
         role = "system" if msg["role"] == "developer" else msg["role"]
         converted = {"role": role, "content": _content(msg.get("content"), i, role)}
         if msg.get("tool_calls"):
-            calls = _tool_calls(msg["tool_calls"], i + 1)
+            calls = tool_calls(msg["tool_calls"], i + 1)
             if isinstance(calls, Problem):
                 raise APIError(400, f"messages[{i}].tool_calls: {calls}", param=f"messages[{i}].tool_calls",
                                code="invalid_value")

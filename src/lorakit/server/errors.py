@@ -18,6 +18,14 @@ class APIError(Exception):
         self.status, self.message, self.param, self.code = status, message, param, code
 
 
+def path_of(loc) -> str:
+    """A field's place in a request body as OpenAI's `param` writes it: messages[0].role."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 def body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict:
     return {"error": {"message": message, "type": TYPES.get(status, "invalid_request_error"), "param": param,
                       "code": code}}
@@ -36,8 +44,6 @@ def install(app) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, err: RequestValidationError):  # query parameters and form fields
-        from lorakit.server.requests import path_of
-
         first = err.errors()[0] if err.errors() else {}
         param = path_of(first.get("loc", ())[1:]) or None
         return response(400, f"{param or 'request'}: {first.get('msg', 'invalid request')}", param, "invalid_value")

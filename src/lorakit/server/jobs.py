@@ -22,8 +22,9 @@ from pathlib import Path
 import yaml
 
 from lorakit.core.paths import quoted
-from lorakit.core.runs import RunFolder, logged_error
+from lorakit.core.runs import RunFolder, holds_adapter, logged_error
 from lorakit.evaluation.candidates import CandidateError
+from lorakit.server.store import new_id
 
 log = logging.getLogger("lorakit.server")
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -159,7 +160,7 @@ class JobRunner:
         run_dir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k not in {"LORAKIT_API_KEY", "OPENAI_API_KEY"}}
         env.setdefault("WANDB_MODE", "disabled")
-        with (run_dir / "train.log").open("ab") as out:
+        with RunFolder(run_dir).log.open("ab") as out:
             self.proc = subprocess.Popen(self._command(body, run_dir), stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
         self.running, self.seen_lines = body["id"], 0
@@ -192,13 +193,13 @@ class JobRunner:
         if body["status"] == "cancelled":
             return
         adapter = RunFolder(self.store.run_dir(job_id)).adapter
-        if code == 0 and (adapter / "adapter_config.json").is_file():
+        if code == 0 and holds_adapter(adapter):
             self._succeed(body)
         else:
             self._fail(job_id, "training_failed", self._error_line(job_id, code))
 
     def _error_line(self, job_id: str, code: int) -> str:
-        log_file = self.store.run_dir(job_id) / "train.log"
+        log_file = RunFolder(self.store.run_dir(job_id)).log
         detail = logged_error(log_file, tail=5) or ""  # lorakit's own message with the fix, else the log's last lines
         return f"training exited with code {code}: {detail[-1500:]} (log: {log_file})"
 
@@ -227,7 +228,6 @@ class JobRunner:
 
     def _result_file(self, job_id: str, history: list[dict]) -> str:
         """OpenAI's results CSV (step, train_loss, valid_loss), as a file of purpose fine-tune-results."""
-        from lorakit.server.store import new_id
 
         rows = ["step,train_loss,valid_loss"]
         rows += [f"{h['step']},{h.get('loss', '')},{h.get('eval_loss', '')}" for h in history
@@ -266,8 +266,8 @@ class JobRunner:
         try:
             self.state.registry.add(body["fine_tuned_model"], folder.adapter, body.get("finished_at"))
             for ckpt in self.checkpoints(body):
-                path = folder.checkpoints / f"checkpoint-{ckpt['step_number']}"
-                if (path / "adapter_config.json").is_file():
+                path = folder.checkpoint(ckpt["step_number"])
+                if holds_adapter(path):
                     self.state.registry.add(ckpt["fine_tuned_model_checkpoint"], path, ckpt["created_at"])
         except CandidateError as err:
             log.warning("job %s: its model is not served: %s", body["id"], err)

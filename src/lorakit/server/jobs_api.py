@@ -27,54 +27,62 @@ def hyperparameters(body: dict) -> dict:
     return {name: "auto" if value is None else value for name, value in checked.items()}
 
 
+def found_job(store, job_id: str) -> dict:
+    """The job, or OpenAI's 404."""
+    found = store.job(job_id)
+    if found is None:
+        raise APIError(404, f"Could not find fine-tune job: {job_id}", param="fine_tuning_job_id",
+                       code="fine_tune_not_found")
+    return found[0]
+
+
+def uploaded_file(store, body: dict, param: str) -> str | None:
+    """The file id of training_file / validation_file, which must be an upload with purpose fine-tune."""
+    file_id = body.get(param)
+    if file_id is None and param == "validation_file":
+        return None
+    meta = store.file(file_id) if isinstance(file_id, str) else None
+    if meta is None:
+        raise APIError(400, f"invalid {param}: {file_id!r} is no uploaded file; upload it with "
+                       "client.files.create(file=..., purpose='fine-tune')", param=param, code="invalid_file")
+    if meta["purpose"] != "fine-tune":
+        raise APIError(400, f"invalid {param}: {file_id} was uploaded with purpose {meta['purpose']!r}, not "
+                       "'fine-tune'", param=param, code="invalid_file")
+    return file_id
+
+
+def new_job(state, body: dict) -> dict:
+    """A job in OpenAI's shape from a checked create request, status validating_files."""
+    model, base = body.get("model"), state.registry.base.id
+    if model != base and model not in state.registry.aliases:
+        raise APIError(400, f"Model {model!r} is not available for fine-tuning on this server; it fine-tunes "
+                       f"{base!r}", param="model", code="model_not_available")
+    suffix = body.get("suffix")
+    if suffix is not None and (not isinstance(suffix, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", suffix)):
+        raise APIError(400, "'suffix' must be 1 to 64 letters, digits, '-', '_' or '.'", param="suffix",
+                       code="invalid_value")
+    seed = body.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**31):
+        raise APIError(400, "'seed' must be an integer from 0 to 2147483647", param="seed", code="invalid_value")
+    hp = hyperparameters(body)
+    return {"id": new_id("ftjob"), "object": "fine_tuning.job", "created_at": int(time.time()), "error": None,
+            "fine_tuned_model": None, "finished_at": None, "hyperparameters": hp, "model": base,
+            "organization_id": "org-lorakit", "result_files": [], "seed": seed if seed is not None else
+            random.randrange(2**31), "status": "validating_files", "trained_tokens": None,
+            "training_file": uploaded_file(state.store, body, "training_file"),
+            "validation_file": uploaded_file(state.store, body, "validation_file"),
+            "estimated_finish": None, "integrations": [], "metadata": body.get("metadata"),
+            "method": {"type": "supervised", "supervised": {"hyperparameters": hp}}, "user_provided_suffix": suffix}
+
+
 def router(state) -> APIRouter:
     api = APIRouter()
     store, runner = state.store, state.runner
 
-    def _job(job_id: str) -> dict:
-        found = store.job(job_id)
-        if found is None:
-            raise APIError(404, f"Could not find fine-tune job: {job_id}", param="fine_tuning_job_id",
-                           code="fine_tune_not_found")
-        return found[0]
-
-    def _file(body: dict, param: str) -> str | None:
-        file_id = body.get(param)
-        if file_id is None and param == "validation_file":
-            return None
-        meta = store.file(file_id) if isinstance(file_id, str) else None
-        if meta is None:
-            raise APIError(400, f"invalid {param}: {file_id!r} is no uploaded file; upload it with "
-                           "client.files.create(file=..., purpose='fine-tune')", param=param, code="invalid_file")
-        if meta["purpose"] != "fine-tune":
-            raise APIError(400, f"invalid {param}: {file_id} was uploaded with purpose {meta['purpose']!r}, not "
-                           "'fine-tune'", param=param, code="invalid_file")
-        return file_id
-
     @api.post("/v1/fine_tuning/jobs")
     async def create(request: Request):
         body = await json_body(request, JobRequest)
-        model = body.get("model")
-        base = state.registry.base.id
-        if model != base and model not in state.registry.aliases:
-            raise APIError(400, f"Model {model!r} is not available for fine-tuning on this server; it fine-tunes "
-                           f"{base!r}", param="model", code="model_not_available")
-        suffix = body.get("suffix")
-        if suffix is not None and (not isinstance(suffix, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", suffix)):
-            raise APIError(400, "'suffix' must be 1 to 64 letters, digits, '-', '_' or '.'", param="suffix",
-                           code="invalid_value")
-        seed = body.get("seed")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**31):
-            raise APIError(400, "'seed' must be an integer from 0 to 2147483647", param="seed", code="invalid_value")
-        hp = hyperparameters(body)
-        job = {"id": new_id("ftjob"), "object": "fine_tuning.job", "created_at": int(time.time()), "error": None,
-               "fine_tuned_model": None, "finished_at": None, "hyperparameters": hp, "model": base,
-               "organization_id": "org-lorakit", "result_files": [], "seed": seed if seed is not None else
-               random.randrange(2**31), "status": "validating_files", "trained_tokens": None,
-               "training_file": _file(body, "training_file"), "validation_file": _file(body, "validation_file"),
-               "estimated_finish": None, "integrations": [], "metadata": body.get("metadata"),
-               "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
-               "user_provided_suffix": suffix}
+        job = new_job(state, body)
         store.put_job(job, {})
         store.add_event(job["id"], f"Validating training file: {job['training_file']}"
                         + (f" and validation file: {job['validation_file']}" if job["validation_file"] else ""))
@@ -89,20 +97,20 @@ def router(state) -> APIRouter:
 
     @api.get("/v1/fine_tuning/jobs/{job_id}")
     async def retrieve(job_id: str):
-        return _job(job_id)
+        return found_job(store, job_id)
 
     @api.post("/v1/fine_tuning/jobs/{job_id}/cancel")
     async def cancel(job_id: str):
-        _job(job_id)
+        found_job(store, job_id)
         return runner.cancel(job_id)
 
     @api.get("/v1/fine_tuning/jobs/{job_id}/events")
     async def events(job_id: str, after: str | None = None, limit: int = 20):
-        _job(job_id)
+        found_job(store, job_id)
         return page(store.events(job_id), after, max(1, min(limit, 1000)))
 
     @api.get("/v1/fine_tuning/jobs/{job_id}/checkpoints")
     async def checkpoints(job_id: str, after: str | None = None, limit: int = 10):
-        return page(runner.checkpoints(_job(job_id)), after, max(1, min(limit, 100)))
+        return page(runner.checkpoints(found_job(store, job_id)), after, max(1, min(limit, 100)))
 
     return api

@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lorakit.evaluation.candidates import CandidateError, adapter_dir, check_base
+from lorakit.core.runs import ADAPTER_CONFIG
+from lorakit.evaluation.candidates import Candidate, CandidateError, adapter_dir, check_base
 from lorakit.server.errors import APIError
 
 
@@ -32,8 +33,8 @@ def find_adapters(spec: str) -> list[tuple[str, Path]]:
     if direct is not None:
         return [(name or _run_name(folder), direct)]
     if name:
-        raise CandidateError(f"--adapters {spec}: {folder} holds no adapter (no adapter_config.json)")
-    found = sorted({p.parent for depth in ("*", "*/*", "*/*/*") for p in folder.glob(f"{depth}/adapter/adapter_config.json")})
+        raise CandidateError(f"--adapters {spec}: {folder} holds no adapter (no {ADAPTER_CONFIG})")
+    found = sorted({p.parent for depth in ("*", "*/*", "*/*/*") for p in folder.glob(f"{depth}/adapter/{ADAPTER_CONFIG}")})
     if not found:
         raise CandidateError(f"--adapters {spec}: no adapter in {folder} (a run folder, its adapter/, a checkpoint, "
                              "or a folder holding runs)")
@@ -65,7 +66,6 @@ class Registry:
         Raises:
             CandidateError: the adapter was trained on another base model.
         """
-        from lorakit.evaluation.candidates import Candidate
 
         check_base(Candidate(model_id, "adapter", adapter=Path(adapter)), self.model_name, self.model_config)
         with self._lock:

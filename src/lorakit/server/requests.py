@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lorakit.server.errors import APIError
+from lorakit.server.errors import APIError, path_of
 
 MAX_DEPTH = 64  # nesting of objects and lists in a body; OpenAI's own shapes nest under 10 deep
 
@@ -30,13 +30,6 @@ def _not_finite_constant(name: str):
 def _float(text: str):
     value = float(text)
     return value if math.isfinite(value) else _NotFinite(text)
-
-
-def path_of(loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _check_tree(body) -> None:

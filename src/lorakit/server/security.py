@@ -16,13 +16,14 @@ import logging
 import os
 from pathlib import Path
 
+from lorakit.core.errors import UserError
 from lorakit.server.errors import APIError
 
 OPEN_PATHS = {"/health"}  # answered without the key
 log = logging.getLogger("lorakit.server")
 
 
-class SecurityError(ValueError):
+class SecurityError(UserError, ValueError):
     """The server cannot start safely; the message says what to set."""
 
 

@@ -17,16 +17,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from lorakit.core.messages import prompt_of
 from lorakit.core.runs import RunFolder, read_jsonl, write_jsonl
 from lorakit.evaluation.candidates import Candidate
 from lorakit.evaluation.comparison import compare, test_set
 from lorakit.evaluation.report import write_comparison, write_report
+from lorakit.models.loading import BaseModel
 
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig, run_dir: Path, model_path: str, adapter_dir: Path, tokenizer, eot_ids: set[int], *,
-        cuda: bool, tuned_model: str | None = None) -> tuple[dict[str, dict[str, float]], list[dict], dict, list[dict]]:
+def run(cfg: DictConfig, run_dir: Path, base: BaseModel, adapter_dir: Path, *, cuda: bool,
+        tuned_model: str | None = None) -> tuple[dict[str, dict[str, float]], list[dict], dict, list[dict]]:
     """Compare base and tuned (plus fewshot:K with eval.fewshot=K) through the evaluation engine; write
     metrics.json, predictions.jsonl, report.md, compare.json and compare.md.
 
@@ -38,7 +40,7 @@ def run(cfg: DictConfig, run_dir: Path, model_path: str, adapter_dir: Path, toke
         (lorakit.evaluation.comparison.compare's result), the test rows)
     """
     folder = RunFolder(run_dir)
-    rows = test_set(cfg, tokenizer, folder.split("test"))  # this run's split; evaluate-only: the data config's
+    rows = test_set(cfg, base.tokenizer, folder.split("test"))  # this run's split; evaluate-only: the data config's
     if tuned_model:
         candidates = [Candidate("base", "api", model=cfg.backend.model), Candidate("tuned", "api", model=tuned_model)]
     else:
@@ -48,19 +50,17 @@ def run(cfg: DictConfig, run_dir: Path, model_path: str, adapter_dir: Path, toke
         candidates.append(Candidate(f"fewshot:{cfg.eval.fewshot}", "fewshot", shots=int(cfg.eval.fewshot)))
         train_rows = read_jsonl(folder.split("train")) if folder.split("train").is_file() else []
     cache_dir = cfg.eval.cache_dir if cfg.eval.get("cache") else None
-    result = compare(cfg, candidates, rows, model_path=model_path, tokenizer=tokenizer, eot_ids=eot_ids, cuda=cuda,
-                     train_rows=train_rows, cache_dir=cache_dir)
+    result = compare(cfg, candidates, rows, base=base, cuda=cuda, train_rows=train_rows, cache_dir=cache_dir)
     results = {name: {m: stat["value"] for m, stat in stats.items()} for name, stats in result["candidates"].items()}
     folder.metrics.write_text(json.dumps(results, indent=2))
-    base, tuned, references = result["outputs"]["base"], result["outputs"]["tuned"], result["references"]
+    answers, tuned, references = result["outputs"]["base"], result["outputs"]["tuned"], result["references"]
     predictions = []
-    for row, ref, b, t in zip(rows, references, base, tuned, strict=True):
-        last = max(i for i, m in enumerate(row["messages"]) if m["role"] == "assistant")
-        predictions.append({"line": row["line"], "input": row["messages"][:last], "reference": ref, "base": b,
+    for row, ref, b, t in zip(rows, references, answers, tuned, strict=True):
+        predictions.append({"line": row["line"], "input": prompt_of(row["messages"]), "reference": ref, "base": b,
                             "tuned": t})
     write_jsonl(folder.predictions, predictions)
     write_comparison(run_dir, result, rows, examples=cfg.eval.report_examples)
-    table = write_report(run_dir, {k: results[k] for k in ("base", "tuned")}, rows, references, base, tuned, cfg=cfg,
+    table = write_report(run_dir, {k: results[k] for k in ("base", "tuned")}, rows, references, answers, tuned, cfg=cfg,
                          adapter_dir=tuned_model or adapter_dir)
     log.info("held-out results (%d examples):\n%s", len(rows), table)
     return results, predictions, result, rows

@@ -18,12 +18,12 @@ from omegaconf import DictConfig, OmegaConf
 from lorakit.config.checks import validate
 from lorakit.config.compose import cuda_available, redact
 from lorakit.core import distributed
-from lorakit.core.runs import RunFolder, read_jsonl
+from lorakit.core.runs import RunFolder, SweepFolder, read_jsonl
 from lorakit.data import template
 from lorakit.models import merge
-from lorakit.models.loading import end_of_turn_ids, generation_config, load_tokenizer, resolve
+from lorakit.models.loading import load_base
 from lorakit.openai import hosted
-from lorakit.stages import evaluate, train
+from lorakit.stages import evaluate, prepare, train
 from lorakit.stages.loggers import RunLogger
 from lorakit.sweeps import reuse
 from lorakit.sweeps.jobs import SweepJob, finished, identity
@@ -54,12 +54,78 @@ def _train_alongside(cfg: DictConfig, run_dir: Path, cuda: bool) -> None:
     if "train" not in cfg.stages or cfg.backend.name != "local":
         return None
     distributed.barrier()
-    model_path = resolve(cfg.model)
     trained, checkpoint = resume.plan(run_dir, "auto")
     if not trained:
-        train.run(cfg, run_dir, model_path, load_tokenizer(model_path), cuda=cuda, report_to="none",
-                  resume_from=checkpoint)
+        train.run(cfg, run_dir, load_base(cfg.model), cuda=cuda, report_to="none", resume_from=checkpoint)
     return None
+
+
+def _start(cfg: DictConfig, run_dir: Path, sweep: SweepJob | None) -> dict | None:
+    """Record the run in its folder (config.yaml, identity.json): the job's identity, or None when a sweep job
+    already ran to its end there with the same config and data."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = redact(OmegaConf.to_container(cfg, resolve=True))
+    job = identity(resolved)
+    if sweep and cfg.resume != "never" and finished(run_dir, job):
+        log.info("%s ran to its end earlier with the same config and data: not running it again (resume=never reruns "
+                 "it)", run_dir)
+        return None
+    if "train" in cfg.stages and cfg.backend.name == "local":
+        resume.check(run_dir, resolved, cfg.resume, job["files"])
+    RunFolder(run_dir).config.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    RunFolder(run_dir).identity.write_text(json.dumps(job, indent=2))
+    return job
+
+
+def _base_model(cfg: DictConfig, adapter_dir: Path):
+    """The base model; an existing adapter is evaluated (or merged) with the tokenizer and chat template it was
+    trained with."""
+    evaluates_existing = "train" not in cfg.stages and ("evaluate" in cfg.stages or "merge" in cfg.stages)
+    return load_base(cfg.model, tokenizer_from=adapter_dir if evaluates_existing else None)
+
+
+def _train(cfg: DictConfig, run_dir: Path, base, adapter_dir: Path, logger: RunLogger, cuda: bool,
+           timings: dict[str, float]) -> Path:
+    """The local train stage, unless this folder holds the finished run; the adapter's folder."""
+    trained, checkpoint = resume.plan(run_dir, cfg.resume)
+    distributed.barrier()  # the other processes of a multi-process run start training from here
+    if not trained:
+        with _timed(timings, "train"):
+            adapter_dir = train.run(cfg, run_dir, base, cuda=cuda, report_to=logger.report_to,
+                                    resume_from=checkpoint)
+    _check_saved_template(base.tokenizer, adapter_dir, RunFolder(run_dir).split("train"))
+    return adapter_dir
+
+
+def _stages(cfg: DictConfig, run_dir: Path, job: dict, sweep: SweepJob | None, logger: RunLogger, cuda: bool,
+            timings: dict[str, float]) -> dict | None:
+    """prepare -> train (local or hosted) -> evaluate -> merge, as configured; the evaluation metrics."""
+    adapter_dir = Path(cfg.adapter_dir).resolve() if cfg.adapter_dir else RunFolder(run_dir).adapter
+    base = _base_model(cfg, adapter_dir)
+    results, tuned_model = None, None
+    if "prepare" in cfg.stages:
+        with _timed(timings, "prepare"):
+            shared = SweepFolder(sweep.sweep_dir).prepared if sweep else None
+            report = reuse.prepared(prepare.run, cfg, base.tokenizer, base.eot_ids, run_dir, shared, job["files"])
+        acc = report["accounting"]
+        logger.log_dict("data", {"records": acc["records"], "used": acc["used"], "dropped": acc["dropped"],
+                                 "tokens": {k: v for k, v in report["tokens"].items() if k != "model"}})
+    if "train" in cfg.stages and cfg.backend.name == "openai":  # hosted: OpenAI or an OpenAI-compatible server
+        with _timed(timings, "train"):
+            tuned_model = hosted.train(cfg, run_dir)
+    elif "train" in cfg.stages:
+        adapter_dir = _train(cfg, run_dir, base, adapter_dir, logger, cuda, timings)
+    if "evaluate" in cfg.stages:
+        with _timed(timings, "evaluate"):
+            results, predictions, comparison, rows = evaluate.run(cfg, run_dir, base, adapter_dir, cuda=cuda,
+                                                                  tuned_model=tuned_model)
+        logger.log_dict("eval", results)
+        logger.log_predictions(predictions)
+        logger.log_comparison(comparison, rows)
+    if "merge" in cfg.stages:  # into the unquantized base, also after QLoRA (see lorakit.models.merge)
+        with _timed(timings, "merge"):
+            merge.merge(adapter_dir, RunFolder(run_dir).merged, base=base.path)
+    return results
 
 
 def run(cfg: DictConfig, sweep: SweepJob | None = None) -> dict | None:
@@ -73,63 +139,19 @@ def run(cfg: DictConfig, sweep: SweepJob | None = None) -> dict | None:
     cuda = cuda_available()
     validate(cfg, cuda=cuda)
     run_dir = distributed.start(cuda, Path(cfg.run_dir).resolve())  # several processes: rank 0's folder
-    if not distributed.is_main():
-        set_seed(cfg.seed)
-        return _train_alongside(cfg, run_dir, cuda)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    resolved = redact(OmegaConf.to_container(cfg, resolve=True))
-    job = identity(resolved)
-    if sweep and cfg.resume != "never" and finished(run_dir, job):
-        log.info("%s ran to its end earlier with the same config and data: not running it again (resume=never reruns "
-                 "it)", run_dir)
-        return json.loads(RunFolder(run_dir).metrics.read_text()) if RunFolder(run_dir).metrics.is_file() else None
-    if "train" in cfg.stages and cfg.backend.name == "local":
-        resume.check(run_dir, resolved, cfg.resume, job["files"])
-    RunFolder(run_dir).config.write_text(yaml.safe_dump(resolved, sort_keys=False))
-    RunFolder(run_dir).identity.write_text(json.dumps(job, indent=2))
     set_seed(cfg.seed)
+    if not distributed.is_main():
+        return _train_alongside(cfg, run_dir, cuda)
+    job = _start(cfg, run_dir, sweep)
+    if job is None:
+        metrics = RunFolder(run_dir).metrics
+        return json.loads(metrics.read_text()) if metrics.is_file() else None
     log.info("run folder %s; stages %s; %s", run_dir, list(cfg.stages), "CUDA" if cuda else "CPU")
-
     logger = RunLogger(cfg, run_dir, sweep)
     timings: dict[str, float] = {}
     failed = True
     try:
-        model_path = resolve(cfg.model)
-        adapter_dir = Path(cfg.adapter_dir).resolve() if cfg.adapter_dir else RunFolder(run_dir).adapter
-        # An existing adapter is evaluated with the tokenizer and chat template it was trained with.
-        evaluates_existing = "train" not in cfg.stages and ("evaluate" in cfg.stages or "merge" in cfg.stages)
-        tokenizer = load_tokenizer(str(adapter_dir) if evaluates_existing else model_path)
-        eot_ids = end_of_turn_ids(tokenizer, generation_config(model_path))
-        results, tuned_model = None, None
-        if "prepare" in cfg.stages:
-            with _timed(timings, "prepare"):
-                report = reuse.prepared(cfg, tokenizer, eot_ids, run_dir, sweep and sweep.sweep_dir / "prepared",
-                                        job["files"])
-            acc = report["accounting"]
-            logger.log_dict("data", {"records": acc["records"], "used": acc["used"], "dropped": acc["dropped"],
-                                     "tokens": {k: v for k, v in report["tokens"].items() if k != "model"}})
-        if "train" in cfg.stages and cfg.backend.name == "openai":  # hosted: OpenAI or an OpenAI-compatible server
-            with _timed(timings, "train"):
-                tuned_model = hosted.train(cfg, run_dir)
-        elif "train" in cfg.stages:
-            trained, checkpoint = resume.plan(run_dir, cfg.resume)
-            distributed.barrier()  # the other processes of a multi-process run start training from here
-            if not trained:
-                with _timed(timings, "train"):
-                    adapter_dir = train.run(cfg, run_dir, model_path, tokenizer, cuda=cuda, report_to=logger.report_to,
-                                            resume_from=checkpoint)
-            _check_saved_template(tokenizer, adapter_dir, RunFolder(run_dir).split("train"))
-        if "evaluate" in cfg.stages:
-            with _timed(timings, "evaluate"):
-                results, predictions, comparison, rows = evaluate.run(cfg, run_dir, model_path, adapter_dir,
-                                                                      tokenizer, eot_ids, cuda=cuda,
-                                                                      tuned_model=tuned_model)
-            logger.log_dict("eval", results)
-            logger.log_predictions(predictions)
-            logger.log_comparison(comparison, rows)
-        if "merge" in cfg.stages:  # into the unquantized base, also after QLoRA (see lorakit.merge)
-            with _timed(timings, "merge"):
-                merge.merge(adapter_dir, run_dir / "merged", base=model_path)
+        results = _stages(cfg, run_dir, job, sweep, logger, cuda, timings)
         logger.log_dict("time_s", timings)
         RunFolder(run_dir).timings.write_text(json.dumps(timings, indent=2))
         failed = False

@@ -51,6 +51,58 @@ def _write_jsonl(path: Path, examples: list[Example]) -> None:
                         "tools": ex.tools} for ex in examples))
 
 
+def _check_task_match(data, selection: Selection) -> None:
+    """A given test file must hold the training file's task (data.check_task_match=false skips).
+
+    Raises:
+        DataError: naming how the test set differs.
+    """
+    if not (data.test_file and data.get("check_task_match", True)):
+        return
+    reasons = task_match.mismatches([ex.messages for ex in selection.splits["train"] + selection.splits["validation"]],
+                                    [ex.messages for ex in selection.splits["test"]])
+    if reasons:
+        raise DataError(f"the test set {data.test_file} does not look like the task of {data.train_file}:\n- "
+                        + "\n- ".join(reasons) + "\nEvaluating on it would measure another task. Set "
+                        "data.test_file=<your held-out file for this task>, or data.test_file=null to hold out "
+                        "data.test_fraction of the training file (or data.check_task_match=false if this is intended)")
+
+
+def _refuse(data, findings: list[Finding], kept_train: list[dict], run_dir: Path) -> None:
+    """Stop on what the data settings make an error (written to the report first).
+
+    Raises:
+        DataError: data.too_long=error and an example is too long, data.strict=true and there are findings, or no
+            training example is left.
+    """
+    too_long = [f for f in findings if f.category == "too_long"]
+    if data.too_long == "error" and too_long:
+        raise DataError(f"{len(too_long)} example(s) longer than data.max_length={data.max_length} "
+                        f"(data.too_long=error):\n{listing(too_long)}")
+    if data.strict and findings:
+        raise DataError(f"data.strict=true and the data has {len(findings)} finding(s); fix them (or set "
+                        f"data.strict=false to train on what is usable):\n{listing(findings)}")
+    if not kept_train:
+        raise DataError(f"{data.train_file}: no training example is left after the checks; see "
+                        f"{RunFolder(run_dir).data_report.with_suffix('.md')}:\n{listing([f for f in findings if f.drops])}")
+
+
+def _save(run_dir: Path, kept: dict[str, list[dict]], used: dict[str, list]) -> None:
+    """data/train/ and data/validation/ (tokenized), and every split's checked records as JSONL."""
+    from datasets import Dataset, disable_progress_bars, enable_progress_bars
+
+    folder = RunFolder(run_dir)
+    folder.data.mkdir(parents=True, exist_ok=True)
+    disable_progress_bars()  # one bar per saved split would only add noise to the log
+    for name in ("train", "validation"):
+        if kept[name]:
+            Dataset.from_list([{k: r[k] for k in ("input_ids", "labels", "length", "line")}
+                               for r in kept[name]]).save_to_disk(str(folder.tokenized(name)))
+    enable_progress_bars()
+    for name in SPLITS:
+        _write_jsonl(folder.split(name), used[name])
+
+
 def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
     """Read, check, split, tokenize and save the data; write and return the data report.
 
@@ -60,18 +112,9 @@ def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
             Also: data.test_file holds another task than data.train_file (lorakit.data.task_match).
         TemplateError: the chat template renders no example at all, or trained turns have no end-of-turn token.
     """
-    from datasets import Dataset, disable_progress_bars, enable_progress_bars
-
     data = cfg.data
     selection = select(data, cfg.seed, tokenizer, ranks_by_validation=cfg.get("optimized_metric") == "validation_loss")
-    if data.test_file and data.get("check_task_match", True):
-        reasons = task_match.mismatches([ex.messages for ex in selection.splits["train"] + selection.splits["validation"]],
-                                        [ex.messages for ex in selection.splits["test"]])
-        if reasons:
-            raise DataError(f"the test set {data.test_file} does not look like the task of {data.train_file}:\n- "
-                            + "\n- ".join(reasons) + "\nEvaluating on it would measure another task. Set "
-                            "data.test_file=<your held-out file for this task>, or data.test_file=null to hold out "
-                            "data.test_fraction of the training file (or data.check_task_match=false if this is intended)")
+    _check_task_match(data, selection)
     findings = list(selection.findings)
     kept: dict[str, list[dict]] = {}
     for name in ("train", "validation"):
@@ -89,26 +132,6 @@ def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
     report = data_report.build(cfg, tokenizer, selection.records, used, findings, kept["train"], selection.decisions)
     data_report.write(run_dir, report)
     data_report.log_summary(report)
-
-    too_long = [f for f in findings if f.category == "too_long"]
-    if data.too_long == "error" and too_long:
-        raise DataError(f"{len(too_long)} example(s) longer than data.max_length={data.max_length} "
-                        f"(data.too_long=error):\n{listing(too_long)}")
-    if data.strict and findings:
-        raise DataError(f"data.strict=true and the data has {len(findings)} finding(s); fix them (or set "
-                        f"data.strict=false to train on what is usable):\n{listing(findings)}")
-    if not kept["train"]:
-        raise DataError(f"{data.train_file}: no training example is left after the checks; see "
-                        f"{run_dir / 'data_report.md'}:\n{listing([f for f in findings if f.drops])}")
-
-    out_dir = RunFolder(run_dir).data
-    out_dir.mkdir(parents=True, exist_ok=True)
-    disable_progress_bars()  # one bar per saved split would only add noise to the log
-    for name in ("train", "validation"):
-        if kept[name]:
-            Dataset.from_list([{k: r[k] for k in ("input_ids", "labels", "length", "line")}
-                               for r in kept[name]]).save_to_disk(str(out_dir / name))
-    enable_progress_bars()
-    for name in SPLITS:
-        _write_jsonl(out_dir / f"{name}.jsonl", used[name])
+    _refuse(data, findings, kept["train"], run_dir)
+    _save(run_dir, kept, used)
     return report

@@ -17,16 +17,17 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from lorakit.core.runs import RunFolder
+from lorakit.models.loading import BaseModel
 from lorakit.training.trainer import build_trainer, train_or_advise
 
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *, cuda: bool, report_to: str,
+def run(cfg: DictConfig, run_dir: Path, base: BaseModel, *, cuda: bool, report_to: str,
         resume_from: Path | None = None) -> Path:
     """Train a LoRA adapter (continuing from a checkpoint of this run when given); return the folder it was saved
     to."""
-    trainer = build_trainer(cfg, run_dir, model_path, tokenizer, cuda=cuda, report_to=report_to)
+    trainer = build_trainer(cfg, run_dir, base, cuda=cuda, report_to=report_to)
     trainable, total = trainer.model.get_nb_trainable_parameters()
     log.info("LoRA r=%d on %s: %s trainable parameters (%.2f%% of %s)", cfg.lora.r, list(cfg.lora.target_modules),
              f"{trainable:,}", 100 * trainable / total, f"{total:,}")
@@ -34,7 +35,7 @@ def run(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *, cuda: boo
 
     adapter_dir = RunFolder(run_dir).adapter
     trainer.model.save_pretrained(str(adapter_dir))
-    tokenizer.save_pretrained(str(adapter_dir))
+    base.tokenizer.save_pretrained(str(adapter_dir))
     history = trainer.state.log_history
     RunFolder(run_dir).train_log.write_text(json.dumps(history, indent=2))
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]

@@ -1,13 +1,7 @@
-"""`python -m lorakit.leaderboard <sweep dir>`: rank the jobs of a sweep by the metric their own runs wrote.
-
-Usage:
-    python -m train -m +experiment=quickstart lora.r=8,16 train.learning_rate=3e-4,1e-3   # outputs/multirun/quickstart-<hash>
-    python -m lorakit.leaderboard outputs/multirun/quickstart-1a2b3c4d [--metric exact_match] [--mode minimize]
-
-Writes, in the sweep folder: sweep_summary.csv and sweep_summary.md (one row per job: rank, the metric with its 95%
-interval from compare.json, every swept value, status, train seconds, folder; failed jobs with their error),
-sweep_metric.png (the metric against each swept parameter) and best/ (a link to the winner's run folder).
-"""
+"""The leaderboard of a sweep: each job's metric read from its own run folder (compare.json's value and 95%
+interval, or its losses), ranked, with its swept values, status, train seconds and error; written to the sweep
+folder (sweep_summary.csv/.md, sweep_metric.png, best/) when a sweep ends (SweepSummary, a Hydra callback) or on
+demand (python -m lorakit.leaderboard)."""
 
 from __future__ import annotations
 
@@ -21,10 +15,11 @@ from pathlib import Path
 import yaml
 from hydra.experimental.callback import Callback
 
-from lorakit.core.runs import RunFolder, logged_error
+from lorakit.core.errors import ConfigError
+from lorakit.core.runs import RunFolder, SweepFolder, logged_error
 from lorakit.sweeps.jobs import direction, metric_name, metrics_of
 
-log = logging.getLogger("lorakit.leaderboard")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,7 +41,7 @@ def _overrides(folder: Path) -> dict[str, str]:
 
 
 def _error(folder: Path) -> str | None:
-    log_file = next((p for p in (folder / "train.log", *folder.glob("*.log")) if p.is_file()), None)
+    log_file = next((p for p in (RunFolder(folder).log, *folder.glob("*.log")) if p.is_file()), None)
     error = logged_error(log_file) if log_file is not None else None
     if not error:
         return None
@@ -62,7 +57,7 @@ def read_job(folder: Path, metric: str | None) -> Job:
     name = metric_name(job.metrics, metric)
     if name in job.metrics and (run.timings.is_file() or run.metrics.is_file()):
         job.status, job.value = "succeeded", float(job.metrics[name])
-        compared = folder / "compare.json"
+        compared = RunFolder(folder).compare()
         stats = json.loads(compared.read_text())["candidates"].get("tuned", {}) if compared.is_file() else {}
         if name in stats and stats[name].get("ci_low") is not None:
             job.ci = (stats[name]["ci_low"], stats[name]["ci_high"])
@@ -88,10 +83,10 @@ def rank(jobs: list[Job], mode: str) -> list[Job]:
 def write(sweep: Path, metric: str | None = None, mode: str | None = None) -> list[Job]:
     """Rank the sweep's jobs by `metric` (default: the first evaluated one) and write the summary files; `mode`
     maximize / minimize (default: minimize a loss, maximize the rest). Returns the jobs, best first."""
-    found = jobs_of(sweep, metric)
+    found = jobs_of(sweep, metric) if Path(sweep).is_dir() else []
     if not found:
-        raise SystemExit(f"{sweep}: no job folders (with .hydra/) in it; give a multirun folder such as "
-                         "outputs/multirun/<experiment>-<hash>")
+        raise ConfigError(f"{sweep}: no job folders (with .hydra/) in it; give a multirun folder such as "
+                          "outputs/multirun/<experiment>-<hash>")
     name = next((n for j in found if (n := metric_name(j.metrics, metric))), "metric")
     mode = direction(name, mode)
     jobs = rank(found, mode)
@@ -101,16 +96,16 @@ def write(sweep: Path, metric: str | None = None, mode: str | None = None) -> li
     for i, j in enumerate(jobs, 1):
         rows.append([i if j.value is not None else "", j.value, *(j.ci or ("", "")), *(j.overrides.get(k, "") for k in swept),
                      j.status, j.train_s, str(j.folder), j.error or ""])
-    with (sweep / "sweep_summary.csv").open("w", newline="") as f:
+    with SweepFolder(sweep).summary(".csv").open("w", newline="") as f:
         csv.writer(f).writerows([header, *rows])
     cells = [[("" if c is None else f"{c:.4f}" if isinstance(c, float) else str(c)).replace("|", "\\|") for c in r]
              for r in rows]
-    (sweep / "sweep_summary.md").write_text(
+    SweepFolder(sweep).summary().write_text(
         f"# Sweep {sweep}\n\nranked by {name} ({mode}); {sum(j.status == 'succeeded' for j in jobs)} of {len(jobs)} "
         "jobs succeeded\n\n| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
         + "".join("| " + " | ".join(r) + " |\n" for r in cells))
     _plot(sweep, jobs, swept, name)
-    best = sweep / "best"
+    best = SweepFolder(sweep).best
     if best.is_symlink() or best.exists():
         best.unlink()
     if jobs[0].value is not None:
@@ -147,7 +142,7 @@ def _plot(sweep: Path, jobs: list[Job], swept: list[str], name: str) -> None:
         ax.set_xlabel(key)
         ax.set_ylabel(name)
     fig.tight_layout()
-    fig.savefig(sweep / "sweep_metric.png", dpi=110)
+    fig.savefig(SweepFolder(sweep).metric_plot, dpi=110)
     plt.close(fig)
 
 
@@ -161,4 +156,4 @@ class SweepSummary(Callback):
         sweep = Path(config.hydra.sweep.dir)
         if sweep.is_dir():
             write(sweep, self.metric, self.mode)
-            log.info("leaderboard: %s", sweep / "sweep_summary.md")
+            log.info("leaderboard: %s", SweepFolder(sweep).summary())

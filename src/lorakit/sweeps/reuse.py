@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from omegaconf import OmegaConf
 from lorakit.core import distributed
 from lorakit.core.runs import RunFolder
 from lorakit.data import data_report
-from lorakit.stages import prepare
+from lorakit.openai import pricing
 from lorakit.training import plan
 
 log = logging.getLogger(__name__)
@@ -72,23 +73,24 @@ def for_this_run(report: dict, cfg) -> dict:
         d.to_dict() for d in plan.decide(train, sequences, distributed.world_size())]
     extra = report["template"]["rendering"]["extra_tokens_per_epoch"]
     tokens.update(model=cfg.model.name_or_path, epochs=epochs, total=int(tokens["per_epoch"] * epochs))
-    report["openai_cost"] = data_report.openai_cost(cfg.pricing, int((tokens["per_epoch"] - extra) * epochs))
+    report["openai_cost"] = pricing.openai_cost(cfg.pricing, int((tokens["per_epoch"] - extra) * epochs))
     return report
 
 
-def prepared(cfg, tokenizer, eot_ids: set[int], run_dir: Path, shared: Path | None,
+def prepared(prepare: Callable[..., dict], cfg, tokenizer, eot_ids: set[int], run_dir: Path, shared: Path | None,
              files: dict[str, str | None]) -> dict:
-    """prepare.run into run_dir, or, with a `shared` folder, a copy of what an earlier job prepared from the same
-    inputs (prepared there first if none has). Returns the data report."""
+    """The prepare stage (`prepare`: lorakit.stages.prepare.run) into run_dir, or, with a `shared` folder, a copy of
+    what an earlier job prepared from the same inputs (prepared there first if none has). Returns the data
+    report."""
     if shared is None:
-        return prepare.run(cfg, tokenizer, eot_ids, run_dir)
+        return prepare(cfg, tokenizer, eot_ids, run_dir)
     store = shared / key(cfg, tokenizer, eot_ids, files)
     with _locked(shared / f"{store.name}.lock"):
         reused = (store / "done").is_file()
         if not reused:
             if store.exists():
                 shutil.rmtree(store)  # left by a job killed while preparing
-            prepare.run(cfg, tokenizer, eot_ids, store)
+            prepare(cfg, tokenizer, eot_ids, store)
             (store / "done").write_text("")
         else:
             log.info("data prepared earlier in this sweep from the same files, settings and tokenizer: reusing %s",

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import yaml
 
-from lorakit.config.checks import ConfigError
-from lorakit.core.runs import RunFolder
+from lorakit.core.errors import ConfigError
+from lorakit.core.runs import RunFolder, holds_adapter
 
 log = logging.getLogger(__name__)
 # what a resumed run must share with the run it continues (the rest, e.g. stages, eval or logger, may change)
@@ -131,7 +131,7 @@ class AtomicCheckpoints:
 
 def finished(folder: RunFolder) -> bool:
     """The train stage ended: its adapter and loss history were saved."""
-    return (folder.adapter / "adapter_config.json").is_file() and folder.train_log.is_file()
+    return holds_adapter(folder.adapter) and folder.train_log.is_file()
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lorakit.core import distributed, oom
 from lorakit.core.runs import RunFolder
-from lorakit.models.loading import compute_dtype, load_model, quiet_peft_deprecation
+from lorakit.models.loading import BaseModel, compute_dtype, load_model, quiet_peft_deprecation
 from lorakit.training import attention, plan
 from lorakit.training.loss import CompactLossSFTTrainer
 from lorakit.training.resume import AtomicCheckpoints
@@ -56,7 +56,7 @@ def sft_config(cfg: DictConfig, run_dir: Path, *, cuda: bool, has_validation: bo
     # The prepare stage already dropped longer examples. TRL refuses max_length for padding-free batches without
     # packing (it would not truncate them); with packing it is the length of a packed row.
     max_length = None if args.get("padding_free") and not args.get("packing") else cfg.data.max_length
-    return SFTConfig(output_dir=str(run_dir / "checkpoints"), report_to=report_to, max_length=max_length,
+    return SFTConfig(output_dir=str(RunFolder(run_dir).checkpoints), report_to=report_to, max_length=max_length,
                      use_cpu=not cuda, **args)
 
 
@@ -108,24 +108,25 @@ def progress_callback(path: Path):
     return Progress()
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *, cuda: bool, report_to: str):
-    """Load the prepared data and the base model, wrap it with LoRA, and return the ready trainer."""
+def build_trainer(cfg: DictConfig, run_dir: Path, base: BaseModel, *, cuda: bool, report_to: str):
+    """Load the prepared data and the base model's weights, wrap them with LoRA, and return the ready trainer."""
     from datasets import load_from_disk
     from peft import LoraConfig
 
-    data_dir = RunFolder(run_dir).data
-    train_ds = load_from_disk(str(data_dir / "train"))
-    val_ds = load_from_disk(str(data_dir / "validation")) if (data_dir / "validation").exists() else None
+    folder = RunFolder(run_dir)
+    train_ds = load_from_disk(str(folder.tokenized("train")))
+    val_ds = load_from_disk(str(folder.tokenized("validation"))) if folder.tokenized("validation").exists() else None
     log.info("training on %d examples, validating on %d", len(train_ds), len(val_ds) if val_ds else 0)
 
     quant = OmegaConf.to_container(cfg.quant, resolve=True)
     args = sft_config(cfg, run_dir, cuda=cuda, has_validation=val_ds is not None, report_to=report_to,
                       sequences=len(train_ds))
-    model = load_model(model_path, cfg.model, quant, cuda=cuda)
+    model = load_model(base, quant, cuda=cuda)
     if uses_varlen_attention(args):  # one row per batch, examples kept apart by their boundaries
         model.set_attn_implementation(attention.register())
     if quant:
         model = prepare_for_kbit_training(model, args, compute_dtype(cuda))
+    tokenizer = base.tokenizer
     tokenizer.padding_side = "right"
     quiet_peft_deprecation()  # TRL wraps the model in a PeftModel
     return LoraTrainer(
@@ -135,7 +136,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, model_path: str, tokenizer, *,
         eval_dataset=val_ds,
         processing_class=tokenizer,
         peft_config=LoraConfig(**OmegaConf.to_container(cfg.lora, resolve=True)),
-        callbacks=[progress_callback(RunFolder(run_dir).progress)],
+        callbacks=[progress_callback(folder.progress)],
     )
 
 

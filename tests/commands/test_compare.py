@@ -3,40 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
-
-from helpers import tool_picker_rows, write_jsonl
+from helpers import python_m, tool_picker_rows, write_jsonl
+from helpers.fixtures import KEY, env_without_keys
 from lorakit.core.paths import ROOT
-
-
-def cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=900)
-
-
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("compare")
-    write_jsonl(tmp / "train.jsonl", tool_picker_rows("train", 24))
-    write_jsonl(tmp / "test.jsonl", tool_picker_rows("test", 8))
-    for name, lr in (("A", "5e-3"), ("B", "1e-4")):
-        out = cli("train", "+experiment=quickstart", "model=tiny-llama", "data.train_file=train.jsonl",
-                  "data.test_file=test.jsonl", "+train.max_steps=3", f"train.learning_rate={lr}",
-                  "stages=[prepare,train]", f"hydra.run.dir={tmp / name}", cwd=tmp)
-        assert out.returncode == 0, out.stderr[-3000:]
-    return tmp
 
 
 def test_compare_base_two_adapters_and_fewshot_from_one_base_load_then_from_the_cache(two_runs):
     tmp = two_runs
     args = ("model=tiny-llama", "candidates=[base,A,B/adapter,fewshot:2]", "eval.max_new_tokens=8")
-    out = cli("lorakit.compare", *args, f"out_dir={tmp / 'cmp'}", cwd=tmp)
+    out = python_m("lorakit.compare", *args, f"out_dir={tmp / 'cmp'}", cwd=tmp)
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads((tmp / "cmp" / "compare.json").read_text())
     assert report["n_examples"] == 8  # A's own test split
@@ -51,7 +29,7 @@ def test_compare_base_two_adapters_and_fewshot_from_one_base_load_then_from_the_
     assert "base model loads: 1" in out.stdout + out.stderr
     assert "## Paired tests" in (tmp / "cmp" / "compare.md").read_text()
 
-    again = cli("lorakit.compare", *args, f"out_dir={tmp / 'again'}", cwd=tmp)
+    again = python_m("lorakit.compare", *args, f"out_dir={tmp / 'again'}", cwd=tmp)
     assert again.returncode == 0, again.stderr[-3000:]
     cached = json.loads((tmp / "again" / "compare.json").read_text())
     assert cached["generated"] == {"base": 0, "fewshot:2": 0, "A": 0, "B/adapter": 0}
@@ -60,12 +38,12 @@ def test_compare_base_two_adapters_and_fewshot_from_one_base_load_then_from_the_
 
 def test_bad_candidates_fail_before_any_generation_with_the_fix(two_runs):
     tmp = two_runs
-    out = cli("lorakit.compare", "model=tiny-llama", "candidates=[base,nowhere/run]", f"out_dir={tmp / 'x'}", cwd=tmp)
+    out = python_m("lorakit.compare", "model=tiny-llama", "candidates=[base,nowhere/run]", f"out_dir={tmp / 'x'}", cwd=tmp)
     assert out.returncode == 2 and "Traceback" not in out.stdout + out.stderr
     assert ("candidate 'nowhere/run': nowhere/run does not exist; give base, fewshot:K, openai:<model id>, a run folder"
             in out.stdout + out.stderr)
     # the tiny adapters against the embedded SmolLM2: another base model, refused by name or by shape
-    out = cli("lorakit.compare", "candidates=[base,A]", f"out_dir={tmp / 'y'}", cwd=tmp)
+    out = python_m("lorakit.compare", "candidates=[base,A]", f"out_dir={tmp / 'y'}", cwd=tmp)
     assert out.returncode == 2 and "Traceback" not in out.stdout + out.stderr
     text = out.stdout + out.stderr
     assert "candidate 'A' was trained on 'tiny-llama'" in text and "model=..." in text
@@ -74,7 +52,7 @@ def test_bad_candidates_fail_before_any_generation_with_the_fix(two_runs):
 
 def test_report_html_is_self_contained_with_figures_and_every_example(two_runs):
     tmp = two_runs
-    out = cli("lorakit.compare", "model=tiny-llama", "candidates=[base,A]", "eval.max_new_tokens=8", "logger=wandb",
+    out = python_m("lorakit.compare", "model=tiny-llama", "candidates=[base,A]", "eval.max_new_tokens=8", "logger=wandb",
               f"out_dir={tmp / 'html'}", cwd=tmp)
     assert out.returncode == 0, out.stderr[-3000:]
     html = (tmp / "html" / "compare.html").read_text()
@@ -91,7 +69,7 @@ def test_judge_runs_both_orders_and_counts_unparseable_replies(two_runs, smollm2
     """A real local judge (the embedded SmolLM2-135M) grading SmolLM2's own answers with and without 2 shots.
     A model this small rarely answers in the strict format: what it cannot be parsed is counted, never scored."""
     tmp = two_runs
-    out = cli("lorakit.compare", "candidates=[base,fewshot:2]", "data.test_file=test.jsonl",
+    out = python_m("lorakit.compare", "candidates=[base,fewshot:2]", "data.test_file=test.jsonl",
               "data.train_file=train.jsonl", "eval.max_examples=6", "eval.max_new_tokens=16",
               "eval.judge.model=smollm2-135m", "eval.judge.max_new_tokens=8", f"out_dir={tmp / 'judge'}", cwd=tmp)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -113,14 +91,14 @@ def test_judge_runs_both_orders_and_counts_unparseable_replies(two_runs, smollm2
 
 def test_an_unknown_judge_fails_before_generation(two_runs):
     tmp = two_runs
-    out = cli("lorakit.compare", "model=tiny-llama", "candidates=[base,A]", "eval.judge.model=no-such-judge",
+    out = python_m("lorakit.compare", "model=tiny-llama", "candidates=[base,A]", "eval.judge.model=no-such-judge",
               f"out_dir={tmp / 'nojudge'}", cwd=tmp)
     text = out.stdout + out.stderr
     assert out.returncode == 2 and "Traceback" not in text
     assert "eval.judge.model='no-such-judge': no such folder and no conf/model/no-such-judge.yaml" in text
     assert "generating" not in text and not (tmp / "nojudge" / "compare.json").exists()
     # the pipeline checks it with the configuration, before preparing or training anything
-    out = cli("train", "model=tiny-llama", "data.train_file=train.jsonl", "eval.judge.model=no-such-judge",
+    out = python_m("train", "model=tiny-llama", "data.train_file=train.jsonl", "eval.judge.model=no-such-judge",
               f"hydra.run.dir={tmp / 'nojudge-run'}", cwd=tmp)
     text = out.stdout + out.stderr
     assert out.returncode == 2 and "Traceback" not in text and "invalid configuration" in text
@@ -131,7 +109,7 @@ def test_a_test_set_of_another_task_is_refused_before_generation(two_runs):
     tmp = two_runs
     other = write_jsonl(tmp / "dates.jsonl", [json.loads(line) for line in
                                               (ROOT / "data" / "dates" / "test.jsonl").read_text().splitlines()[:8]])
-    out = cli("lorakit.compare", "model=tiny-llama", "candidates=[base,A]", f"data.test_file={other}",
+    out = python_m("lorakit.compare", "model=tiny-llama", "candidates=[base,A]", f"data.test_file={other}",
               f"out_dir={tmp / 'other'}", cwd=tmp)
     text = out.stdout + out.stderr
     assert out.returncode == 2 and "Traceback" not in text
@@ -139,61 +117,20 @@ def test_a_test_set_of_another_task_is_refused_before_generation(two_runs):
     assert "training answers are JSON objects, test answers free text" in text and "generating" not in text
 
 
-def test_an_adapter_merged_for_speed_leaves_the_base_exactly_as_loaded(two_runs, tiny_dir, monkeypatch):
-    """merge="restore": while generating, the adapter is merged (same logits as unmerged); afterwards the base
-    weights are bit for bit as loaded, for the next candidate."""
-    import torch
-
-    from helpers import compose_cfg
-    from lorakit.inference import engine as inference
-    from lorakit.models.loading import load_tokenizer
-
-    tokenizer = load_tokenizer(tiny_dir)
-    engine = inference.Engine(compose_cfg("model=tiny-llama"), tiny_dir, tokenizer, {tokenizer.eos_token_id}, cuda=False)
-    engine.add_adapter("A", two_runs / "A" / "adapter")
-    engine.add_adapter("B", two_runs / "B" / "adapter")
-    before = {k: v.clone() for k, v in engine.model.state_dict().items()}
-    q_proj = next(k for k in before if k.endswith("layers.0.self_attn.q_proj.base_layer.weight"))
-    ids = tokenizer(["hello there", "what is the weather"], return_tensors="pt", padding=True)
-    engine.model.set_adapter("A")
-    with torch.no_grad():
-        unmerged = engine.model(**ids).logits
-    seen = {}
-
-    def look_while_generating(model, tok, prompts, **kwargs):
-        with torch.no_grad():
-            seen["logits"] = model(**ids).logits
-        seen["merged"] = not torch.equal(model.state_dict()[q_proj], before[q_proj])
-        return ["answer"] * len(prompts)
-
-    monkeypatch.setattr(inference, "generate", look_while_generating)
-    assert engine.generate(["p1", "p2"], adapter="A", max_new_tokens=2, desc="A", merge="restore") == ["answer"] * 2
-    assert seen["merged"] and torch.allclose(seen["logits"], unmerged, atol=1e-5)
-    after = engine.model.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before), "the base weights changed"
-
-
-def test_mixed_batches_answer_each_row_with_its_own_adapter(tiny_dir, tmp_path):
-    """generate_mixed (GPUs' default) gives each candidate the answers it gives alone, rows kept in order."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from helpers import compose_cfg
-    from lorakit.inference.engine import Engine
-    from lorakit.models.loading import load_tokenizer
-
-    for name, seed in (("A", 1), ("B", 2)):  # adapters with random, large LoRA weights: their answers differ
-        torch.manual_seed(seed)
-        model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_dir), LoraConfig(
-            r=8, lora_alpha=64, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False))
-        model.save_pretrained(str(tmp_path / name))
-    tokenizer = load_tokenizer(tiny_dir)
-    engine = Engine(compose_cfg("model=tiny-llama", "eval.batch_size=1"), tiny_dir, tokenizer, set(), cuda=False)
-    engine.add_adapter("A", tmp_path / "A")
-    engine.add_adapter("B", tmp_path / "B")
-    prompts = ["hello", "what is the weather in Paris", "remind me", "x"]
-    alone = [engine.generate(prompts, adapter=a, max_new_tokens=5, desc=str(a)) for a in (None, "A", "B")]
-    assert alone[0] != alone[1] != alone[2] and all(alone)
-    mixed = engine.generate_mixed([(None, prompts), ("A", prompts), ("B", prompts[:2])], max_new_tokens=5)
-    assert mixed == [alone[0], alone[1], alone[2][:2]]
+def test_compare_takes_api_candidates_and_an_api_judge(server, tuned, tmp_path):
+    test = write_jsonl(tmp_path / "test.jsonl", tool_picker_rows("test", 6))
+    model = tuned[1].fine_tuned_model
+    done = subprocess.run(
+        [sys.executable, "-m", "lorakit.compare", f"candidates=[openai:tiny-llama,openai:{model}]", "model=tiny-llama",
+         f"data.test_file={test}", f"eval.openai.base_url={server.url}/v1", "eval.openai.api_key_env=MY_SERVER_KEY",
+         "eval.judge.model=openai:tiny-llama", f"out_dir={tmp_path / 'out'}", f"hydra.run.dir={tmp_path / 'out'}"],
+        capture_output=True, text=True, env=env_without_keys(MY_SERVER_KEY=KEY), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "out" / "compare.json").read_text())
+    assert list(result["candidates"]) == ["openai:tiny-llama", f"openai:{model}"]
+    assert result["judge"]["model"] == "openai:tiny-llama" and result["judge"]["calls"] > 0
+    refused = subprocess.run(
+        [sys.executable, "-m", "lorakit.compare", "candidates=[openai:gpt-4o-mini]", "model=tiny-llama",
+         f"data.test_file={test}", f"hydra.run.dir={tmp_path / 'refused'}"],
+        capture_output=True, text=True, env=env_without_keys(), timeout=300)
+    assert refused.returncode == 2 and "set the environment variable OPENAI_API_KEY" in refused.stdout + refused.stderr

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from family_models import TEMPLATES
-from helpers import compose_cfg, write_jsonl
+from helpers import compose_cfg, train_cli, write_jsonl
+from helpers.family_models import TEMPLATES
 from lorakit.data.encoding import IGNORE
 from lorakit.data.reading import DataError, read_examples, read_file
 from lorakit.data.template import TemplateError, verify_saved
@@ -125,10 +125,9 @@ def test_strict_mode_stops_before_training_listing_every_finding(tmp_path, mistr
 
 
 def test_strict_cli_exits_2_with_the_list_and_no_traceback(tmp_path):
-    from test_cli import cli
 
     train, test = write_catalogue(tmp_path)
-    out = cli("stages=[prepare]", f"data.train_file={train}", f"data.test_file={test}", "data.max_length=256",
+    out = train_cli("stages=[prepare]", f"data.train_file={train}", f"data.test_file={test}", "data.max_length=256",
               "data.strict=true", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert out.returncode == 2, out.stderr[-2000:]
     assert "Traceback" not in out.stdout + out.stderr

@@ -10,9 +10,10 @@ from transformers import AutoModelForCausalLM
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from helpers import compose_cfg, tiny_trainer, tool_picker_rows, write_jsonl
-from lorakit.models.loading import end_of_turn_ids
-from lorakit.stages import prepare, train
+from lorakit.models.loading import BaseModel, end_of_turn_ids
+from lorakit.stages import prepare
 from lorakit.training import attention
+from lorakit.training.trainer import build_trainer
 
 
 def _examples(lengths, vocab, seed=0):
@@ -75,7 +76,8 @@ def test_padding_free_trainer_loss_and_gradients_equal_padded(tmp_path, tiny_dir
         cfg = compose_cfg("model=tiny-llama", f"data.train_file={data}", f"train.padding_free={padding_free}",
                           "lora.lora_dropout=0", run_dir=tmp_path)
         torch.manual_seed(0)  # same LoRA initialisation for both
-        trainer = train.build_trainer(cfg, tmp_path, tiny_dir, tokenizer, cuda=False, report_to="none")
+        base = BaseModel("tiny-llama", tiny_dir, tokenizer, end_of_turn_ids(tokenizer))
+        trainer = build_trainer(cfg, tmp_path, base, cuda=False, report_to="none")
         assert trainer.model.config._attn_implementation == ("lorakit_varlen" if padding_free else "sdpa")
         batch = trainer.data_collator([trainer.train_dataset[i] for i in range(6)])
         assert ("attention_mask" in batch) != padding_free

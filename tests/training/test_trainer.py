@@ -5,24 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import tiny_trainer, tool_picker_rows
+from helpers import tool_picker_rows
 from lorakit.data.template import prompt_and_reference
 from lorakit.inference.engine import generate
-from lorakit.models.loading import end_of_turn_ids
 from lorakit.stages import train
 from lorakit.training.trainer import prepare_for_kbit_training
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_dir):
-    """Train the tiny model for 4 steps on 24 tool_picker examples; keep its weights from before."""
-    tmp = tmp_path_factory.mktemp("train")
-    trainer, tokenizer = tiny_trainer(tmp, tiny_dir, 24, "+experiment=quickstart", "+train.max_steps=4",
-                                      "train.learning_rate=1e-2")
-    eot = end_of_turn_ids(tokenizer)
-    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
-    trainer.train()
-    return trainer, before, tokenizer, eot, tmp
 
 
 def test_only_lora_weights_change(trained):
@@ -55,15 +42,6 @@ def test_saved_adapter_reloads_to_identical_outputs(trained, tiny_dir):
     prompts = [prompt_and_reference(tokenizer, r["messages"])[0] for r in tool_picker_rows("test", 3)]
     kwargs = {"batch_size": 2, "max_new_tokens": 8, "eot_ids": eot}
     assert generate(model, tokenizer, prompts, **kwargs) == generate(reloaded, tokenizer, prompts, **kwargs)
-
-
-def test_batched_generation_matches_one_by_one(trained):
-    trainer, _, tokenizer, eot, _ = trained
-    prompts = [prompt_and_reference(tokenizer, r["messages"])[0] for r in tool_picker_rows("test", 5)]
-    kwargs = {"max_new_tokens": 6, "eot_ids": eot}
-    model = trainer.model.eval()
-    assert generate(model, tokenizer, prompts, batch_size=5, **kwargs) == [
-        generate(model, tokenizer, [p], batch_size=1, **kwargs)[0] for p in prompts]
 
 
 def test_compact_loss_equals_trl_loss_and_gradients(trained):
@@ -110,35 +88,6 @@ def test_out_of_memory_says_what_to_lower(trained):
     assert "train.activation_checkpointing=true" in message  # off on CPU, so it is offered
     assert "quant=nf4" in message
     assert "Tried to allocate 2.00 GiB" in message
-
-
-def test_merge_cli_saves_a_model_that_answers_like_the_adapter(trained, tmp_path):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from lorakit import merge
-
-    trainer, _, tokenizer, _, _ = trained
-    adapter = tmp_path / "adapter"
-    trainer.model.save_pretrained(str(adapter))
-    tokenizer.save_pretrained(str(adapter))
-    merge.main([str(adapter)])  # base from adapter_config.json, output beside the adapter
-    merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / "merged")).eval()
-    assert not any("lora_" in n for n, _ in merged.named_parameters())
-    assert AutoTokenizer.from_pretrained(str(tmp_path / "merged")).chat_template == tokenizer.chat_template
-    ids = tokenizer(["<|im_start|>user\nplay jazz<|im_end|>\n<|im_start|>assistant\n"], return_tensors="pt")
-    with torch.no_grad():
-        expected = trainer.model.eval()(**ids).logits
-        torch.testing.assert_close(merged(**ids).logits, expected, rtol=1e-4, atol=1e-4)
-        with trainer.model.disable_adapter():
-            assert not torch.allclose(trainer.model(**ids).logits, expected, atol=1e-3)  # the merge changed something
-
-
-def test_merge_cli_without_an_adapter_exits_2(tmp_path, capsys):
-    from lorakit import merge
-
-    with pytest.raises(SystemExit) as info:
-        merge.main([str(tmp_path)])
-    assert info.value.code == 2 and "adapter_config.json" in capsys.readouterr().err
 
 
 def test_kbit_preparation_keeps_the_compute_dtype(tiny_dir):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import random
 import shutil
 
-from helpers import write_jsonl
+from helpers import train_cli, write_jsonl
 from lorakit.core.paths import ROOT
 from lorakit.data.reading import read_examples
 from lorakit.data.task_match import mismatches
-from test_cli import cli
 
 
 def _examples(task: str, split: str) -> list[list[dict]]:
@@ -47,7 +46,7 @@ def test_varied_multi_turn_chat_with_per_example_system_prompts_is_not_flagged(t
 
 def test_own_training_data_with_the_quickstart_test_file_is_refused(tmp_path):
     shutil.copy(ROOT / "data" / "dates" / "train.jsonl", tmp_path / "mine.jsonl")
-    out = cli("+experiment=quickstart", "data.train_file=mine.jsonl", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    out = train_cli("+experiment=quickstart", "data.train_file=mine.jsonl", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     text = out.stdout + out.stderr
     assert out.returncode == 2 and "Traceback" not in text
     assert "is the test set of a shipped example (tool_picker), while data.train_file is your own" in text
@@ -58,12 +57,12 @@ def test_a_test_file_of_another_task_stops_the_run_before_training(tmp_path):
     shutil.copy(ROOT / "data" / "tool_picker" / "train.jsonl", tmp_path / "train.jsonl")
     shutil.copy(ROOT / "data" / "contacts" / "test.jsonl", tmp_path / "test.jsonl")
     args = ("data.train_file=train.jsonl", "data.test_file=test.jsonl", "stages=[prepare,train]")
-    out = cli(*args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    out = train_cli(*args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     text = out.stdout + out.stderr
     assert out.returncode == 2 and "Traceback" not in text
     assert "the test set test.jsonl does not look like the task of train.jsonl" in text
     assert "different system prompts" in text and "data.check_task_match=false" in text
     assert not (tmp_path / "run" / "data").exists() and not (tmp_path / "run" / "adapter").exists()
-    out = cli(*args[:2], "stages=[prepare]", "data.check_task_match=false", f"hydra.run.dir={tmp_path / 'ok'}",
+    out = train_cli(*args[:2], "stages=[prepare]", "data.check_task_match=false", f"hydra.run.dir={tmp_path / 'ok'}",
               cwd=tmp_path)
     assert out.returncode == 0, text[-2000:]

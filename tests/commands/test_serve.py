@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import sqlite3
 import subprocess
@@ -14,34 +13,11 @@ import threading
 import time
 
 import httpx
-import openai
 import pytest
 
-import serving
-from helpers import tool_picker_rows, write_jsonl
-
-KEY = "sk-lorakit-test-" + secrets.token_hex(12)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_dir):
-    with serving.running(tmp_path_factory.mktemp("serve") / "data", "--model", "tiny-llama", key=KEY) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def train_file(tmp_path_factory):
-    return write_jsonl(tmp_path_factory.mktemp("ft") / "train.jsonl", tool_picker_rows("train", 40))
-
-
-@pytest.fixture(scope="module")
-def tuned(server, train_file):
-    """The guides' flow, unchanged but for base_url and api_key: upload, create, poll, then the job."""
-    client = server.client()
-    uploaded = client.files.create(file=open(train_file, "rb"), purpose="fine-tune")
-    job = client.fine_tuning.jobs.create(training_file=uploaded.id, model="tiny-llama",
-                                         hyperparameters={"n_epochs": 2}, suffix="guide")
-    return uploaded, serving.wait_for(client, job.id, {"succeeded", "failed", "cancelled"})
+import openai
+from helpers import serving, tool_picker_rows, write_jsonl
+from helpers.fixtures import KEY, env_without_keys
 
 
 def test_the_guides_fine_tuning_flow_trains_and_serves_the_model(server, tuned):
@@ -227,109 +203,6 @@ def test_a_job_running_when_the_server_dies_is_failed_with_the_reason_after_a_re
         assert client.files.retrieve(uploaded.id).filename == "train.jsonl"
 
 
-def _env(**extra) -> dict:
-    return {**{k: v for k, v in os.environ.items() if k not in {"LORAKIT_API_KEY", "OPENAI_API_KEY"}}, **extra}
-
-
-def test_backend_openai_runs_the_pipeline_against_the_server(server, tmp_path):
-    train = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 40))
-    test = write_jsonl(tmp_path / "test.jsonl", tool_picker_rows("test", 8))
-    run = tmp_path / "run"
-    done = subprocess.run(
-        [sys.executable, "-m", "train", "backend=openai", f"backend.base_url={server.url}/v1", "backend.model=tiny-llama",
-         "backend.poll_s=0.5", "backend.suffix=hosted", "model=tiny-llama", f"data.train_file={train}",
-         f"data.test_file={test}", f"hydra.run.dir={run}"],
-        capture_output=True, text=True, env=_env(OPENAI_API_KEY=KEY), timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    job = json.loads((run / "job.json").read_text())
-    assert job["status"] == "succeeded" and job["fine_tuned_model"] == f"ft:tiny-llama:hosted:{job['job_id']}"
-    metrics = json.loads((run / "metrics.json").read_text())
-    compared = json.loads((run / "compare.json").read_text())
-    assert set(metrics) == {"base", "tuned"} and set(metrics["base"]) == set(metrics["tuned"]) == set(compared["metrics"])
-    assert compared["n_examples"] == 8 and compared["generated"] == {"base": 8, "tuned": 8}  # through the API
-    assert "base model loads: 0" in (run / "train.log").read_text()  # no local model was loaded to answer
-    uploaded = [json.loads(line) for line in (run / "data" / "openai_train.jsonl").read_text().splitlines()]
-    assert uploaded and all(set(r) == {"messages"} for r in uploaded)
-    epochs = json.loads((run / "data_report.json").read_text())["tokens"]["epochs"]  # decided from the file's size
-    assert f"training tokens ({epochs} epochs)" in (run / "train.log").read_text()
-    assert KEY not in (run / "train.log").read_text() and KEY not in (run / "config.yaml").read_text()
-
-
-def test_compare_takes_api_candidates_and_an_api_judge(server, tuned, tmp_path):
-    test = write_jsonl(tmp_path / "test.jsonl", tool_picker_rows("test", 6))
-    model = tuned[1].fine_tuned_model
-    done = subprocess.run(
-        [sys.executable, "-m", "lorakit.compare", f"candidates=[openai:tiny-llama,openai:{model}]", "model=tiny-llama",
-         f"data.test_file={test}", f"eval.openai.base_url={server.url}/v1", "eval.openai.api_key_env=MY_SERVER_KEY",
-         "eval.judge.model=openai:tiny-llama", f"out_dir={tmp_path / 'out'}", f"hydra.run.dir={tmp_path / 'out'}"],
-        capture_output=True, text=True, env=_env(MY_SERVER_KEY=KEY), timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads((tmp_path / "out" / "compare.json").read_text())
-    assert list(result["candidates"]) == ["openai:tiny-llama", f"openai:{model}"]
-    assert result["judge"]["model"] == "openai:tiny-llama" and result["judge"]["calls"] > 0
-    refused = subprocess.run(
-        [sys.executable, "-m", "lorakit.compare", "candidates=[openai:gpt-4o-mini]", "model=tiny-llama",
-         f"data.test_file={test}", f"hydra.run.dir={tmp_path / 'refused'}"],
-        capture_output=True, text=True, env=_env(), timeout=300)
-    assert refused.returncode == 2 and "set the environment variable OPENAI_API_KEY" in refused.stdout + refused.stderr
-
-
-def test_training_records_are_openai_format_with_tool_arguments_as_json_strings():
-    from lorakit.openai.formats import prompt_messages, training_record
-
-    call = {"type": "function", "id": "c1", "function": {"name": "weather", "arguments": {"city": "Oslo"}}}
-    row = {"file": "x.jsonl", "line": 3, "record": 2, "tools": [{"type": "function", "function": {"name": "weather"}}],
-           "messages": [{"role": "user", "content": "Weather in Oslo?"},
-                        {"role": "assistant", "content": "", "tool_calls": [call], "weight": 1},
-                        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
-                        {"role": "assistant", "content": "Sunny."}]}
-    record = training_record(row)
-    assert set(record) == {"messages", "tools"}
-    sent = record["messages"][1]
-    assert sent["tool_calls"][0]["function"]["arguments"] == '{"city": "Oslo"}' and sent["content"] is None
-    assert sent["weight"] == 1 and record["messages"][2] == {"role": "tool", "content": "sunny", "tool_call_id": "c1"}
-    assert [m["role"] for m in prompt_messages(row["messages"])] == ["user", "assistant", "tool"]
-
-
-def test_terminal_chat_streams_the_adapters_answer_and_resets(server, tuned):
-    job = tuned[1]
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Set a timer for 5 minutes"}]
-    expected = server.client().chat.completions.create(model=job.fine_tuned_model, messages=messages, max_tokens=8,
-                                                       temperature=0).choices[0].message.content
-    done = subprocess.run(
-        [sys.executable, "-m", "lorakit.chat", str(server.data_dir / "jobs" / job.id), "--system", "Be brief.",
-         "--temperature", "0", "--max-tokens", "8"],
-        input="Set a timer for 5 minutes\n/reset\nSet a timer for 5 minutes\n/exit\n", capture_output=True, text=True,
-        env=_env(), timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    replies = [part.split("\nyou> ")[0] for part in done.stdout.split("assistant> ")[1:]]
-    assert replies == [expected, expected]  # the same answer as the server's; after /reset, the same again
-    assert "(conversation reset)" in done.stdout
-
-
-def test_ctrl_c_while_following_a_hosted_job_asks_nothing_without_a_terminal_and_leaves_it_running(server, tmp_path):
-    train = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 40))
-    run = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "train", "backend=openai", f"backend.base_url={server.url}/v1", "backend.model=tiny-llama",
-         "backend.poll_s=0.5", "backend.n_epochs=50", "model=tiny-llama", "stages=[prepare,train]",
-         f"data.train_file={train}", f"hydra.run.dir={run}"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(OPENAI_API_KEY=KEY))
-    deadline = time.monotonic() + 120
-    while not ((run / "job.json").is_file() and json.loads((run / "job.json").read_text())["status"] == "running"):
-        assert time.monotonic() < deadline and proc.poll() is None, "the hosted job did not start"
-        time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    out = proc.communicate(timeout=60)[0]
-    job_id = json.loads((run / "job.json").read_text())["job_id"]
-    client = server.client()
-    try:
-        assert proc.returncode != 0 and f"job {job_id} keeps running" in out, out[-3000:]
-        assert client.fine_tuning.jobs.retrieve(job_id).status == "running"
-    finally:
-        client.fine_tuning.jobs.cancel(job_id)
-
-
 def test_adapters_given_at_start_are_served_by_name_and_answer_as_the_job_model(server, tuned, tmp_path):
     job = tuned[1]
     run = server.data_dir / "jobs" / job.id
@@ -346,5 +219,5 @@ def test_adapters_given_at_start_are_served_by_name_and_answer_as_the_job_model(
             assert reply.choices[0].message.content == expected
     refused = subprocess.run([sys.executable, "-m", "lorakit.serve", "--model", "tiny-llama", "--adapters",
                               str(tmp_path / "nothing"), "--data-dir", str(tmp_path / "d2")],
-                             capture_output=True, text=True, env=_env(), timeout=120)
+                             capture_output=True, text=True, env=env_without_keys(), timeout=120)
     assert refused.returncode == 2 and "no adapter in" in refused.stderr

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from lorakit.config.compose import compose
@@ -33,11 +36,29 @@ def tiny_trainer(run_dir: Path, tiny_dir: str, n_rows: int, *overrides: str, cud
     overrides come first, so an experiment among them is composed before model=tiny-llama. Returns (trainer,
     tokenizer); nothing is trained yet.
     """
-    from lorakit.models.loading import load_tokenizer
-    from lorakit.stages import prepare, train
+    from lorakit.models.loading import BaseModel, load_tokenizer
+    from lorakit.stages import prepare
+    from lorakit.training.trainer import build_trainer
 
     data = write_jsonl(run_dir / "train.jsonl", tool_picker_rows("train", n_rows))
     cfg = compose_cfg(*overrides, "model=tiny-llama", f"data.train_file={data}", "data.test_file=null", run_dir=run_dir)
     tokenizer = load_tokenizer(tiny_dir)
     prepare.run(cfg, tokenizer, end_of_turn_ids(tokenizer), run_dir)
-    return train.build_trainer(cfg, run_dir, tiny_dir, tokenizer, cuda=cuda, report_to="none"), tokenizer
+    base = BaseModel("tiny-llama", tiny_dir, tokenizer, end_of_turn_ids(tokenizer))
+    return build_trainer(cfg, run_dir, base, cuda=cuda, report_to="none"), tokenizer
+
+
+def python_m(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m module args...` in cwd, offline, its output captured."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=900)
+
+
+def train_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m train args...` in cwd, offline, its output captured; with no WANDB_MODE and no key, so that
+    lorakit itself must choose W&B's offline mode."""
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_MODE", "WANDB_API_KEY")}
+    env.update(HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "train", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=900)

@@ -14,8 +14,7 @@ import time
 import httpx
 import pytest
 
-import serving
-from helpers import tool_picker_rows, write_jsonl
+from helpers import serving, tool_picker_rows, write_jsonl
 
 WRONG = [None, "s", 1.5, -1, 10**12, True, [], {}, [1], {"a": 1}, "", "\x00"]
 CHAT = {"model": "tiny-llama", "max_tokens": 2, "temperature": 0, "top_p": 1, "n": 1, "stop": ["\n"], "seed": 1,

@@ -6,27 +6,18 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from helpers import tool_picker_rows, write_jsonl
+from helpers import tool_picker_rows, train_cli, write_jsonl
 from lorakit.core.paths import ROOT
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    # No WANDB_MODE and no key: lorakit itself must choose offline mode.
-    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_MODE", "WANDB_API_KEY")}
-    env.update(HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "train", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=900)
 
 
 def test_tiny_run_writes_every_artifact_and_logs_to_wandb_offline(tmp_path):
     write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 24))
     test = write_jsonl(tmp_path / "test.jsonl", tool_picker_rows("test", 6))
     run = tmp_path / "run"
-    out = cli("+experiment=quickstart", "model=tiny-llama", "data.train_file=train.jsonl", "data.test_file=test.jsonl",
+    out = train_cli("+experiment=quickstart", "model=tiny-llama", "data.train_file=train.jsonl", "data.test_file=test.jsonl",
               "+train.max_steps=2", "logger=wandb", f"hydra.run.dir={run}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
@@ -56,7 +47,7 @@ def test_tiny_run_writes_every_artifact_and_logs_to_wandb_offline(tmp_path):
     # stages=[evaluate,merge] without train re-evaluates the saved adapter into a new run folder, with the same
     # results (it needs only the test file), and saves base + adapter as one model.
     again = tmp_path / "again"
-    out = cli("+experiment=quickstart", "model=tiny-llama", "data.train_file=absent.jsonl", "data.test_file=test.jsonl",
+    out = train_cli("+experiment=quickstart", "model=tiny-llama", "data.train_file=absent.jsonl", "data.test_file=test.jsonl",
               "stages=[evaluate,merge]", f"adapter_dir={run / 'adapter'}", f"hydra.run.dir={again}", "eval.cache=false",
               cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -69,17 +60,17 @@ def test_tiny_run_writes_every_artifact_and_logs_to_wandb_offline(tmp_path):
 
 def test_bad_input_exits_2_with_the_fix_and_no_traceback(tmp_path):
     bad = write_jsonl(tmp_path / "train.jsonl", [tool_picker_rows("train", 1)[0], '{"messages": "oops"}'])
-    out = cli("+experiment=quickstart", f"data.train_file={bad}", "data.test_file=null", "data.strict=true",
+    out = train_cli("+experiment=quickstart", f"data.train_file={bad}", "data.test_file=null", "data.strict=true",
               f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert out.returncode == 2
     assert f'{bad}:2: missing_messages: missing or empty "messages" list; add one' in out.stderr + out.stdout
     assert "Traceback" not in out.stderr + out.stdout
-    out = cli("+experiment=quickstart", "quant=nf4", "+lora.rnk=4", f"hydra.run.dir={tmp_path / 'run2'}", cwd=tmp_path)
+    out = train_cli("+experiment=quickstart", "quant=nf4", "+lora.rnk=4", f"hydra.run.dir={tmp_path / 'run2'}", cwd=tmp_path)
     assert out.returncode == 2
     text = out.stderr + out.stdout
     assert "add quant=none" in text and "lora.rnk: not a peft.LoraConfig field" in text
     # before: tracebacks after the model loaded, or a run of 0 steps that exited 0
-    out = cli("+experiment=quickstart", "train.learning_rate=abc", "train.per_device_train_batch_size=0",
+    out = train_cli("+experiment=quickstart", "train.learning_rate=abc", "train.per_device_train_batch_size=0",
               "lora.lora_dropout=2", "train.num_train_epochs=0", f"model.name_or_path={tmp_path / 'nowhere'}",
               f"hydra.run.dir={tmp_path / 'run3'}", cwd=tmp_path)
     text = out.stderr + out.stdout
@@ -96,7 +87,7 @@ def test_smollm2_learns_tool_picking_end_to_end(tmp_path):
     train = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 96))
     test = write_jsonl(tmp_path / "test.jsonl", tool_picker_rows("test", 24))
     run = tmp_path / "run"
-    out = cli("+experiment=quickstart", f"data.train_file={train}", f"data.test_file={test}", "train.num_train_epochs=2",
+    out = train_cli("+experiment=quickstart", f"data.train_file={train}", f"data.test_file={test}", "train.num_train_epochs=2",
               f"hydra.run.dir={run}", cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
@@ -111,7 +102,7 @@ def test_smollm2_learns_tool_picking_end_to_end(tmp_path):
     answers = answers[1:] + answers[:1]
     bad = write_jsonl(tmp_path / "shuffled.jsonl", [{**r, "messages": r["messages"][:-1] + [
         {"role": "assistant", "content": a}]} for r, a in zip(rows, answers, strict=True)])
-    out = cli("+experiment=quickstart", f"data.train_file={bad}", f"data.test_file={test}", "train.num_train_epochs=1",
+    out = train_cli("+experiment=quickstart", f"data.train_file={bad}", f"data.test_file={test}", "train.num_train_epochs=1",
               "stages=[prepare,train]", f"hydra.run.dir={tmp_path / 'bad'}", cwd=ROOT)  # 1 epoch learns the format
     assert out.returncode == 0, out.stderr[-3000:]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

@@ -4,7 +4,7 @@
   Instruct chat template shipped in TRL (`trl/chat_templates/llama3_1.jinja`), end of turn <|eot_id|> and the
   generation config's end ids 128001, 128008, 128009.
 - mistral-v0.3: Mistral's v3 SentencePiece tokenizer (shipped in the `mistral-common` package; the vocabulary of
-  Mistral-7B-Instruct-v0.3) and the v0.3 chat template (tests/chat_templates/mistral_v0_3.jinja).
+  Mistral-7B-Instruct-v0.3) and the v0.3 chat template (tests/helpers/chat_templates/mistral_v0_3.jinja).
 - qwen2.5: the Qwen2.5 Instruct template shipped in TRL over SmolLM2's byte-level BPE, which has the same ChatML
   special tokens (<|im_start|>, <|im_end|>, <|endoftext|>); Qwen's own vocabulary ships in no package here.
 
@@ -22,7 +22,7 @@ import torch
 from lorakit.core.paths import ROOT
 
 FIXTURES = ROOT / ".venv" / "fixtures"
-TEMPLATES = ROOT / "tests" / "chat_templates"
+TEMPLATES = ROOT / "tests" / "helpers" / "chat_templates"
 FAMILIES = ("llama-3.1", "mistral-v0.3", "qwen2.5")
 LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
                   r"\s*[\r\n]+|\s+(?!\S)|\s+")  # the split pattern of Meta's tokenizer.py

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from helpers import compose_cfg
-from lorakit.config.checks import ConfigError, validate
+from lorakit.config.checks import validate
 from lorakit.config.compose import redact
+from lorakit.core.errors import ConfigError
 from lorakit.core.paths import CONF_DIR
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))

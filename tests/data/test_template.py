@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import compose_cfg, write_jsonl
+from helpers import compose_cfg, train_cli, write_jsonl
 from lorakit.data.encoding import IGNORE, encode
 from lorakit.data.template import CONVERSATION, TURN, TemplateError, render, trained_turns, training_rendering, verify_saved
 from lorakit.stages import prepare
@@ -236,11 +236,10 @@ def test_every_template_trl_ships_trains_each_reply_after_its_inference_prompt(t
 def test_the_target_model_configs_run_end_to_end_on_a_tiny_model_of_their_family(tmp_path, families, model, family):
     """`model=mistral-7b` / `model=llama-3.1-8b` with a local folder, as a user points them at downloaded weights:
     prepare, train, evaluate, and the template saved with the adapter renders every training example as trained."""
-    from test_cli import cli
 
     folder = families[family][0]
     run = tmp_path / "run"
-    out = cli(f"model={model}", f"model.name_or_path={folder}", "quant=none",
+    out = train_cli(f"model={model}", f"model.name_or_path={folder}", "quant=none",
               f"data.train_file={data_file(tmp_path, 'train.jsonl', 8)}",
               f"data.test_file={data_file(tmp_path, 'test.jsonl', 2)}", "data.val_fraction=0", "+train.max_steps=2",
               "eval.max_new_tokens=4", f"hydra.run.dir={run}", cwd=tmp_path)

@@ -10,9 +10,8 @@ import re
 import pytest
 import yaml
 
-from helpers import tool_picker_rows, write_jsonl
+from helpers import tool_picker_rows, train_cli, write_jsonl
 from lorakit.sweeps.jobs import estimate, identity, metrics_of, sweep_name
-from test_cli import cli
 
 GRID = ["model=tiny-llama", "data.train_file=train.jsonl", "train.num_train_epochs=1", "eval.max_new_tokens=4",
         "optimized_metric=validation_loss", "lora.r=4,8", "train.learning_rate=1e-3,3e-3"]
@@ -29,7 +28,7 @@ def test_a_grid_ranks_its_jobs_survives_a_failure_and_trains_nothing_when_run_ag
     (sweep / "2").mkdir(parents=True)
     (sweep / "2" / "data").write_text("a file where job 2 writes its data folder: a forced failure")
 
-    out = cli("-m", *GRID, "logger=wandb", cwd=tmp_path)
+    out = train_cli("-m", *GRID, "logger=wandb", cwd=tmp_path)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]
     assert "sweep of 4 job(s)" in log and "the 3 job(s) still to run should take about" in log
@@ -52,14 +51,14 @@ def test_a_grid_ranks_its_jobs_survives_a_failure_and_trains_nothing_when_run_ag
         assert sweep.name.encode() in records.read_bytes() and b"swept" in records.read_bytes()
 
     before = _adapters(sweep)
-    out = cli("-m", *reversed(GRID), cwd=tmp_path)  # the same sweep, written in another order: nothing is trained
+    out = train_cli("-m", *reversed(GRID), cwd=tmp_path)  # the same sweep, written in another order: nothing is trained
     log = out.stdout + out.stderr
     assert out.returncode == 0 and "3 finished earlier" in log, log[-3000:]
     assert log.count("ran to its end earlier with the same config") == 3 and "trained 8 steps" not in log
     assert _adapters(sweep) == before and len(list((tmp_path / "outputs" / "multirun").iterdir())) == 1
     assert list(csv.DictReader((sweep / "sweep_summary.csv").open())) == rows  # job 2 failed again, the same way
 
-    out = cli("-m", *GRID, "max_runs=3", cwd=tmp_path)
+    out = train_cli("-m", *GRID, "max_runs=3", cwd=tmp_path)
     assert out.returncode != 0 and "would run 4 jobs" in out.stderr and "max_runs=4" in out.stderr
 
 
@@ -72,7 +71,7 @@ def test_an_optuna_search_reports_its_best_trial_and_continues_when_run_again(tm
     from optuna.trial import TrialState
 
     write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 40))
-    out = cli(*SEARCH, "hydra.sweeper.n_trials=2", cwd=tmp_path)
+    out = train_cli(*SEARCH, "hydra.sweeper.n_trials=2", cwd=tmp_path)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     [sweep] = (tmp_path / "outputs" / "multirun").iterdir()
     study = optuna.load_study(study_name=sweep.name, storage=f"sqlite:///{sweep / 'optuna.db'}")
@@ -89,7 +88,7 @@ def test_an_optuna_search_reports_its_best_trial_and_continues_when_run_again(tm
     # folder, then asks for new trials up to the new total, and does not train the ended ones again
     interrupted = study.ask(study.trials[0].distributions)
     before = _adapters(sweep)
-    out = cli(*SEARCH, "hydra.sweeper.n_trials=4", cwd=tmp_path)
+    out = train_cli(*SEARCH, "hydra.sweeper.n_trials=4", cwd=tmp_path)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]
     assert "2 ended and 1 interrupted earlier: continuing" in log and log.count("trained 8 steps") == 2
@@ -166,7 +165,7 @@ def test_a_sweep_through_submitit_runs_its_jobs_in_other_processes_in_the_same_f
     write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 40))
     args = ["model=tiny-llama", "data.train_file=train.jsonl", "train.num_train_epochs=1", "stages=[prepare,train]",
             "lora.r=4,8"]
-    out = cli("-m", *args, "hydra/launcher=submitit_local", cwd=tmp_path)
+    out = train_cli("-m", *args, "hydra/launcher=submitit_local", cwd=tmp_path)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     sweep = tmp_path / "outputs" / "multirun" / sweep_name(args)
     rows = list(csv.DictReader((sweep / "sweep_summary.csv").open()))
