@@ -147,9 +147,9 @@ def _generate_api(api, plans: list, cache: GenerationCache, max_new: int, seed: 
 
 
 def _plans(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], split: list[tuple[str, str]], *,
-           base: BaseModel, api, cache: GenerationCache, max_new: int, train_rows: list[dict] | None) -> list[tuple]:
+           engine: Engine, api, cache: GenerationCache, max_new: int, train_rows: list[dict] | None) -> list[tuple]:
     """Per candidate: (candidate, its prompts, its cache key, the answers stored, the indices still missing)."""
-    quant = OmegaConf.to_container(cfg.quant, resolve=True)
+    base = engine.base
     template = template_sha256(base.tokenizer)
     plans = []
     for c in candidates:
@@ -162,7 +162,7 @@ def _plans(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], split
         shots = pick_shots(train_rows or [], c.shots, cfg.seed) if c.kind == "fewshot" else None
         prompts = ([prompt_and_reference(base.tokenizer, with_shots(r["messages"], shots), r.get("tools"))[0]
                     for r in rows] if shots else [p for p, _ in split])
-        key = candidate_key(model_path=base.path, quant=quant, adapter=c.adapter, shots=shots, template=template,
+        key = candidate_key(model_path=base.path, quant=engine.quant, adapter=c.adapter, shots=shots, template=template,
                             max_new_tokens=max_new, eot_ids=base.eot_ids)
         plans.append((c, prompts, key, *cache.lookup(key, prompts)))
     return plans
@@ -179,13 +179,14 @@ def _api_engine(cfg: DictConfig, candidates: list[Candidate], judge_model) -> Ap
 
 
 def _judged(cfg: DictConfig, judge_model, engine: Engine, api, cache: GenerationCache, rows: list[dict],
-            references: list[str], outputs: dict[str, list[str]], reference: str, clusters, *, cuda: bool) -> dict:
+            references: list[str], outputs: dict[str, list[str]], reference: str, clusters, *, judge_is_base: bool,
+            cuda: bool) -> dict:
     """The judge's verdicts: through the API, the comparison's own model (the judge is its base), or the judge
     model loaded in the comparison's place."""
     if judge_model.api_model:
         engine.release()
         engine = api
-    elif judge_model.base.path != engine.base.path:
+    elif not judge_is_base:
         engine.release()
         engine = Engine(judge_model.base, quant=engine.quant, batch_size=engine.batch_size, cuda=cuda)
     return judge.run(cfg, judge_model, engine, cache, rows, references, outputs, reference, clusters,
@@ -203,6 +204,7 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, b
     jcfg = cfg.eval.get("judge")
     check(candidates, rows, base=base, metrics=metrics, train_rows=train_rows, judge_cfg=jcfg)
     judge_model = judge.load(str(jcfg.model), base.attn_implementation) if jcfg and jcfg.model else None
+    judge_is_base = judge_model is not None and judge_model.base is not None and judge_model.base.path == base.path
     api = _api_engine(cfg, candidates, judge_model)
     split = [prompt_and_reference(base.tokenizer, r["messages"], r.get("tools")) for r in rows]
     references = [ref for _, ref in split]
@@ -213,13 +215,12 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, b
     cache = GenerationCache(cache_dir)
     log.info("comparing %s on %d test examples (max %d new tokens, batch %d; metrics %s)",
              ", ".join(c.name for c in candidates), len(rows), max_new, cfg.eval.batch_size, ", ".join(metrics))
-    plans = _plans(cfg, candidates, rows, split, base=base, api=api, cache=cache, max_new=max_new,
+    plans = _plans(cfg, candidates, rows, split, engine=engine, api=api, cache=cache, max_new=max_new,
                    train_rows=train_rows)
     mixed = cuda if cfg.eval.get("mixed_batches") is None else bool(cfg.eval.mixed_batches)
     outputs, timings, generated = _generate_api(api, [p for p in plans if p[0].kind == "api"], cache, max_new, cfg.seed)
     local = _generate(engine, [p for p in plans if p[0].kind != "api"], cache, max_new, mixed=mixed,
-                      keep_base=judge_model is not None and judge_model.base is not None
-                      and judge_model.base.path == base.path)
+                      keep_base=judge_is_base)
     for mine, theirs in zip((outputs, timings, generated), local, strict=True):
         mine.update(theirs)
     outputs = {c.name: outputs[c.name] for c in candidates}  # the user's order
@@ -234,7 +235,7 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, b
     if judge_model is not None:
         start = time.perf_counter()
         verdicts = _judged(cfg, judge_model, engine, api, cache, rows, references, outputs, reference, clusters,
-                           cuda=cuda)
+                           judge_is_base=judge_is_base, cuda=cuda)
         timings["judge"] = round(time.perf_counter() - start, 2)
     return {"candidates": scored["candidates"], "tests": scored["tests"], "judge": verdicts, "n_examples": len(rows),
             "metrics": metrics, "reference": reference, "max_new_tokens": max_new,
