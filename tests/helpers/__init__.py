@@ -48,17 +48,16 @@ def tiny_trainer(run_dir: Path, tiny_dir: str, n_rows: int, *overrides: str, cud
     return build_trainer(cfg, run_dir, base, cuda=cuda, report_to="none"), tokenizer
 
 
-def python_m(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """`python -m module args...` in cwd, offline, its output captured."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+def python_m(module: str, *args: str, cwd: Path, unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """`python -m module args...` in cwd, offline, its output captured; `unset`: environment variables it runs
+    without."""
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update(HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=900)
 
 
 def train_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """`python -m train args...` in cwd, offline, its output captured; with no WANDB_MODE and no key, so that
-    lorakit itself must choose W&B's offline mode."""
-    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_MODE", "WANDB_API_KEY")}
-    env.update(HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "train", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=900)
+    """`python -m train args...`, with no WANDB_MODE and no key, so that lorakit itself must choose W&B's offline
+    mode."""
+    return python_m("train", *args, cwd=cwd, unset=("WANDB_MODE", "WANDB_API_KEY"))
