@@ -34,9 +34,11 @@ def run(cfg: DictConfig, run_dir: Path, base: BaseModel, *, cuda: bool, report_t
     result = train_or_advise(trainer, quantized=bool(cfg.quant), resume_from=resume_from)
 
     adapter_dir = RunFolder(run_dir).adapter
+    history = trainer.state.log_history
+    if not trainer.is_world_process_zero():  # one writer: rank 0 reads these back while another rank wrote them
+        return adapter_dir
     trainer.model.save_pretrained(str(adapter_dir))
     base.tokenizer.save_pretrained(str(adapter_dir))
-    history = trainer.state.log_history
     RunFolder(run_dir).train_log.write_text(json.dumps(history, indent=2))
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
     log.info("trained %d steps in %.0fs: train loss %.4f%s; adapter saved to %s", result.global_step,
