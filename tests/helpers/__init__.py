@@ -30,6 +30,17 @@ def tool_picker_rows(split: str, n: int) -> list[dict]:
     return [json.loads(line) for line in lines]
 
 
+def pair_rows(n: int, *, offset: int = 0) -> list[dict]:
+    """n tool_picker prompts as OpenAI preference pairs: the reference preferred over the same call to another tool."""
+    pairs = []
+    for row in tool_picker_rows("train", offset + n)[offset:]:
+        reply = json.loads(row["messages"][-1]["content"])
+        wrong = json.dumps({**reply, "tool": "search" if reply.get("tool") != "search" else "weather"})
+        pairs.append({"input": {"messages": row["messages"][:-1]}, "preferred_output": [row["messages"][-1]],
+                      "non_preferred_output": [{"role": "assistant", "content": wrong}]})
+    return pairs
+
+
 def tiny_trainer(run_dir: Path, tiny_dir: str, n_rows: int, *overrides: str, cuda: bool = False):
     """Prepare the first n_rows tool_picker examples in run_dir and build lorakit's trainer for the tiny model.
 

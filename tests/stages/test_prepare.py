@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import compose_cfg, tool_picker_rows, write_jsonl
+from helpers import compose_cfg, pair_rows, tool_picker_rows, write_jsonl
 from lorakit.data.encoding import IGNORE, tokenize_with_labels
 from lorakit.data.reading import DataError, read_examples
 from lorakit.data.splits import split_indices
@@ -125,3 +125,36 @@ def test_prepare_stage_alone_checks_data_without_training(tmp_path):
     assert sum(report["accounting"]["used"].values()) == 12 and "## Where every record went" in (
         tmp_path / "run" / "data_report.md").read_text()
     assert not (tmp_path / "run" / "adapter").exists() and not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_preference_pairs_are_prepared_and_accounted_for(tmp_path, tokenizer):
+    rows = pair_rows(30)
+    rows[3]["non_preferred_output"] = rows[3]["preferred_output"]          # line 4: identical sides
+    rows[7]["input"]["messages"][1]["content"] = "word " * 3000           # line 8: far over max_length
+    train = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    cfg = compose_cfg("method=dpo", f"data.train_file={train}", "data.test_file=null", "data.test_fraction=0.2",
+                      "data.val_fraction=0.25", run_dir=tmp_path / "run")
+    report = prepare.run(cfg, tokenizer, end_of_turn_ids(tokenizer), tmp_path / "run")
+    acc = report["accounting"]
+    assert sum(acc["used"].values()) + acc["dropped"] == acc["records"] == 30
+    assert acc["dropped_by_reason"] == {"identical_outputs": 1, "too_long": 1}
+    assert [(f["line"], f["category"]) for f in report["findings"]] == [(4, "identical_outputs"), (8, "too_long")]
+    from datasets import load_from_disk
+    train_set = load_from_disk(str(tmp_path / "run" / "data" / "train"))
+    assert {"prompt_ids", "chosen_ids", "rejected_ids"} <= set(train_set.column_names)
+    assert len(train_set) == acc["used"]["train"]
+    test = [json.loads(x) for x in (tmp_path / "run" / "data" / "test.jsonl").read_text().splitlines()]
+    assert len(test) == acc["used"]["test"] and all(r["rejected"]["role"] == "assistant" for r in test)
+
+
+def test_a_file_for_the_other_method_gets_one_message_naming_the_method(tmp_path, tokenizer):
+    chat = write_jsonl(tmp_path / "chat.jsonl", tool_picker_rows("train", 10))
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", pair_rows(10))
+    eot = end_of_turn_ids(tokenizer)
+    with pytest.raises(DataError, match=r"chat.jsonl holds chat examples \(openai_chat format\), and method=dpo "
+                                        r"trains on preference pairs.*python -m lorakit.pairs.*method=supervised"):
+        prepare.run(compose_cfg("method=dpo", f"data.train_file={chat}", run_dir=tmp_path / "a"), tokenizer, eot,
+                    tmp_path / "a")
+    with pytest.raises(DataError, match=r"pairs.jsonl holds preference pairs \(openai_preference format\), which "
+                                        r"method=supervised does not train on; run with method=dpo"):
+        prepare.run(compose_cfg(f"data.train_file={pairs}", run_dir=tmp_path / "b"), tokenizer, eot, tmp_path / "b")

@@ -17,7 +17,6 @@ from omegaconf import OmegaConf
 from lorakit.core import distributed
 from lorakit.core.runs import RunFolder
 from lorakit.data.checks import Finding
-from lorakit.data.encoding import IGNORE
 from lorakit.data.template import CONVERSATION, TURN, supports_tools, template_sha256
 from lorakit.openai.pricing import openai_cost
 from lorakit.training import plan
@@ -103,8 +102,7 @@ def build(cfg, tokenizer, records: dict[str, int], used: dict[str, list], findin
         "decisions": decisions,
         "findings_by_category": {c: dict(n) for c, n in sorted(categories.items())},
         "tokens": {"model": cfg.model.name_or_path, "train_length": percentiles(lengths), "per_epoch": per_epoch,
-                   "assistant_trained_per_epoch": int(sum(sum(1 for x in r["labels"] if x != IGNORE)
-                                                          for r in train_rows)),
+                   "assistant_trained_per_epoch": int(sum(r["trained"] for r in train_rows)),
                    "epochs": epochs, "total": int(per_epoch * epochs)},
         "openai_cost": openai_cost(cfg.pricing, billed),
         "template": {"sha256": template_sha256(tokenizer), "end_of_turn": tokenizer.convert_ids_to_tokens(eos),

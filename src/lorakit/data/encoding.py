@@ -219,7 +219,7 @@ def encode_split(examples: list[Example], tokenizer, eot_ids: set[int], data) ->
         else:
             missing_eot += columns["missing_eot"][i]
         rows += [{"input_ids": ids, "labels": labels, "length": len(ids), "line": ex.line, "example": ex,
-                  "mode": columns["mode"][i]} for ids, labels in sequences]
+                  "mode": columns["mode"][i], "trained": sum(x != IGNORE for x in labels)} for ids, labels in sequences]
     if missing_eot:
         raise TemplateError(
             f"{missing_eot} trained assistant turn(s) contain none of the end-of-turn tokens {sorted(eot_ids)} "
@@ -246,4 +246,58 @@ def test_rows(test: list[Example], tokenizer, max_length: int) -> tuple[list[Exa
                                  f"{max_length}; not evaluated; raise data.max_length or shorten the prompt", True, ex.record))
         else:
             rows.append(ex)
+    return rows, found
+
+
+def _reply_only(messages: list[dict]) -> list[dict]:
+    """The conversation with only its last reply trained (earlier assistant turns are prompt)."""
+    return [{**m, "weight": 0} if m["role"] == "assistant" else m for m in messages[:-1]] + [messages[-1]]
+
+
+def _split_trained(ids: list[int], labels: list[int]) -> tuple[list[int], list[int]]:
+    """(the tokens before the trained reply: its inference prompt, the reply's tokens through its end of turn)."""
+    trained = [t for t, x in enumerate(labels) if x != IGNORE]
+    return ids[:trained[0]], ids[trained[0]:trained[-1] + 1]
+
+
+def encode_pairs(examples: list[Example], tokenizer, eot_ids: set[int], data) -> tuple[list[dict], list[Finding]]:
+    """Tokenize preference pairs: each row holds prompt_ids (exactly the inference prompt's tokens), chosen_ids and
+    rejected_ids (each reply through its end-of-turn token), as TRL's DPO collator takes them; the too-long policy
+    applies to the prompt with its longer reply (truncate: both replies cut to fit, the prompt kept whole)."""
+    if not examples:
+        return [], []
+    sides = [conv for ex in examples for conv in (_reply_only(ex.messages), _reply_only([*ex.messages[:-1], ex.rejected]))]
+    table = encode(tokenizer, [(conv, ex.tools) for conv, ex in zip(sides, [e for e in examples for _ in (0, 1)],
+                                                                    strict=True)],
+                   eot_ids, num_proc(data, len(sides))).to_dict()
+    rows, found, limit = [], [], data.max_length
+    for i, ex in enumerate(examples):
+        errors = [table["error"][2 * i + k] for k in (0, 1) if table["error"][2 * i + k]]
+        if errors:
+            found.append(Finding(ex.file, ex.line, *json.loads(errors[0]), True, ex.record))
+            continue
+        if table["missing_eot"][2 * i] or table["missing_eot"][2 * i + 1]:
+            raise TemplateError(f"{ex.file}:{ex.line}: a reply renders without any of the end-of-turn tokens "
+                                f"{sorted(eot_ids)}: set the tokenizer's eos_token to the token the chat template "
+                                "ends assistant turns with")
+        (prompt, chosen), (other_prompt, rejected) = (_split_trained(table["input_ids"][2 * i + k][-1],
+                                                                     table["labels"][2 * i + k][-1]) for k in (0, 1))
+        if prompt != other_prompt:  # a template that renders the prompt by what follows it (none known does)
+            found.append(Finding(ex.file, ex.line, "template_error", "the chat template renders this prompt to other "
+                                 "tokens before each reply, so the pair has no one prompt to compare them after",
+                                 True, ex.record))
+            continue
+        n = len(prompt) + max(len(chosen), len(rejected))
+        if n > limit:
+            if data.too_long != "truncate" or len(prompt) >= limit:
+                found.append(Finding(ex.file, ex.line, "too_long", f"{n} tokens (prompt and its longer reply) > "
+                                     f"data.max_length={limit} (data.too_long={data.too_long}); raise data.max_length, "
+                                     "shorten the pair, or set data.too_long=truncate", True, ex.record))
+                continue
+            chosen, rejected = chosen[:limit - len(prompt)], rejected[:limit - len(prompt)]
+            found.append(Finding(ex.file, ex.line, "too_long", f"{n} tokens > data.max_length={limit}; both replies "
+                                 "cut to fit after the whole prompt (data.too_long=truncate)", False, ex.record))
+        rows.append({"prompt_ids": prompt, "chosen_ids": chosen, "rejected_ids": rejected, "example": ex,
+                     "line": ex.line, "length": 2 * len(prompt) + len(chosen) + len(rejected),
+                     "trained": len(chosen) + len(rejected), "mode": table["mode"][2 * i]})
     return rows, found

@@ -6,6 +6,7 @@ Formats (`data.format`; `auto` tells them apart per file by extension and the fi
   alpaca             {"instruction", "input"?, "output", "system"?, "history"?: [[user, assistant], ...]} JSONL/array
   prompt_completion  {"prompt", "completion"}: strings, or lists of messages (TRL's conversational form)
   csv                a header row; data.csv_columns names the prompt, completion and (optional) system columns
+  openai_preference, prompt_chosen_rejected   preference pairs for method=dpo (lorakit.data.preferences)
 
 Every format becomes {"role", "content"} messages, plus "weight" on assistant messages that had one (weight 0:
 in the conversation, not trained), and OpenAI tool calls as transformers' chat templates expect them
@@ -22,7 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-FORMATS = ("auto", "openai_chat", "sharegpt", "alpaca", "prompt_completion", "csv")
+FORMATS = ("auto", "openai_chat", "sharegpt", "alpaca", "prompt_completion", "csv", "openai_preference",
+           "prompt_chosen_rejected")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant",
                   "model": "assistant", "bard": "assistant", "bing": "assistant", "system": "system", "tool": "tool",
                   "function_call": "assistant", "function_response": "tool", "observation": "tool"}
@@ -33,7 +35,9 @@ SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistan
 RECORD_KEYS = {"openai_chat": {"messages", "tools", "parallel_tool_calls"},
                "sharegpt": {"conversations", "system", "tools", "id"},
                "alpaca": {"instruction", "input", "output", "system", "history"},
-               "prompt_completion": {"prompt", "completion"}}
+               "prompt_completion": {"prompt", "completion"},
+               "openai_preference": {"input", "preferred_output", "non_preferred_output"},
+               "prompt_chosen_rejected": {"prompt", "chosen", "rejected"}}
 MESSAGE_KEYS = {"role", "content", "name", "weight", "tool_calls", "tool_call_id", "refusal"}
 TURN_KEYS = {"from", "value", "weight"}
 
@@ -135,11 +139,14 @@ def detect(obj: Any, path: Path) -> str | Problem:
         return "csv"
     keys = set(obj) if isinstance(obj, dict) else set()
     for fmt, needed in (("openai_chat", {"messages"}), ("sharegpt", {"conversations"}),
-                        ("alpaca", {"instruction", "output"}), ("prompt_completion", {"prompt", "completion"})):
+                        ("alpaca", {"instruction", "output"}), ("prompt_completion", {"prompt", "completion"}),
+                        ("openai_preference", {"preferred_output"}), ("openai_preference", {"non_preferred_output"}),
+                        ("prompt_chosen_rejected", {"chosen"}), ("prompt_chosen_rejected", {"rejected"})):
         if needed <= keys:
             return fmt
     return Problem(f"cannot tell the format of {path} from its first record (keys: {sorted(keys) or type(obj).__name__}); "
-                   f"expected messages, conversations, instruction/output or prompt/completion, or set data.format to one "
+                   f"expected messages, conversations, instruction/output, prompt/completion, or preference pairs "
+                   f"(input/preferred_output/non_preferred_output, prompt/chosen/rejected), or set data.format to one "
                    f"of {', '.join(FORMATS[1:])}", "unknown_format")
 
 

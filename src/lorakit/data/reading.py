@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lorakit.core.errors import UserError
-from lorakit.data import formats
+from lorakit.data import formats, preferences
 from lorakit.data.checks import Finding, SpecialTokens, check_messages
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ class Example:
     messages: list[dict]
     tools: list | None = None
     record: int = -1  # position in the file (0-based), for the accounting
+    rejected: dict | None = None  # a preference pair's non-preferred reply (messages[-1] is the preferred one)
 
 
 @dataclass
@@ -39,6 +40,7 @@ class FileRead:
     records: int = 0
     examples: list[Example] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    format: str | None = None  # as detected (data.format=auto) or set
 
 
 def read_file(path: str | Path, fmt: str = "auto", csv_columns: dict | None = None,
@@ -72,23 +74,43 @@ def read_file(path: str | Path, fmt: str = "auto", csv_columns: dict | None = No
         _add(out, number, out.records - 1, obj, fmt, csv_columns, special)
     if pending:
         raise DataError(f"{path}:{pending[0][0]}: {formats.detect(pending[0][1], path)}")
+    out.format = None if fmt == "auto" else fmt
     return out
+
+
+def _convert(obj, fmt: str, csv_columns: dict | None) -> tuple[list[dict], list | None, dict | None] | formats.Problem:
+    """(messages, tools, the non-preferred reply of a pair or None)."""
+    if fmt in preferences.PAIR_FORMATS:
+        pair = preferences.to_pair(obj, fmt)
+        return pair if isinstance(pair, formats.Problem) else (pair[0], pair[2], pair[1])
+    messages = formats.to_messages(obj, fmt, csv_columns)
+    return messages if isinstance(messages, formats.Problem) else (messages, formats.tools(obj, fmt), None)
+
+
+def _checks(messages: list[dict], rejected: dict | None, special: SpecialTokens) -> list[tuple[str, str, bool]]:
+    """The chat checks of the conversation, and of a pair's other side (its own findings only, named as such)."""
+    found = check_messages(messages, special)
+    if rejected is not None:
+        found += [(c, f"non-preferred reply: {m}", d) for c, m, d in check_messages([*messages[:-1], rejected], special)
+                  if (c, m, d) not in found]
+    return found
 
 
 def _add(out: FileRead, number: int, record: int, obj, fmt: str, csv_columns: dict | None,
          special: SpecialTokens) -> None:
-    messages = formats.to_messages(obj, fmt, csv_columns)
-    if isinstance(messages, formats.Problem):
-        out.findings.append(Finding(out.path, number, messages.category, str(messages), True, record))
+    converted = _convert(obj, fmt, csv_columns)
+    if isinstance(converted, formats.Problem):
+        out.findings.append(Finding(out.path, number, converted.category, str(converted), True, record))
         return
+    messages, tools, rejected = converted
     keys = formats.unknown_keys(obj, fmt)
     found = [Finding(out.path, number, "unknown_key", f"unknown key(s) {', '.join(keys)} for format {fmt}, ignored; "
                      f"fix the spelling or remove them (known: {', '.join(sorted(formats.RECORD_KEYS[fmt]))})", False,
                      record)] if keys else []
-    found += [Finding(out.path, number, c, m, d, record) for c, m, d in check_messages(messages, special)]
+    found += [Finding(out.path, number, c, m, d, record) for c, m, d in _checks(messages, rejected, special)]
     out.findings += found
     if not any(f.drops for f in found):
-        out.examples.append(Example(out.path, number, messages, formats.tools(obj, fmt), record))
+        out.examples.append(Example(out.path, number, messages, tools, record, rejected))
 
 
 def listing(findings: list[Finding], limit: int = MAX_SHOWN) -> str:

@@ -31,7 +31,7 @@ def _deduplicate(examples: list[Example], drop: bool) -> tuple[list[Example], li
     first: dict[str, Example] = {}
     kept, found = [], []
     for ex in examples:
-        key = conversation_key(ex.messages, ex.tools)
+        key = conversation_key(ex.messages + ([ex.rejected] if ex.rejected else []), ex.tools)
         if key in first:
             seen = first[key]
             found.append(Finding(ex.file, ex.line, "duplicate", f"the same conversation as {seen.file}:{seen.line}; "
@@ -67,6 +67,7 @@ class Selection:
     findings: list[Finding]
     records: dict[str, int]
     decisions: list[Decision] = field(default_factory=list)
+    formats: dict[str, str | None] = field(default_factory=dict)  # per file: as read (lorakit.data.formats)
 
 
 def select(data, seed: int, tokenizer=None, *, ranks_by_validation: bool = False) -> Selection:
@@ -101,7 +102,7 @@ def select(data, seed: int, tokenizer=None, *, ranks_by_validation: bool = False
     for r in reads:
         log.info("read %d records from %s: %d examples", r.records, r.path, len(r.examples))
     return Selection({"train": train, "validation": validation, "test": test}, findings,
-                     {r.path: r.records for r in reads}, decisions)
+                     {r.path: r.records for r in reads}, decisions, {r.path: r.format for r in reads})
 
 
 def _read_unique(path, data, special: SpecialTokens) -> tuple[FileRead, list[Example], list[Finding]]:

@@ -21,7 +21,8 @@ from pathlib import Path
 from lorakit.core.runs import RunFolder, write_jsonl
 from lorakit.data import data_report, task_match
 from lorakit.data.checks import Finding
-from lorakit.data.encoding import encode_split, test_rows
+from lorakit.data.encoding import encode_pairs, encode_split, test_rows
+from lorakit.data.preferences import PAIR_FORMATS
 from lorakit.data.reading import DataError, Example, listing
 from lorakit.data.splits import SPLITS, Selection, select
 from lorakit.data.template import TemplateError
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 
 REJECTIONS = ("role_order", "template_error")  # the categories of a conversation the chat template cannot render
+PAIR_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids", "length", "line")
+SEQUENCE_COLUMNS = ("input_ids", "labels", "length", "line")
 
 
 def _check_some_rendered(selection: Selection, findings: list[Finding]) -> None:
@@ -48,7 +51,28 @@ def _check_some_rendered(selection: Selection, findings: list[Finding]) -> None:
 def _write_jsonl(path: Path, examples: list[Example]) -> None:
     """The examples as read and converted (chat messages), each with the file and line it came from."""
     write_jsonl(path, ({"file": ex.file, "line": ex.line, "record": ex.record, "messages": ex.messages,
-                        "tools": ex.tools} for ex in examples))
+                        "tools": ex.tools, **({"rejected": ex.rejected} if ex.rejected else {})} for ex in examples))
+
+
+def _check_method(cfg, selection: Selection) -> None:
+    """The training files must hold what the method trains on: chat examples, or preference pairs for method=dpo.
+
+    Raises:
+        DataError: naming the file, its format, and the method it is for.
+    """
+    pairs = cfg.method.name == "dpo"
+    for path in (cfg.data.train_file, cfg.data.get("validation_file")):
+        fmt = selection.formats.get(str(path)) if path else None
+        if fmt is None or (fmt in PAIR_FORMATS) == pairs:
+            continue
+        if pairs:
+            raise DataError(f"{path} holds chat examples ({fmt} format), and method=dpo trains on preference pairs. "
+                            'Give a pair file (OpenAI\'s {"input": {"messages": [...]}, "preferred_output": [...], '
+                            '"non_preferred_output": [...]} or {"prompt", "chosen", "rejected"}), make one from a tuned '
+                            "run's mistakes with python -m lorakit.pairs outputs/<run> data.train_file=" f"{path}, or "
+                            "train on the examples with method=supervised")
+        raise DataError(f"{path} holds preference pairs ({fmt} format), which method=supervised does not train on; "
+                        "run with method=dpo (e.g. method=dpo init_from=outputs/<a supervised run>)")
 
 
 def _check_task_match(data, selection: Selection) -> None:
@@ -87,7 +111,7 @@ def _refuse(data, findings: list[Finding], kept_train: list[dict], run_dir: Path
                         f"{RunFolder(run_dir).data_report.with_suffix('.md')}:\n{listing([f for f in findings if f.drops])}")
 
 
-def _save(run_dir: Path, kept: dict[str, list[dict]], used: dict[str, list]) -> None:
+def _save(run_dir: Path, kept: dict[str, list[dict]], used: dict[str, list], columns: tuple[str, ...]) -> None:
     """data/train/ and data/validation/ (tokenized), and every split's checked records as JSONL."""
     from datasets import Dataset, disable_progress_bars, enable_progress_bars
 
@@ -96,8 +120,7 @@ def _save(run_dir: Path, kept: dict[str, list[dict]], used: dict[str, list]) -> 
     disable_progress_bars()  # one bar per saved split would only add noise to the log
     for name in ("train", "validation"):
         if kept[name]:
-            Dataset.from_list([{k: r[k] for k in ("input_ids", "labels", "length", "line")}
-                               for r in kept[name]]).save_to_disk(str(folder.tokenized(name)))
+            Dataset.from_list([{k: r[k] for k in columns} for r in kept[name]]).save_to_disk(str(folder.tokenized(name)))
     enable_progress_bars()
     for name in SPLITS:
         _write_jsonl(folder.split(name), used[name])
@@ -109,16 +132,19 @@ def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
     Raises:
         DataError: data.strict=true and there are findings, data.too_long=error and an example is too long, or no
             training example is left.
-            Also: data.test_file holds another task than data.train_file (lorakit.data.task_match).
+            Also: data.test_file holds another task than data.train_file (lorakit.data.task_match), or the
+            training file holds chat examples for method=dpo (pairs for method=supervised).
         TemplateError: the chat template renders no example at all, or trained turns have no end-of-turn token.
     """
     data = cfg.data
     selection = select(data, cfg.seed, tokenizer, ranks_by_validation=cfg.get("optimized_metric") == "validation_loss")
+    _check_method(cfg, selection)
     _check_task_match(data, selection)
     findings = list(selection.findings)
     kept: dict[str, list[dict]] = {}
+    pairs = cfg.method.name == "dpo"
     for name in ("train", "validation"):
-        kept[name], found = encode_split(selection.splits[name], tokenizer, eot_ids, data)
+        kept[name], found = (encode_pairs if pairs else encode_split)(selection.splits[name], tokenizer, eot_ids, data)
         findings += found
     test, found = test_rows(selection.splits["test"], tokenizer, data.max_length)
     findings += found
@@ -133,5 +159,5 @@ def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
     data_report.write(run_dir, report)
     data_report.log_summary(report)
     _refuse(data, findings, kept["train"], run_dir)
-    _save(run_dir, kept, used)
+    _save(run_dir, kept, used, PAIR_COLUMNS if pairs else SEQUENCE_COLUMNS)
     return report

@@ -40,7 +40,7 @@ def key(cfg, tokenizer, eot_ids: set[int], files: dict[str, str | None]) -> str:
     """What the prepared data depends on: the data settings, the files' contents (`files`: their sha256, from the
     run's identity), the seed, the tokenizer, and whether the run is ranked by its validation loss (the split)."""
     data = OmegaConf.to_container(cfg.data, resolve=True)
-    parts = {"data": data, "seed": cfg.seed, "files": files,
+    parts = {"data": data, "seed": cfg.seed, "files": files, "method": (cfg.get("method") or {}).get("name"),
              "ranks_by_validation": cfg.get("optimized_metric") == "validation_loss",
              "tokenizer": _tokenizer_sha256(tokenizer), "eot": sorted(eot_ids)}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
