@@ -104,9 +104,15 @@ def test_test_file_must_differ_from_train_file(tmp_path):
     ("train.num_train_epochs=-2", "train.num_train_epochs: must be a number >= 0 (or null"),
     ("train.save_steps=0", "train.save_steps: must be a number > 0 (or null"),
     ("data.val_fraction=1.5", "data.val_fraction: must be a number >= 0 and < 1 (or null"),
+    ("method=dpo method.beta=0", "method.beta: must be a number > 0, got 0"),
+    ("method=dpo method.beta=-0.1", "method.beta: must be a number > 0, got -0.1"),
+    ("method=dpo +method.betta=0.2", "method.betta: not a trl.DPOConfig field (did you mean beta?)"),
+    ("method=supervised +method.beta=0.2", "method: ['beta'] are settings of another method"),
+    ("init_from=/nowhere", "init_from: /nowhere holds no adapter_config.json"),
+    ("init_from=/nowhere backend=openai", "init_from: a local adapter, which a hosted job cannot start from"),
 ])
 def test_out_of_range_settings_are_refused_before_any_model_loads(tmp_path, override, expected):
-    cfg = compose_cfg("+experiment=quickstart", override, run_dir=tmp_path)
+    cfg = compose_cfg("+experiment=quickstart", *override.split(), run_dir=tmp_path)
     with pytest.raises(ConfigError) as err:
         validate(cfg, cuda=False)
     assert expected in str(err.value)

@@ -7,6 +7,7 @@ with its fix, so a user fixes a config in one go rather than one crash at a time
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib.util
 import inspect
 from pathlib import Path
@@ -17,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from lorakit.config.compose import cuda_available
 from lorakit.core.errors import ConfigError
 from lorakit.core.paths import ROOT
-from lorakit.core.runs import ADAPTER_CONFIG, RunFolder, holds_adapter
+from lorakit.core.runs import ADAPTER_CONFIG, RunFolder, find_adapter, holds_adapter
 from lorakit.data.formats import FORMATS
 from lorakit.evaluation import judge as judges
 from lorakit.evaluation.candidates import API
@@ -25,8 +26,7 @@ from lorakit.evaluation.metrics import check_names
 
 STAGES = ("prepare", "train", "evaluate", "merge")
 LOGGERS = ("none", "wandb")
-
-
+METHODS = ("supervised", "dpo")
 
 
 def _fields_of_dataclass(cls: type) -> set[str]:
@@ -41,7 +41,7 @@ def _unknown(section: str, keys: Any, known: set[str], owner: str) -> list[str]:
     problems = []
     for key in keys:
         if key not in known:
-            near = [k for k in known if k.startswith(str(key)[:4])][:3]
+            near = difflib.get_close_matches(str(key), known, n=3) or [k for k in known if k.startswith(str(key)[:4])][:3]
             hint = f" (did you mean {', '.join(sorted(near))}?)" if near else ""
             problems.append(f"{section}.{key}: not a {owner} field{hint}; remove it or fix the spelling")
     return problems
@@ -125,6 +125,33 @@ def _check_train(train: DictConfig, cuda: bool) -> list[str]:
     for flag in ("bf16", "fp16"):
         if get(flag) and not cuda:
             problems.append(f"train.{flag}: mixed precision needs a CUDA GPU; set train.{flag}=null (fp32 on CPU)")
+    return problems
+
+
+def _check_method(cfg: DictConfig) -> list[str]:
+    """method.name, and for dpo its trl.DPOConfig fields (beta > 0); init_from a run folder or adapter."""
+    method = cfg.get("method") or {}
+    name = method.get("name", "supervised")
+    if name not in METHODS:
+        return [f"method: {name!r} is unknown; use method=supervised (chat examples) or method=dpo (preference pairs)"]
+    problems = []
+    if name == "dpo":
+        from trl import DPOConfig
+
+        problems += _unknown("method", [k for k in method if k != "name"], _fields_of_dataclass(DPOConfig),
+                             "trl.DPOConfig")
+        problems += _bad_number("method.beta", method.get("beta", 0.1), 0, above=True)
+        problems += _bad_number("method.learning_rate", method.get("learning_rate"), 0, above=True,
+                                null="train.learning_rate x 0.2")
+    elif len(method) > 1:
+        problems.append(f"method: {sorted(k for k in method if k != 'name')} are settings of another method; "
+                        "supervised fine-tuning is set with train.* (trl.SFTConfig fields)")
+    if cfg.get("init_from") and cfg.get("backend", {}).get("name") == "openai":
+        problems.append("init_from: a local adapter, which a hosted job cannot start from; with backend=openai set "
+                        "backend.model=<the ft: model to continue from> instead")
+    elif cfg.get("init_from") and find_adapter(cfg.init_from) is None:
+        problems.append(f"init_from: {cfg.init_from} holds no {ADAPTER_CONFIG} (nor adapter/{ADAPTER_CONFIG}); set it "
+                        "to a finished run's folder or its adapter folder")
     return problems
 
 
@@ -269,7 +296,7 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
     """
     cuda = cuda_available() if cuda is None else cuda
     stages, run_dir = list(cfg.stages), Path(cfg.run_dir)
-    problems = (_check_stages(stages) + _check_train(cfg.train, cuda) + _check_lora(cfg.lora)
+    problems = (_check_stages(stages) + _check_method(cfg) + _check_train(cfg.train, cuda) + _check_lora(cfg.lora)
                 + _check_quant(cfg.quant, cuda) + _check_model(cfg.model) + _check_data(cfg.data)
                 + _check_files(cfg.data, stages, run_dir) + _check_run(cfg, stages, run_dir)
                 + _check_eval(cfg.eval, stages))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,18 @@ ADAPTER_CONFIG = "adapter_config.json"  # PEFT's file: what makes a folder an ad
 def holds_adapter(folder: Path | str) -> bool:
     """Whether `folder` is a PEFT adapter (a run's adapter/, a checkpoint)."""
     return (Path(folder) / ADAPTER_CONFIG).is_file()
+
+
+def find_adapter(path: Path | str) -> Path | None:
+    """The adapter folder a path names: the folder itself, a run's adapter/, or a run's checkpoint."""
+    path = Path(path)
+    if holds_adapter(path):
+        return path
+    if holds_adapter(RunFolder(path).adapter):
+        return RunFolder(path).adapter
+    if re.fullmatch(r"checkpoint-\d+", path.name) and holds_adapter(RunFolder(path.parent).checkpoints / path.name):
+        return RunFolder(path.parent).checkpoints / path.name
+    return None
 
 
 @dataclass(frozen=True)

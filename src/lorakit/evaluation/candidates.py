@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from lorakit.core.errors import UserError
-from lorakit.core.runs import ADAPTER_CONFIG, RunFolder, holds_adapter
+from lorakit.core.runs import ADAPTER_CONFIG, RunFolder, find_adapter
 
 API = "openai:"  # a model behind an OpenAI-compatible API: openai:<model id> (candidates and judges)
 FIX = ("give base, fewshot:K, openai:<model id>, a run folder (outputs/...), its adapter/ folder or a checkpoint "
@@ -44,17 +44,6 @@ class Candidate:
         return None
 
 
-def adapter_dir(path: Path) -> Path | None:
-    """The adapter folder a path names: the folder itself, a run's adapter/, or a run's checkpoint."""
-    if holds_adapter(path):
-        return path
-    if holds_adapter(RunFolder(path).adapter):
-        return RunFolder(path).adapter
-    if re.fullmatch(r"checkpoint-\d+", path.name) and holds_adapter(RunFolder(path.parent).checkpoints / path.name):
-        return RunFolder(path.parent).checkpoints / path.name
-    return None
-
-
 def parse(spec: str) -> Candidate:
     spec = str(spec).strip()
     if spec == "base":
@@ -69,7 +58,7 @@ def parse(spec: str) -> Candidate:
             raise CandidateError(f"candidate {spec!r}: name the model after openai:, e.g. openai:gpt-4o-mini")
         return Candidate(spec, "api", model=spec.removeprefix(API))
     path = Path(spec).expanduser()
-    adapter = adapter_dir(path)
+    adapter = find_adapter(path)
     if adapter is None:
         what = "does not exist" if not path.exists() else f"holds no adapter (no {ADAPTER_CONFIG})"
         raise CandidateError(f"candidate {spec!r}: {path} {what}; {FIX}")

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lorakit.core.runs import ADAPTER_CONFIG
-from lorakit.evaluation.candidates import Candidate, CandidateError, adapter_dir, check_base
+from lorakit.core.runs import ADAPTER_CONFIG, find_adapter
+from lorakit.evaluation.candidates import Candidate, CandidateError, check_base
 from lorakit.server.errors import APIError
 
 
@@ -29,7 +29,7 @@ def find_adapters(spec: str) -> list[tuple[str, Path]]:
     whose runs (up to 3 levels down) all count."""
     name, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
     folder = Path(path).expanduser()
-    direct = adapter_dir(folder)
+    direct = find_adapter(folder)
     if direct is not None:
         return [(name or _run_name(folder), direct)]
     if name:

@@ -1,4 +1,5 @@
-"""Evaluate stage: base model vs tuned adapter on the held-out test set, greedy decoding, batched.
+"""Evaluate stage: base model (or the adapter the run started from, init_from) vs tuned adapter on the held-out test
+set, greedy decoding, batched; after DPO also the reward accuracy and margin on held-out pairs.
 
 Usage:
     python -m train +experiment=quickstart                                     # after training, in the same run
@@ -18,9 +19,10 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from lorakit.core.messages import prompt_of
-from lorakit.core.runs import RunFolder, read_jsonl, write_jsonl
+from lorakit.core.runs import RunFolder, find_adapter, read_jsonl, write_jsonl
 from lorakit.evaluation.candidates import Candidate
 from lorakit.evaluation.comparison import compare, test_set
+from lorakit.evaluation.preference import reward_metrics
 from lorakit.evaluation.report import write_comparison, write_report
 from lorakit.models.loading import BaseModel
 
@@ -41,10 +43,13 @@ def run(cfg: DictConfig, run_dir: Path, base: BaseModel, adapter_dir: Path, *, c
     """
     folder = RunFolder(run_dir)
     rows = test_set(cfg, base.tokenizer, folder.split("test"))  # this run's split; evaluate-only: the data config's
+    start = None
     if tuned_model:
         candidates = [Candidate("base", "api", model=cfg.backend.model), Candidate("tuned", "api", model=tuned_model)]
-    else:
-        candidates = [Candidate("base", "base"), Candidate("tuned", "adapter", adapter=Path(adapter_dir))]
+    else:  # "base" is where training started: the base model, or init_from's adapter
+        start = find_adapter(cfg.init_from) if cfg.get("init_from") else None
+        candidates = [Candidate("base", "adapter", adapter=start) if start else Candidate("base", "base"),
+                      Candidate("tuned", "adapter", adapter=Path(adapter_dir))]
     train_rows = None
     if cfg.eval.get("fewshot"):
         candidates.append(Candidate(f"fewshot:{cfg.eval.fewshot}", "fewshot", shots=int(cfg.eval.fewshot)))
@@ -52,6 +57,8 @@ def run(cfg: DictConfig, run_dir: Path, base: BaseModel, adapter_dir: Path, *, c
     cache_dir = cfg.eval.cache_dir if cfg.eval.get("cache") else None
     result = compare(cfg, candidates, rows, base=base, cuda=cuda, train_rows=train_rows, cache_dir=cache_dir)
     results = {name: {m: stat["value"] for m, stat in stats.items()} for name, stats in result["candidates"].items()}
+    if cfg.method.name == "dpo" and not tuned_model:
+        results["tuned"].update(reward_metrics(cfg, base, Path(adapter_dir), start, rows, cuda=cuda))
     folder.metrics.write_text(json.dumps(results, indent=2))
     answers, tuned, references = result["outputs"]["base"], result["outputs"]["tuned"], result["references"]
     predictions = []

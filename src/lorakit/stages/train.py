@@ -1,11 +1,13 @@
-"""Train stage: TRL SFTTrainer + PEFT LoRA on the prepared data; saves a standard PEFT adapter.
+"""Train stage: TRL SFTTrainer (method=supervised) or DPOTrainer (method=dpo) + PEFT LoRA on the prepared data;
+saves a standard PEFT adapter.
 
 Usage:
     python -m train +experiment=quickstart stages=[prepare,train]
 
 Reads run_dir/data/{train,validation} (made by the prepare stage) and writes run_dir/adapter/: the adapter
 (`PeftModel.from_pretrained(base, run_dir/adapter)` loads it), the tokenizer and its chat template, plus
-run_dir/train_log.json with the loss history. The trainer itself is built by lorakit.training.trainer.
+run_dir/train_log.json with the loss history (and DPO's rewards). The trainers are built by lorakit.training.trainer
+and lorakit.training.dpo; init_from starts from an earlier run's adapter.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from omegaconf import DictConfig
 
 from lorakit.core.runs import RunFolder
 from lorakit.models.loading import BaseModel
+from lorakit.training.dpo import build_dpo_trainer
 from lorakit.training.trainer import build_trainer, train_or_advise
 
 log = logging.getLogger(__name__)
@@ -27,17 +30,19 @@ def run(cfg: DictConfig, run_dir: Path, base: BaseModel, *, cuda: bool, report_t
         resume_from: Path | None = None) -> Path:
     """Train a LoRA adapter (continuing from a checkpoint of this run when given); return the folder it was saved
     to."""
-    trainer = build_trainer(cfg, run_dir, base, cuda=cuda, report_to=report_to)
+    build = build_dpo_trainer if cfg.method.name == "dpo" else build_trainer
+    trainer = build(cfg, run_dir, base, cuda=cuda, report_to=report_to)
     trainable, total = trainer.model.get_nb_trainable_parameters()
-    log.info("LoRA r=%d on %s: %s trainable parameters (%.2f%% of %s)", cfg.lora.r, list(cfg.lora.target_modules),
-             f"{trainable:,}", 100 * trainable / total, f"{total:,}")
+    lora = trainer.model.peft_config["default"]
+    log.info("%s: LoRA r=%d on %s: %s trainable parameters (%.2f%% of %s)", cfg.method.name, lora.r,
+             sorted(lora.target_modules), f"{trainable:,}", 100 * trainable / total, f"{total:,}")
     result = train_or_advise(trainer, quantized=bool(cfg.quant), resume_from=resume_from)
 
     adapter_dir = RunFolder(run_dir).adapter
     history = trainer.state.log_history
     if not trainer.is_world_process_zero():  # one writer: rank 0 reads these back while another rank wrote them
         return adapter_dir
-    trainer.model.save_pretrained(str(adapter_dir))
+    trainer.model.save_pretrained(str(adapter_dir), selected_adapters=["default"])  # not DPO's frozen "ref" copy
     base.tokenizer.save_pretrained(str(adapter_dir))
     RunFolder(run_dir).train_log.write_text(json.dumps(history, indent=2))
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lorakit.core import distributed, oom
-from lorakit.core.runs import RunFolder
+from lorakit.core.runs import RunFolder, find_adapter
 from lorakit.models.loading import BaseModel, compute_dtype, load_model, quiet_peft_deprecation
 from lorakit.training import attention, plan
 from lorakit.training.loss import CompactLossSFTTrainer
@@ -28,12 +28,9 @@ class LoraTrainer(AtomicCheckpoints, CompactLossSFTTrainer):
     """The trainer of every run: loss on trained positions only, checkpoints written whole or not at all."""
 
 
-def sft_config(cfg: DictConfig, run_dir: Path, *, cuda: bool, has_validation: bool, report_to: str,
-               sequences: int):
-    """Build the trl.SFTConfig from cfg.train, filling the `null` defaults that depend on the hardware and on the
-    number of training sequences (lorakit.training.plan)."""
-    from trl import SFTConfig
-
+def training_arguments(cfg: DictConfig, *, cuda: bool, has_validation: bool, sequences: int) -> dict[str, Any]:
+    """cfg.train as trainer arguments, the `null` defaults filled from the hardware and the number of training
+    sequences (lorakit.training.plan); shared by every method."""
     args: dict[str, Any] = OmegaConf.to_container(cfg.train, resolve=True)
     for decision in plan.decide(args, sequences, distributed.world_size()):
         log.info("%s", decision)
@@ -52,7 +49,15 @@ def sft_config(cfg: DictConfig, run_dir: Path, *, cuda: bool, has_validation: bo
         args["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
     if not has_validation:
         args["eval_strategy"] = "no"
-    args = {k: v for k, v in args.items() if v is not None}
+    return {k: v for k, v in args.items() if v is not None}
+
+
+def sft_config(cfg: DictConfig, run_dir: Path, *, cuda: bool, has_validation: bool, report_to: str,
+               sequences: int):
+    """Build the trl.SFTConfig from cfg.train (training_arguments)."""
+    from trl import SFTConfig
+
+    args = training_arguments(cfg, cuda=cuda, has_validation=has_validation, sequences=sequences)
     # The prepare stage already dropped longer examples. TRL refuses max_length for padding-free batches without
     # packing (it would not truncate them); with packing it is the length of a packed row.
     max_length = None if args.get("padding_free") and not args.get("packing") else cfg.data.max_length
@@ -62,7 +67,7 @@ def sft_config(cfg: DictConfig, run_dir: Path, *, cuda: bool, has_validation: bo
 
 def uses_varlen_attention(args) -> bool:
     """Padding-free batches (and best-fit packing, which is padding-free) need boundary-aware attention."""
-    return bool(args.padding_free or (args.packing and args.packing_strategy in {"bfd", "bfd_split"}))
+    return bool(args.padding_free or (getattr(args, "packing", False) and args.packing_strategy in {"bfd", "bfd_split"}))
 
 
 def prepare_for_kbit_training(model, args, dtype: torch.dtype):
@@ -108,34 +113,52 @@ def progress_callback(path: Path):
     return Progress()
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, base: BaseModel, *, cuda: bool, report_to: str):
-    """Load the prepared data and the base model's weights, wrap them with LoRA, and return the ready trainer."""
-    from datasets import load_from_disk
-    from peft import LoraConfig
-
-    folder = RunFolder(run_dir)
-    train_ds = load_from_disk(str(folder.tokenized("train")))
-    val_ds = load_from_disk(str(folder.tokenized("validation"))) if folder.tokenized("validation").exists() else None
-    log.info("training on %d examples, validating on %d", len(train_ds), len(val_ds) if val_ds else 0)
+def starting_model(cfg: DictConfig, base: BaseModel, args, *, cuda: bool):
+    """The base model's weights ready for LoRA, and the peft_config for the trainer: a new LoRA (cfg.lora), or, with
+    init_from, that run's adapter loaded trainable (peft_config None: training goes on from it)."""
+    from peft import LoraConfig, PeftModel
 
     quant = OmegaConf.to_container(cfg.quant, resolve=True)
-    args = sft_config(cfg, run_dir, cuda=cuda, has_validation=val_ds is not None, report_to=report_to,
-                      sequences=len(train_ds))
     model = load_model(base, quant, cuda=cuda)
     if uses_varlen_attention(args):  # one row per batch, examples kept apart by their boundaries
         model.set_attn_implementation(attention.register())
     if quant:
         model = prepare_for_kbit_training(model, args, compute_dtype(cuda))
+    quiet_peft_deprecation()  # TRL wraps the model in a PeftModel
+    if not cfg.get("init_from"):
+        return model, LoraConfig(**OmegaConf.to_container(cfg.lora, resolve=True))
+    adapter = find_adapter(cfg.init_from)
+    log.info("starting from the adapter in %s", adapter)
+    return PeftModel.from_pretrained(model, str(adapter), is_trainable=True), None
+
+
+def prepared_sets(run_dir: Path, what: str = "examples"):
+    """The tokenized train and validation sets the prepare stage saved (validation None when there is none)."""
+    from datasets import load_from_disk
+
+    folder = RunFolder(run_dir)
+    train_ds = load_from_disk(str(folder.tokenized("train")))
+    val_ds = load_from_disk(str(folder.tokenized("validation"))) if folder.tokenized("validation").exists() else None
+    log.info("training on %d %s, validating on %d", len(train_ds), what, len(val_ds) if val_ds else 0)
+    return train_ds, val_ds
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, base: BaseModel, *, cuda: bool, report_to: str):
+    """Load the prepared data and the base model's weights, wrap them with LoRA, and return the ready trainer."""
+    folder = RunFolder(run_dir)
+    train_ds, val_ds = prepared_sets(run_dir)
+    args = sft_config(cfg, run_dir, cuda=cuda, has_validation=val_ds is not None, report_to=report_to,
+                      sequences=len(train_ds))
+    model, peft_config = starting_model(cfg, base, args, cuda=cuda)
     tokenizer = base.tokenizer
     tokenizer.padding_side = "right"
-    quiet_peft_deprecation()  # TRL wraps the model in a PeftModel
     return LoraTrainer(
         model=model,
         args=args,
         train_dataset=train_ds,
         eval_dataset=val_ds,
         processing_class=tokenizer,
-        peft_config=LoraConfig(**OmegaConf.to_container(cfg.lora, resolve=True)),
+        peft_config=peft_config,
         callbacks=[progress_callback(folder.progress)],
     )
 
@@ -146,7 +169,7 @@ def train_or_advise(trainer, *, quantized: bool, resume_from: Path | None = None
     try:
         return trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     except torch.OutOfMemoryError as err:
-        longest = max(len(ids) for ids in trainer.train_dataset["input_ids"])
+        longest = max(trainer.train_dataset["length"])
         _, total = trainer.model.get_nb_trainable_parameters()
         raise oom.training_advice(err, trainer.args, longest=longest, quantized=quantized, params_b=total / 1e9) from None
 
