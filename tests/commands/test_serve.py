@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 import openai
-from helpers import serving, tool_picker_rows, write_jsonl
+from helpers import pair_rows, serving, tool_picker_rows, write_jsonl
 from helpers.fixtures import KEY, env_without_keys
 
 
@@ -84,6 +84,54 @@ def test_an_invalid_training_file_fails_the_job_naming_its_lines(server, tmp_pat
     assert err.value.body["param"] == "training_file"
     with pytest.raises(openai.BadRequestError):
         client.fine_tuning.jobs.create(training_file=uploaded.id, model="gpt-4o-mini")
+
+
+def test_a_dpo_job_on_openai_preference_pairs_continues_a_supervised_model_and_is_served(server, tuned, tmp_path):
+    client = server.client()
+    _, sft = tuned
+    pairs = write_jsonl(tmp_path / "prefs.jsonl", pair_rows(16))
+    uploaded = client.files.create(file=open(pairs, "rb"), purpose="fine-tune")
+    assert uploaded.status == "processed"
+    job = client.fine_tuning.jobs.create(
+        training_file=uploaded.id, model=sft.fine_tuned_model, suffix="prefs",
+        method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2, "n_epochs": 1, "batch_size": 8,
+                                                           "learning_rate_multiplier": "auto"}}})
+    assert job.method.type == "dpo" and job.method.dpo.hyperparameters.beta == 0.2 and job.model == sft.fine_tuned_model
+    job = serving.wait_for(client, job.id, {"succeeded", "failed", "cancelled"})
+    assert job.status == "succeeded", job.error
+    assert job.fine_tuned_model == f"ft:tiny-llama:prefs:{job.id}"
+    run = yaml_config(server, job.id)
+    assert run["method"]["name"] == "dpo" and run["method"]["beta"] == 0.2 and "/jobs/" in run["init_from"]
+    steps = [e.data for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data if e.type == "metrics"]
+    assert steps and max(s["step"] for s in steps) == 2  # 16 pairs / batch 8 x 1 epoch
+    assert client.fine_tuning.jobs.checkpoints.list(job.id).data
+    reply = client.chat.completions.create(model=job.fine_tuned_model, max_tokens=5,
+                                           messages=[{"role": "user", "content": "Set a timer for 5 minutes"}])
+    assert reply.model == job.fine_tuned_model and reply.choices[0].finish_reason in {"stop", "length"}
+
+
+def yaml_config(server, job_id: str) -> dict:
+    import yaml
+
+    [config] = server.data_dir.glob(f"**/{job_id}/config.yaml")
+    return yaml.safe_load(config.read_text())
+
+
+def test_a_file_for_the_other_method_fails_the_job_and_bad_dpo_settings_are_refused(server, train_file, tmp_path):
+    client = server.client()
+    chat = client.files.create(file=open(train_file, "rb"), purpose="fine-tune")
+    pairs = client.files.create(file=open(write_jsonl(tmp_path / "p.jsonl", pair_rows(4)), "rb"), purpose="fine-tune")
+    dpo = client.fine_tuning.jobs.create(training_file=chat.id, model="tiny-llama", method={"type": "dpo"})
+    sft = client.fine_tuning.jobs.create(training_file=pairs.id, model="tiny-llama")
+    for job, says in ((dpo, "holds chat examples; a dpo job trains on preference pairs"),
+                      (sft, "holds preference pairs; train on them with method")):
+        job = serving.wait_for(client, job.id, {"failed", "succeeded"}, timeout=30)
+        assert job.status == "failed" and job.error.code == "invalid_training_file" and says in job.error.message
+    for method, param in (({"type": "dpo", "dpo": {"hyperparameters": {"beta": 0}}}, "beta"),
+                          ({"type": "reinforcement"}, "method.type")):
+        with pytest.raises(openai.BadRequestError) as err:
+            client.fine_tuning.jobs.create(training_file=pairs.id, model="tiny-llama", method=method)
+        assert param in err.value.body["param"]
 
 
 def test_streaming_gives_the_same_text_as_a_plain_request(server, tuned):

@@ -25,7 +25,14 @@ def message(msg: dict, *, weight: bool = True) -> dict:
 
 
 def training_record(row: dict) -> dict:
-    """One line of an OpenAI fine-tuning file from a row of data/{train,validation}.jsonl."""
+    """One line of an OpenAI fine-tuning file from a row of data/{train,validation}.jsonl: a chat example, or for a
+    preference pair ("rejected" beside the messages) a line of OpenAI's DPO format."""
+    if row.get("rejected"):
+        given = {"messages": [message(m, weight=False) for m in row["messages"][:-1]]}
+        if row.get("tools"):
+            given["tools"] = row["tools"]
+        return {"input": given, "preferred_output": [message(row["messages"][-1], weight=False)],
+                "non_preferred_output": [message(row["rejected"], weight=False)]}
     record = {"messages": [message(m) for m in row["messages"]]}
     if row.get("tools"):
         record["tools"] = row["tools"]

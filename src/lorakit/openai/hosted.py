@@ -35,9 +35,16 @@ class HostedJobError(UserError, RuntimeError):
     """The hosted job did not succeed; the message carries the service's reason."""
 
 
-def hyperparameters(backend: DictConfig) -> dict:
-    return {"n_epochs": backend.n_epochs if backend.n_epochs in (None, "auto") else int(backend.n_epochs),
-            "batch_size": backend.batch_size, "learning_rate_multiplier": backend.learning_rate_multiplier}
+def method(cfg: DictConfig) -> dict:
+    """The job's `method` as OpenAI takes it: {"type": "supervised" | "dpo", <type>: {"hyperparameters": ...}},
+    from backend.* (n_epochs, batch_size, learning_rate_multiplier) and, for dpo, method.beta."""
+    backend = cfg.backend
+    hp = {"n_epochs": backend.n_epochs if backend.n_epochs in (None, "auto") else int(backend.n_epochs),
+          "batch_size": backend.batch_size, "learning_rate_multiplier": backend.learning_rate_multiplier}
+    kind = cfg.method.name
+    if kind == "dpo":
+        hp["beta"] = float(cfg.method.beta)
+    return {"type": kind, kind: {"hyperparameters": hp}}
 
 
 def openai_files(run_dir: Path) -> dict[str, Path]:
@@ -133,7 +140,8 @@ def train(cfg: DictConfig, run_dir: Path) -> str:
     backend = cfg.backend
     base_url = backend.base_url or "https://api.openai.com/v1"
     client = api.client(backend)
-    hp = hyperparameters(backend)
+    how = method(cfg)
+    hp = how[how["type"]]["hyperparameters"]
     files = openai_files(run_dir)
     log.info("hosted fine-tuning of %s at %s: %s", backend.model, base_url, cost_line(cfg, run_dir, hp["n_epochs"]))
     try:
@@ -143,10 +151,10 @@ def train(cfg: DictConfig, run_dir: Path) -> str:
         job = client.fine_tuning.jobs.create(
             model=backend.model, training_file=ids["train"], validation_file=ids.get("validation"),
             suffix=backend.suffix or None, seed=int(cfg.seed),
-            method={"type": "supervised", "supervised": {"hyperparameters": hp}})
+            method=how)
     except openai.APIStatusError as err:
         raise HostedJobError(f"{base_url} refused the job ({err.status_code}): {err.message}") from None
-    log.info("created %s (hyperparameters %s); following it (Ctrl-C asks before cancelling)", job.id, hp)
+    log.info("created %s (%s, hyperparameters %s); following it (Ctrl-C asks before cancelling)", job.id, how["type"], hp)
     _record(run_dir, job, base_url)
     job = follow(client, job, run_dir, base_url, float(backend.poll_s))
     if job.status != "succeeded":

@@ -21,12 +21,14 @@ from lorakit.server.store import new_id, page
 PURPOSES = {"fine-tune", "fine-tune-results", "batch", "assistants", "user_data", "evals", "vision"}
 
 
-def check_training_file(path, filename: str, tokenizer) -> tuple[int, str | None]:
-    """(examples, None), or (0, what is wrong: one `file:line: category: problem` per unusable line)."""
+def check_training_file(path, filename: str, tokenizer) -> tuple[int, str | None, str | None]:
+    """(examples, "chat" or "pairs", None), or (0, None, what is wrong: one `file:line: category: problem` per
+    unusable line)."""
     try:
-        return len(read_examples(path, "auto", None, SpecialTokens(tokenizer))), None
+        examples = read_examples(path, "auto", None, SpecialTokens(tokenizer))
     except (DataError, UnicodeDecodeError, ValueError) as err:
-        return 0, str(err).replace(str(path), filename)
+        return 0, None, str(err).replace(str(path), filename)
+    return len(examples), "pairs" if examples[0].rejected is not None else "chat", None
 
 
 def router(state) -> APIRouter:
@@ -48,9 +50,10 @@ def router(state) -> APIRouter:
                 "filename": file.filename or "upload.jsonl", "purpose": purpose, "status": "processed",
                 "status_details": None, "expires_at": None}
         if purpose == "fine-tune":
-            examples, problem = await asyncio.to_thread(check_training_file, path, body["filename"], state.tokenizer)
+            examples, kind, problem = await asyncio.to_thread(check_training_file, path, body["filename"],
+                                                              state.tokenizer)
             body["status"], body["status_details"] = ("error", problem) if problem else ("processed", None)
-            body["lorakit_examples"] = examples
+            body["lorakit_examples"], body["lorakit_kind"] = examples, kind
         store.put_file(body)
         return body
 

@@ -48,6 +48,17 @@ def _progress(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines() if line.strip()]
 
 
+def _wrong_kind(method: str, meta: dict) -> str | None:
+    """What is wrong with a checked upload for this method: chat examples for dpo, pairs for supervised."""
+    pairs = meta.get("lorakit_kind") == "pairs"
+    if method == "dpo" and not pairs:
+        return ("holds chat examples; a dpo job trains on preference pairs: one JSON object per line with \"input\", "
+                "\"preferred_output\" and \"non_preferred_output\"")
+    if method == "supervised" and pairs:
+        return "holds preference pairs; train on them with method={\"type\": \"dpo\"}"
+    return None
+
+
 def _alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -134,12 +145,19 @@ class JobRunner:
                 return self._fail(body["id"], f"invalid_{param}",
                                   f"The job failed due to an invalid {param.replace('_', ' ')}. {meta['status_details']}",
                                   param=param)
+            wrong = _wrong_kind(body["method"]["type"], meta)
+            if wrong:
+                return self._fail(body["id"], f"invalid_{param}", f"The job failed due to an invalid "
+                                  f"{param.replace('_', ' ')}. {meta['filename']} {wrong}", param=param)
         self.store.add_event(body["id"], "Files validated, moving job to queued state")
         self._set(body["id"], status="queued")
 
     def _command(self, body: dict, run_dir: Path) -> list[str]:
         hp = body["hyperparameters"]
-        overrides = [*self.model_overrides, "stages=[prepare,train]", f"hydra.run.dir={quoted(run_dir)}", "logger=none",
+        _, private = self.store.job(body["id"])
+        start = [f"init_from={quoted(private['init_from'])}"] if private.get("init_from") else []
+        overrides = [f"method={body['method']['type']}", *start, *self.model_overrides, "stages=[prepare,train]",
+                     f"hydra.run.dir={quoted(run_dir)}", "logger=none",
                      f"data.train_file={quoted(self.store.file_path(body['training_file']))}", "data.test_file=null",
                      "data.test_fraction=0", f"seed={body['seed']}", "train.save_strategy=epoch",
                      "train.save_total_limit=3"]
@@ -151,6 +169,8 @@ class JobRunner:
             overrides.append(f"train.num_train_epochs={hp['n_epochs']}")
         if hp["batch_size"] != "auto":
             overrides.append(f"train.per_device_train_batch_size={hp['batch_size']}")
+        if hp.get("beta", "auto") != "auto":
+            overrides.append(f"method.beta={float(hp['beta'])!r}")
         if hp["learning_rate_multiplier"] != "auto":
             overrides.append(f"train.learning_rate={self.state.learning_rate * float(hp['learning_rate_multiplier'])!r}")
         return [sys.executable, "-m", "train", *overrides]

@@ -9,22 +9,23 @@ import time
 from fastapi import APIRouter, Request
 
 from lorakit.server.errors import APIError
-from lorakit.server.requests import Hyperparameters, JobRequest, json_body
+from lorakit.server.requests import DpoHyperparameters, Hyperparameters, JobRequest, json_body
 from lorakit.server.store import new_id, page
 
 
-def hyperparameters(body: dict) -> dict:
-    """method.supervised.hyperparameters over the older top-level hyperparameters, each "auto" (or null) or a value
-    in the range requests.Hyperparameters checked."""
-    method = body.get("method")
+def hyperparameters(body: dict) -> tuple[str, dict]:
+    """(method type, its hyperparameters): method.<type>.hyperparameters over the older top-level hyperparameters,
+    each "auto" (or null) or a value in the range requests.Hyperparameters checked."""
+    method = body.get("method") or {"type": "supervised"}
+    kind = method["type"]
+    if kind not in ("supervised", "dpo"):
+        raise APIError(400, f"lorakit.serve trains supervised and dpo fine-tuning; method.type {kind!r} is not "
+                       "offered yet", param="method.type", code="unsupported_value")
     given = dict(body.get("hyperparameters") or {})
-    if method is not None:
-        if method["type"] != "supervised":
-            raise APIError(400, "lorakit.serve trains supervised fine-tuning only: method.type must be 'supervised'",
-                           param="method.type", code="unsupported_value")
-        given.update((method.get("supervised") or {}).get("hyperparameters") or {})
-    checked = Hyperparameters.model_validate(given).model_dump()  # each was checked with its body: this converts
-    return {name: "auto" if value is None else value for name, value in checked.items()}
+    given.update((method.get(kind) or {}).get("hyperparameters") or {})
+    schema = DpoHyperparameters if kind == "dpo" else Hyperparameters
+    checked = schema.model_validate(given).model_dump()  # each was checked with its body: this converts
+    return kind, {name: "auto" if value is None else value for name, value in checked.items()}
 
 
 def found_job(store, job_id: str) -> dict:
@@ -51,12 +52,28 @@ def uploaded_file(store, body: dict, param: str) -> str | None:
     return file_id
 
 
-def new_job(state, body: dict) -> dict:
-    """A job in OpenAI's shape from a checked create request, status validating_files."""
-    model, base = body.get("model"), state.registry.base.id
-    if model != base and model not in state.registry.aliases:
+def starting_point(state, model) -> str | None:
+    """The adapter a job on `model` starts from: None for the base model, else the served fine-tuned model's.
+
+    Raises:
+        APIError: 400 when the server does not serve that model.
+    """
+    base = state.registry.base.id
+    if model == base or model in state.registry.aliases:
+        return None
+    try:
+        served = state.registry.get(model)
+    except APIError:
         raise APIError(400, f"Model {model!r} is not available for fine-tuning on this server; it fine-tunes "
-                       f"{base!r}", param="model", code="model_not_available")
+                       f"{base!r} and the models fine-tuned from it", param="model", code="model_not_available") from None
+    return str(served.adapter)
+
+
+def new_job(state, body: dict) -> tuple[dict, dict]:
+    """A job in OpenAI's shape from a checked create request, status validating_files, and its private part (the
+    adapter it starts from)."""
+    model = body.get("model")
+    start = starting_point(state, model)
     suffix = body.get("suffix")
     if suffix is not None and (not isinstance(suffix, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", suffix)):
         raise APIError(400, "'suffix' must be 1 to 64 letters, digits, '-', '_' or '.'", param="suffix",
@@ -64,15 +81,17 @@ def new_job(state, body: dict) -> dict:
     seed = body.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**31):
         raise APIError(400, "'seed' must be an integer from 0 to 2147483647", param="seed", code="invalid_value")
-    hp = hyperparameters(body)
-    return {"id": new_id("ftjob"), "object": "fine_tuning.job", "created_at": int(time.time()), "error": None,
-            "fine_tuned_model": None, "finished_at": None, "hyperparameters": hp, "model": base,
+    kind, hp = hyperparameters(body)
+    base = state.registry.base.id
+    job = {"id": new_id("ftjob"), "object": "fine_tuning.job", "created_at": int(time.time()), "error": None,
+            "fine_tuned_model": None, "finished_at": None, "hyperparameters": hp, "model": model if start else base,
             "organization_id": "org-lorakit", "result_files": [], "seed": seed if seed is not None else
             random.randrange(2**31), "status": "validating_files", "trained_tokens": None,
             "training_file": uploaded_file(state.store, body, "training_file"),
             "validation_file": uploaded_file(state.store, body, "validation_file"),
             "estimated_finish": None, "integrations": [], "metadata": body.get("metadata"),
-            "method": {"type": "supervised", "supervised": {"hyperparameters": hp}}, "user_provided_suffix": suffix}
+            "method": {"type": kind, kind: {"hyperparameters": hp}}, "user_provided_suffix": suffix}
+    return job, {"init_from": start} if start else {}
 
 
 def router(state) -> APIRouter:
@@ -82,8 +101,8 @@ def router(state) -> APIRouter:
     @api.post("/v1/fine_tuning/jobs")
     async def create(request: Request):
         body = await json_body(request, JobRequest)
-        job = new_job(state, body)
-        store.put_job(job, {})
+        job, private = new_job(state, body)
+        store.put_job(job, private)
         store.add_event(job["id"], f"Validating training file: {job['training_file']}"
                         + (f" and validation file: {job['validation_file']}" if job["validation_file"] else ""))
         if body.get("integrations"):

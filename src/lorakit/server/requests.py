@@ -215,14 +215,22 @@ class Hyperparameters(_Shape):
     learning_rate_multiplier: Auto | Annotated[float, Field(ge=1e-6, le=100)] | None = "auto"
 
 
+class DpoHyperparameters(Hyperparameters):
+    beta: Auto | Annotated[float, Field(gt=0, le=100)] | None = "auto"
+
+
 class Supervised(_Shape):
     hyperparameters: Hyperparameters | None = None
+
+
+class Dpo(_Shape):
+    hyperparameters: DpoHyperparameters | None = None
 
 
 class Method(_Shape):
     type: Literal["supervised", "dpo", "reinforcement"]
     supervised: Supervised | None = None
-    dpo: dict | None = None
+    dpo: Dpo | None = None
     reinforcement: dict | None = None
 
 
