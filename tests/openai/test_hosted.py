@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from helpers import tool_picker_rows, write_jsonl
+from helpers import pair_rows, tool_picker_rows, write_jsonl
 from helpers.fixtures import KEY, env_without_keys
 
 
@@ -35,6 +35,23 @@ def test_backend_openai_runs_the_pipeline_against_the_server(server, tmp_path):
     epochs = json.loads((run / "data_report.json").read_text())["tokens"]["epochs"]  # decided from the file's size
     assert f"training tokens ({epochs} epochs)" in (run / "train.log").read_text()
     assert KEY not in (run / "train.log").read_text() and KEY not in (run / "config.yaml").read_text()
+
+
+def test_backend_openai_method_dpo_uploads_openai_preference_pairs_and_creates_a_dpo_job(server, tmp_path):
+    train = write_jsonl(tmp_path / "pairs.jsonl", pair_rows(20))
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "train", "backend=openai", f"backend.base_url={server.url}/v1", "backend.model=tiny-llama",
+         "backend.poll_s=0.5", "backend.n_epochs=1", "method=dpo", "method.beta=0.3", "model=tiny-llama",
+         f"data.train_file={train}", "data.test_fraction=0.2", "eval.max_new_tokens=4", f"hydra.run.dir={run}"],
+        capture_output=True, text=True, env=env_without_keys(OPENAI_API_KEY=KEY), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    uploaded = [json.loads(line) for line in (run / "data" / "openai_train.jsonl").read_text().splitlines()]
+    assert uploaded and all(set(r) == {"input", "preferred_output", "non_preferred_output"} for r in uploaded)
+    assert all(r["non_preferred_output"][0]["role"] == "assistant" for r in uploaded)
+    job = server.client().fine_tuning.jobs.retrieve(json.loads((run / "job.json").read_text())["job_id"])
+    assert job.status == "succeeded" and job.method.type == "dpo" and job.method.dpo.hyperparameters.beta == 0.3
+    assert set(json.loads((run / "metrics.json").read_text())) == {"base", "tuned"}
 
 
 def test_training_records_are_openai_format_with_tool_arguments_as_json_strings():
