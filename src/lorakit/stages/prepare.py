@@ -62,7 +62,7 @@ def _check_method(cfg, selection: Selection) -> None:
     """
     pairs = cfg.method.name == "dpo"
     for path in (cfg.data.train_file, cfg.data.get("validation_file")):
-        fmt = selection.formats.get(str(path)) if path else None
+        fmt = selection.formats.get(str(Path(path))) if path else None  # keyed as read_file names files
         if fmt is None or (fmt in PAIR_FORMATS) == pairs:
             continue
         if pairs:
