@@ -53,20 +53,19 @@ def uploaded_file(store, body: dict, param: str) -> str | None:
 
 
 def starting_point(state, model) -> str | None:
-    """The adapter a job on `model` starts from: None for the base model, else the served fine-tuned model's.
+    """The adapter a job on `model` starts from: None for the base model (or an alias of it), else the served
+    fine-tuned model's.
 
     Raises:
         APIError: 400 when the server does not serve that model.
     """
-    base = state.registry.base.id
-    if model == base or model in state.registry.aliases:
-        return None
     try:
         served = state.registry.get(model)
     except APIError:
         raise APIError(400, f"Model {model!r} is not available for fine-tuning on this server; it fine-tunes "
-                       f"{base!r} and the models fine-tuned from it", param="model", code="model_not_available") from None
-    return str(served.adapter)
+                       f"{state.registry.base.id!r} and the models fine-tuned from it", param="model",
+                       code="model_not_available") from None
+    return None if served.adapter is None else str(served.adapter)
 
 
 def new_job(state, body: dict) -> tuple[dict, dict]:
