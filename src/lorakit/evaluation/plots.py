@@ -3,30 +3,35 @@ whiskers, training and validation loss curves, confusion matrices, the judge's w
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
 from pathlib import Path
 
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+@functools.cache
+def _pyplot():
+    """matplotlib.pyplot without a display, imported at the first figure (half a second a command needs no more)."""
+    import matplotlib
 
-COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    _pyplot().close(fig)
     return buf.getvalue()
 
 
 def _grid(n: int, width: float = 3.4, height: float = 2.6):
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
+    fig, axes = _pyplot().subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
                              layout="constrained")
     for ax in axes.flat[n:]:
         ax.set_visible(False)
@@ -43,7 +48,7 @@ def metric_bars(candidates: dict[str, dict[str, dict]], metrics: list[str]) -> b
         # a percentile bootstrap interval need not contain the full-sample value: no whisker on that side then
         err = [[max(0.0, v - s["ci_low"]) for v, s in zip(values, stats, strict=True)],
                [max(0.0, s["ci_high"] - v) for v, s in zip(values, stats, strict=True)]]
-        ax.bar(range(len(names)), values, yerr=err, capsize=4, color=[COLORS[i % len(COLORS)] for i in range(len(names))])
+        ax.bar(range(len(names)), values, yerr=err, capsize=4, color=[f"C{i % 10}" for i in range(len(names))])
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
         ax.set_title(metric, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
@@ -94,7 +99,7 @@ def confusion_matrices(matrices: dict[str, tuple[list[str], list[list[int]]]]) -
 
 def judge_outcomes(pairwise: list[dict]) -> bytes:
     """Stacked win / tie / loss / unparseable bars, one per candidate judged against the reference."""
-    fig, ax = plt.subplots(figsize=(6, 0.9 + 0.5 * len(pairwise)), layout="constrained")
+    fig, ax = _pyplot().subplots(figsize=(6, 0.9 + 0.5 * len(pairwise)), layout="constrained")
     left = [0] * len(pairwise)
     for key, color in (("win", "#4c9a2a"), ("tie", "#bbbbbb"), ("loss", "#c0392b"), ("unparseable", "#f1c40f")):
         counts = [p[key] for p in pairwise]

@@ -23,7 +23,7 @@ from lorakit.data import template
 from lorakit.models import merge
 from lorakit.models.loading import load_base
 from lorakit.openai import hosted
-from lorakit.stages import evaluate, prepare, train
+from lorakit.stages import prepare
 from lorakit.stages.loggers import RunLogger
 from lorakit.sweeps import reuse
 from lorakit.sweeps.jobs import SweepJob, finished, identity
@@ -56,6 +56,8 @@ def _train_alongside(cfg: DictConfig, run_dir: Path, cuda: bool) -> None:
     distributed.barrier()
     trained, checkpoint = resume.plan(run_dir, "auto")
     if not trained:
+        from lorakit.stages import train  # here, not above: torch's and TRL's training modules take seconds to import
+
         train.run(cfg, run_dir, load_base(cfg.model), cuda=cuda, report_to="none", resume_from=checkpoint)
     return None
 
@@ -90,6 +92,8 @@ def _train(cfg: DictConfig, run_dir: Path, base, adapter_dir: Path, logger: RunL
     trained, checkpoint = resume.plan(run_dir, cfg.resume)
     distributed.barrier()  # the other processes of a multi-process run start training from here
     if not trained:
+        from lorakit.stages import train  # here, not above: a run that stops before training does not import TRL's trainers
+
         with _timed(timings, "train"):
             adapter_dir = train.run(cfg, run_dir, base, cuda=cuda, report_to=logger.report_to,
                                     resume_from=checkpoint)
@@ -116,6 +120,8 @@ def _stages(cfg: DictConfig, run_dir: Path, job: dict, sweep: SweepJob | None, l
     elif "train" in cfg.stages:
         adapter_dir = _train(cfg, run_dir, base, adapter_dir, logger, cuda, timings)
     if "evaluate" in cfg.stages:
+        from lorakit.stages import evaluate  # here: the report's plotting library only when there is a report
+
         with _timed(timings, "evaluate"):
             results, predictions, comparison, rows = evaluate.run(cfg, run_dir, base, adapter_dir, cuda=cuda,
                                                                   tuned_model=tuned_model)
