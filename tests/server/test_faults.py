@@ -153,7 +153,9 @@ def test_one_huge_request_is_refused_by_its_size_while_other_routes_answer(serve
     assert result["response"].status_code == 400 and error["code"] == "context_length_exceeded"
     assert "need at least" in error["message"]  # refused from its size, before tokenizing 15 MiB
     big_at = next(t for name, t in answers if name == "big")
-    assert sum(name == "health" and t < big_at for name, t in answers) >= 3  # before: blocked until the 400 (22 s)
+    # while it was read and refused, /health answered (a blocked event loop answers none before the 400, as the
+    # tokenizing refusal did: 22 s); how many depends on how fast the refusal is, so one is the bar
+    assert sum(name == "health" and t < big_at for name, t in answers) >= 1
 
 
 def test_a_job_request_with_auto_hyperparameters_is_accepted(server, tmp_path):
