@@ -83,7 +83,8 @@ def test_bad_input_exits_2_with_the_fix_and_no_traceback(tmp_path):
 @pytest.mark.slow
 def test_smollm2_learns_tool_picking_end_to_end(tmp_path):
     """The embedded model on a slice of the shipped data (to keep CI short): 96 examples, 2 epochs. Then
-    lorakit.compare ranks it above the base model and above an adapter trained on shuffled answers."""
+    lorakit.compare, a separate command, gives the evaluate stage's figures and ranks it above the base model with a
+    paired test."""
     train = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 96))
     test = write_jsonl(tmp_path / "test.jsonl", tool_picker_rows("test", 24))
     run = tmp_path / "run"
@@ -94,28 +95,14 @@ def test_smollm2_learns_tool_picking_end_to_end(tmp_path):
     assert metrics["base"]["exact_match"] <= 0.2
     assert metrics["tuned"]["exact_match"] >= 0.8
     assert metrics["tuned"]["json_valid"] >= 0.95
-
-
-    # a deliberately bad adapter: the same conversations with their answers shuffled (well-formed, wrong)
-    rows = tool_picker_rows("train", 96)
-    answers = [r["messages"][-1]["content"] for r in rows]
-    answers = answers[1:] + answers[:1]
-    bad = write_jsonl(tmp_path / "shuffled.jsonl", [{**r, "messages": r["messages"][:-1] + [
-        {"role": "assistant", "content": a}]} for r, a in zip(rows, answers, strict=True)])
-    out = train_cli("+experiment=quickstart", f"data.train_file={bad}", f"data.test_file={test}", "train.num_train_epochs=1",
-              "stages=[prepare,train]", f"hydra.run.dir={tmp_path / 'bad'}", cwd=ROOT)  # 1 epoch learns the format
-    assert out.returncode == 0, out.stderr[-3000:]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-m", "lorakit.compare", "candidates=[base,run,bad]", f"data.test_file={test}",
+    out = subprocess.run([sys.executable, "-m", "lorakit.compare", "candidates=[base,run]", f"data.test_file={test}",
                           f"out_dir={tmp_path / 'cmp'}"], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     em = {name: stats["exact_match"] for name, stats in report["candidates"].items()}
     assert em["run"]["value"] == metrics["tuned"]["exact_match"]  # the evaluate stage is the same engine
-    assert em["run"]["ci_low"] > max(em["base"]["ci_high"], em["bad"]["ci_high"])  # ranked, intervals apart
+    assert em["run"]["ci_low"] > em["base"]["ci_high"]  # ranked, intervals apart
     test_run = next(t for t in report["tests"] if t["metric"] == "exact_match" and t["b"] == "run")
     assert test_run["test"] == "McNemar exact" and test_run["p_value"] < 0.001 and test_run["ci_low"] > 0.5
-    # the bad adapter learned the format, not the task: valid JSON, (almost) never the right call
-    assert report["candidates"]["bad"]["json_valid"]["value"] > report["candidates"]["base"]["json_valid"]["value"]
-    assert em["bad"]["value"] <= 0.2

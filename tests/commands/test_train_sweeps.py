@@ -1,5 +1,6 @@
 """Sweeps through the real command line on the tiny model: a grid that ranks its jobs, survives a failing job and
-trains nothing when run again; an Optuna search that reports its best trial and continues when run again."""
+trains nothing when run again; an Optuna search that reports its best trial and continues when run again; a DPO
+sweep through submitit's processes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import re
 import pytest
 import yaml
 
-from helpers import tool_picker_rows, train_cli, write_jsonl
+from helpers import pair_rows, tool_picker_rows, train_cli, write_jsonl
 from lorakit.sweeps.jobs import estimate, identity, metrics_of, sweep_name
 
 GRID = ["model=tiny-llama", "data.train_file=train.jsonl", "train.num_train_epochs=1", "eval.max_new_tokens=4",
@@ -159,16 +160,21 @@ def test_the_launcher_configs_compose():
     assert slurm._target_.endswith("SlurmLauncher") and slurm.gpus_per_node == 1 and slurm.max_num_timeout == 3
 
 
-def test_a_sweep_through_submitit_runs_its_jobs_in_other_processes_in_the_same_folder(tmp_path):
-    """hydra/launcher=slurm's engine (hydra-submitit-launcher) with its local executor: each job is pickled to a
-    process of its own, as on a SLURM node, and still lands in the sweep's folder and shares its prepared data."""
-    write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 40))
-    args = ["model=tiny-llama", "data.train_file=train.jsonl", "train.num_train_epochs=1", "stages=[prepare,train]",
-            "lora.r=4,8"]
+def test_a_dpo_sweep_through_submitit_runs_its_jobs_in_other_processes_in_the_same_folder(tmp_path):
+    """A sweep over method.beta, unchanged from a supervised one, through hydra/launcher=slurm's engine
+    (hydra-submitit-launcher) with its local executor: each job is pickled to a process of its own, as on a SLURM
+    node, and still lands in the sweep's folder, shares its prepared pairs and trains with its own beta."""
+    write_jsonl(tmp_path / "prefs.jsonl", pair_rows(24))
+    args = ["model=tiny-llama", "method=dpo", "data.train_file=prefs.jsonl", "+train.max_steps=2",
+            "stages=[prepare,train]", "method.beta=0.05,0.3"]
     out = train_cli("-m", *args, "hydra/launcher=submitit_local", cwd=tmp_path)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     sweep = tmp_path / "outputs" / "multirun" / sweep_name(args)
     rows = list(csv.DictReader((sweep / "sweep_summary.csv").open()))
-    assert sorted((r["lora.r"], r["status"]) for r in rows) == [("4", "succeeded"), ("8", "succeeded")]
+    assert sorted((r["method.beta"], r["status"]) for r in rows) == [("0.05", "succeeded"), ("0.3", "succeeded")]
     assert list((sweep / ".submitit").iterdir())  # the jobs went through submitit
     assert "reusing" in (sweep / "1" / "train.log").read_text()  # the second job used the first one's data
+    for row in rows:
+        run = tmp_path / row["folder"]
+        assert yaml.safe_load((run / "config.yaml").read_text())["method"]["beta"] == float(row["method.beta"])
+        assert any("rewards/accuracies" in h for h in json.loads((run / "train_log.json").read_text()))
