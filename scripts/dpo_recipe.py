@@ -74,6 +74,26 @@ def test_pairs(test: list[dict], sft_pairs: Path, seed: int) -> list[dict]:
     return out
 
 
+def reward_split(out: Path) -> dict[str, dict[str, float]]:
+    """The DPO run's held-out reward metrics on its two kinds of test pairs: the SFT adapter's own mistakes, and the
+    prompts it answered right (the origin city as the non-preferred side)."""
+    from omegaconf import OmegaConf
+
+    from lorakit.core.runs import RunFolder, find_adapter, read_jsonl
+    from lorakit.evaluation.preference import reward_metrics
+    from lorakit.models.loading import load_base
+
+    cfg = OmegaConf.load(out / "dpo" / "config.yaml")
+    folder = RunFolder(out / "dpo")
+    mistakes = {p["input"]["messages"][-1]["content"] for p in map(json.loads, (out / "test_mistakes.jsonl").open())}
+    rows = read_jsonl(folder.split("test"))
+    base = load_base(cfg.model, tokenizer_from=folder.adapter)
+    kinds = {"sft_mistakes": [r for r in rows if r["messages"][-2]["content"] in mistakes],
+             "origin_city": [r for r in rows if r["messages"][-2]["content"] not in mistakes]}
+    return {kind: {"pairs": len(subset), **reward_metrics(cfg, base, folder.adapter, find_adapter(cfg.init_from),
+                                                          subset, cuda=False)} for kind, subset in kinds.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sft-examples", type=int, default=20)
@@ -105,6 +125,7 @@ def main() -> None:
                                       "dpo_start": dpo["base"]["exact_match"], "dpo": dpo["tuned"]["exact_match"]},
                       "reward_accuracy": dpo["tuned"].get("reward_accuracy"),
                       "reward_margin": dpo["tuned"].get("reward_margin"),
+                      "reward_by_kind": reward_split(out),
                       "paired_test": next(t for t in compare["tests"] if t["metric"] == "exact_match"),
                       "seconds": {k: round(v) for k, v in times.items()}}, indent=2))
 
