@@ -8,11 +8,11 @@ sacrebleu and rouge-score are used directly: they need no downloads (evaluate.lo
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from lorakit.core.answers import INVALID, label_of, parse_json, task_kind
+from lorakit.evaluation.graders.text import SIMILARITY, words
 
 
 @dataclass(frozen=True)
@@ -103,27 +103,9 @@ def chrf(predictions, references) -> float:
     return sacrebleu.corpus_chrf(list(predictions), [list(references)]).score / 100.0
 
 
-class _WordTokenizer:
-    """Lower-cased letter/digit runs in any script (rouge-score's default drops every non-ASCII character)."""
-
-    def tokenize(self, text: str) -> list[str]:
-        return re.findall(r"[^\W_]+", text.lower())
-
-
-def _rouge(kind: str):
-    def scores(predictions, references) -> list[float]:
-        from rouge_score import rouge_scorer
-
-        scorer = rouge_scorer.RougeScorer([kind], tokenizer=_WordTokenizer())
-        return [scorer.score(r, p)[kind].fmeasure for p, r in zip(predictions, references, strict=True)]
-
-    scores.__doc__ = f"{kind} F1 per example (rouge-score), on words of any script."
-    return scores
-
-
 def length(predictions, references) -> list[float]:
     """Answer length in words (descriptive: compare it with the references' own)."""
-    return [float(len(_WordTokenizer().tokenize(p))) for p in predictions]
+    return [float(len(words(p))) for p in predictions]
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in [
@@ -135,9 +117,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("macro_f1", corpus=macro_f1),
     Metric("bleu", corpus=bleu),
     Metric("chrf", corpus=chrf),
-    Metric("rouge_1", _rouge("rouge1")),
-    Metric("rouge_2", _rouge("rouge2")),
-    Metric("rouge_l", _rouge("rougeL")),
+    Metric("rouge_1", SIMILARITY["rouge_1"]),  # ROUGE F1 per example, the text_similarity graders' own
+    Metric("rouge_2", SIMILARITY["rouge_2"]),
+    Metric("rouge_l", SIMILARITY["rouge_l"]),
     Metric("length", length, bounded=False),
 ]}
 def default_metrics(references: Sequence[str]) -> list[str]:
