@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from helpers import python_m, tool_picker_rows, write_jsonl
 from helpers.fixtures import KEY, env_without_keys
 from lorakit.core.paths import ROOT
@@ -50,19 +52,82 @@ def test_bad_candidates_fail_before_any_generation_with_the_fix(two_runs):
     assert not (tmp / "y" / "compare.json").exists()
 
 
-def test_report_html_is_self_contained_with_figures_and_every_example(two_runs):
+def _tool(text: str) -> str | None:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return value.get("tool") if isinstance(value, dict) else None
+
+
+GRADERS = """
+same_tool:                      # a python grader: the answer calls the reference's tool
+  type: python
+  source: |
+    import json
+
+    def grade(sample, item):
+        answer = sample.get("output_json")
+        return float(isinstance(answer, dict) and answer.get("tool") == json.loads(item["reference"])["tool"])
+mentions_tool:
+  type: string_check
+  input: "{{ sample.output_text }}"
+  reference: '"tool"'
+  operation: like
+both:
+  type: multi
+  graders:
+    a: {type: string_check, name: a, input: "{{ sample.output_text }}", reference: "{{ item.reference }}", operation: eq}
+    b: {type: text_similarity, name: b, input: "{{ sample.output_text }}", reference: "{{ item.reference }}",
+        evaluation_metric: rouge_l}
+  calculate_output: (a + b) / 2
+verdict:                        # the tiny random model as the grading model: its replies are not labels
+  type: label_model
+  model: tiny-llama
+  input: [{role: user, content: "Is this a tool call? {{ sample.output_text }}"}]
+  labels: ["yes", "no"]
+  passing_labels: ["yes"]
+"""
+
+
+def test_report_html_is_self_contained_with_figures_every_example_and_the_graders(two_runs):
     tmp = two_runs
+    (tmp / "graders.yaml").write_text(GRADERS)
     out = python_m("lorakit.compare", "model=tiny-llama", "candidates=[base,A]", "eval.max_new_tokens=8", "logger=wandb",
-              f"out_dir={tmp / 'html'}", cwd=tmp)
+                   "eval.graders=graders.yaml", f"out_dir={tmp / 'html'}", cwd=tmp)
     assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads((tmp / "html" / "compare.json").read_text())
+    examples = [json.loads(line) for line in (tmp / "html" / "examples.jsonl").read_text().splitlines()]
+    assert report["metrics"][-4:] == ["same_tool", "mentions_tool", "both", "verdict"]
+    for name in ("base", "A"):
+        answers = [e["answers"][name] for e in examples]
+        expected = [float(_tool(a) is not None and _tool(a) == _tool(e["reference"])) for a, e in
+                    zip(answers, examples, strict=True)]
+        assert [e["scores"][name]["same_tool"] for e in examples] == expected
+        assert report["candidates"][name]["same_tool"]["value"] == sum(expected) / len(expected)
+        assert [e["scores"][name]["mentions_tool"] for e in examples] == [float('"tool"' in a) for a in answers]
+        assert [e["scores"][name]["both"] for e in examples] == pytest.approx(
+            [(float(a == e["reference"]) + e["scores"][name]["rouge_l"]) / 2 for a, e in zip(answers, examples,
+                                                                                            strict=True)])
+        stat = report["candidates"][name]["both"]
+        assert stat["ci_low"] <= stat["value"] <= stat["ci_high"]
+    assert {t["metric"] for t in report["tests"]} >= {"same_tool", "mentions_tool", "both", "verdict"}
+    assert next(t for t in report["tests"] if t["metric"] == "mentions_tool")["test"] == "McNemar exact"
+    verdict = report["graders"]["verdict"]
+    assert verdict["type"] == "label_model" and verdict["failed"]["A"] > 0  # counted, and scored 0
+    assert "the grading model's reply is not one of the labels" in verdict["failures"]["A"][0]["error"]
+    assert report["graders"]["same_tool"]["failed"] == {"base": 0, "A": 0}
+    assert "| same_tool |" in (tmp / "html" / "compare.md").read_text()
+    assert "grader `verdict` (label_model)" in (tmp / "html" / "compare.md").read_text()
     html = (tmp / "html" / "compare.html").read_text()
+    assert "same_tool" in html
     assert html.startswith("<!doctype html>") and "<script" not in html and "http" not in html  # opens from disk
     assert html.count('src="data:image/png;base64,') == 2  # metric bars, A's loss curves (no label task here)
     assert html.count("<h3>test.jsonl:") == 8
-    examples = [json.loads(line) for line in (tmp / "html" / "examples.jsonl").read_text().splitlines()]
     assert len(examples) == 8 and set(examples[0]["answers"]) == {"base", "A"}
     assert set(examples[0]["scores"]["A"]) >= {"exact_match", "json_equal"}
-    assert list((tmp / "html" / "wandb").glob("offline-run-*/run-*.wandb"))  # the tables went to a W&B run
+    [records] = list((tmp / "html" / "wandb").glob("offline-run-*/run-*.wandb"))  # the tables went to a W&B run
+    assert b"same_tool" in records.read_bytes()
 
 
 def test_judge_runs_both_orders_and_counts_unparseable_replies(two_runs, smollm2_dir):

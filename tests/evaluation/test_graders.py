@@ -136,5 +136,9 @@ def test_grader_files_in_yaml_or_json(tmp_path):
     assert list(spec.load(tmp_path / "one.json")) == ["p"]
     with pytest.raises(spec.GraderError, match="no such grader file"):
         spec.load(tmp_path / "absent.yaml")
+    (tmp_path / "labels.yaml").write_text("v:\n  type: label_model\n  model: m\n  input: [{role: user, content: x}]\n"
+                                          "  labels: [yes, no]\n  passing_labels: [yes]\n")
+    with pytest.raises(spec.GraderError, match=r"YAML reads yes, no, .* as booleans: quote them"):
+        spec.load(tmp_path / "labels.yaml")
     with pytest.raises(spec.GraderError, match="two graders are named 'a'"):
         spec.load([{**_check("eq"), "name": "a"}, {**_similar("bleu"), "name": "a"}])

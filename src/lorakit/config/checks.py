@@ -20,8 +20,10 @@ from lorakit.core.errors import ConfigError
 from lorakit.core.paths import ROOT
 from lorakit.core.runs import ADAPTER_CONFIG, RunFolder, find_adapter, holds_adapter
 from lorakit.data.formats import FORMATS
+from lorakit.evaluation import grading
 from lorakit.evaluation import judge as judges
 from lorakit.evaluation.candidates import API
+from lorakit.evaluation.graders.spec import GraderError
 from lorakit.evaluation.metrics import check_names
 
 STAGES = ("prepare", "train", "evaluate", "merge")
@@ -271,6 +273,11 @@ def _check_eval(ev: DictConfig, stages: list) -> list[str]:
         problems.append(f"eval.fewshot: the number of training examples to prompt with (a positive integer) or null, "
                         f"got {ev.fewshot!r}")
     problems += _bad_number("eval.batch_size", ev.batch_size, 1, integer=True)
+    if ev.get("graders"):
+        try:
+            problems += grading.check_models(grading.load(ev.graders))
+        except GraderError as err:
+            problems.append(str(err))
     judge = ev.get("judge")
     if "evaluate" in stages and judge is not None and judge.model:
 

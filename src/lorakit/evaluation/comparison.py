@@ -19,10 +19,10 @@ from lorakit.core.runs import read_jsonl
 from lorakit.data.encoding import test_rows
 from lorakit.data.splits import held_out_examples
 from lorakit.data.template import prompt_and_reference, template_sha256
-from lorakit.evaluation import judge, scoring
+from lorakit.evaluation import grading, judge, scoring
 from lorakit.evaluation.cache import GenerationCache, candidate_key
 from lorakit.evaluation.candidates import Candidate, CandidateError, check_base
-from lorakit.evaluation.metrics import check_names, default_metrics
+from lorakit.evaluation.metrics import METRICS, check_names, default_metrics
 from lorakit.inference.engine import Engine, default_max_new_tokens
 from lorakit.models.loading import BaseModel
 from lorakit.openai.api import ApiEngine, api_key, endpoint
@@ -63,7 +63,8 @@ def with_shots(messages: list[dict], shots: list[list[dict]]) -> list[dict]:
 
 
 def check(candidates: list[Candidate], rows: list[dict], *, base: BaseModel, metrics: list[str] | None,
-          train_rows: list[dict] | None, judge_cfg: DictConfig | None = None) -> None:
+          train_rows: list[dict] | None, judge_cfg: DictConfig | None = None,
+          grader_problems: list[str] | None = None) -> None:
     """Every problem found before any model is loaded or any answer generated.
 
     Raises:
@@ -76,7 +77,7 @@ def check(candidates: list[Candidate], rows: list[dict], *, base: BaseModel, met
     problems += [f"candidate {n!r} is given twice" for n in sorted({n for n in names if names.count(n) > 1})]
     if not rows:
         problems.append("the test set is empty: set data.test_file=... (chat JSONL) or compare runs that have a test split")
-    problems += check_names(metrics or [])
+    problems += check_names(metrics or []) + list(grader_problems or [])
     adapters = [c for c in candidates if c.kind == "adapter"]
     if adapters:
         for c in adapters:
@@ -202,7 +203,9 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, b
     """
     metrics = list(cfg.eval.metrics) if cfg.eval.get("metrics") else None
     jcfg = cfg.eval.get("judge")
-    check(candidates, rows, base=base, metrics=metrics, train_rows=train_rows, judge_cfg=jcfg)
+    graders = grading.load(cfg.eval.graders) if cfg.eval.get("graders") else {}
+    check(candidates, rows, base=base, metrics=metrics, train_rows=train_rows, judge_cfg=jcfg,
+          grader_problems=grading.check_models(graders))
     judge_model = judge.load(str(jcfg.model), base.attn_implementation) if jcfg and jcfg.model else None
     judge_is_base = judge_model is not None and judge_model.base is not None and judge_model.base.path == base.path
     api = _api_engine(cfg, candidates, judge_model)
@@ -230,7 +233,13 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, b
     loads = engine.loads
     clusters = [r["conversation"] for r in rows] if all("conversation" in r for r in rows) else None
     reference = cfg.get("reference") or candidates[0].name
-    scored = scoring.score(metrics, outputs, references, clusters, reference=reference, seed=cfg.seed)
+    table, graded = dict(METRICS), {}
+    if graders:
+        ask = grading.asker(cfg, engine, api, cache, cuda) if grading.needs_model(graders) else None
+        extra, graded = grading.metrics(graders, grading.items_of(rows, references), ask)
+        table.update(extra)
+        metrics = [*metrics, *graders]
+    scored = scoring.score(metrics, outputs, references, clusters, reference=reference, seed=cfg.seed, table=table)
     verdicts = None
     if judge_model is not None:
         start = time.perf_counter()
@@ -238,6 +247,7 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, b
                            judge_is_base=judge_is_base, cuda=cuda)
         timings["judge"] = round(time.perf_counter() - start, 2)
     return {"candidates": scored["candidates"], "tests": scored["tests"], "judge": verdicts, "n_examples": len(rows),
+            "graders": grading.failures(graders, graded, outputs, rows) if graders else None,
             "metrics": metrics, "reference": reference, "max_new_tokens": max_new,
             "generated": generated, "base_model_loads": loads,
             "outputs": outputs, "references": references, "per_example": scored["per_example"], "timings": timings,

@@ -165,15 +165,15 @@ def pairwise_summary(outcomes: list[tuple[str, bool | None]], identical: list[bo
             "test": "sign test (exact binomial, ties dropped)", "p_value": float(p)}
 
 
-def _asker(cfg: DictConfig, judge: JudgeModel, engine, cache):
-    """ask(conversations, desc) -> the judge's replies, through the generation cache."""
-    jcfg = cfg.eval.judge
+def asker(judge: JudgeModel, engine, cache, *, max_new_tokens: int, seed: int, quant: dict | None):
+    """ask(conversations, desc) -> the model's greedy replies, through the generation cache (the judge's, and
+    the model graders' of lorakit.evaluation.grading)."""
     if judge.api_model:
-        key = engine.key(judge.api_model, jcfg.max_new_tokens, cfg.seed)
+        key = engine.key(judge.api_model, max_new_tokens, seed)
     else:
-        key = candidate_key(model_path=judge.base.path, quant=OmegaConf.to_container(cfg.quant, resolve=True),
-                            adapter=None, shots=None, template=template_sha256(judge.base.tokenizer),
-                            max_new_tokens=jcfg.max_new_tokens, eot_ids=judge.base.eot_ids)
+        key = candidate_key(model_path=judge.base.path, quant=quant, adapter=None, shots=None,
+                            template=template_sha256(judge.base.tokenizer), max_new_tokens=max_new_tokens,
+                            eot_ids=judge.base.eot_ids)
 
     def ask(conversations: list[list[dict]], desc: str) -> list[str]:
         if judge.api_model:
@@ -185,10 +185,10 @@ def _asker(cfg: DictConfig, judge: JudgeModel, engine, cache):
         if not missing:
             new = []
         elif judge.api_model:
-            new = engine.chat(judge.api_model, [conversations[i] for i in missing], max_tokens=jcfg.max_new_tokens,
-                              seed=cfg.seed, desc=desc)
+            new = engine.chat(judge.api_model, [conversations[i] for i in missing], max_tokens=max_new_tokens,
+                              seed=seed, desc=desc)
         else:
-            new = engine.generate([prompts[i] for i in missing], adapter=None, max_new_tokens=jcfg.max_new_tokens,
+            new = engine.generate([prompts[i] for i in missing], adapter=None, max_new_tokens=max_new_tokens,
                                   desc=desc)
         return cache.complete(key, prompts, stored, dict(zip(missing, new, strict=True)))
 
@@ -240,7 +240,8 @@ def run(cfg: DictConfig, judge: JudgeModel, engine, cache, rows: list[dict], ref
     an ApiEngine (lorakit.openai.api) for an API judge.
     """
     jcfg = cfg.eval.judge
-    ask = _asker(cfg, judge, engine, cache)
+    ask = asker(judge, engine, cache, max_new_tokens=jcfg.max_new_tokens, seed=cfg.seed,
+                quant=OmegaConf.to_container(cfg.quant, resolve=True))
     result: dict = {"model": judge.spec, "mode": jcfg.mode, "rubric": rubric_for(jcfg, kind),
                     "scale": int(jcfg.scale), "calls": 0}
     if jcfg.mode in {"pointwise", "both"}:

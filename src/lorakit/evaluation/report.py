@@ -109,6 +109,18 @@ def judge_tables(judge: dict | None) -> str:
     return "\n".join(parts)
 
 
+def grader_notes(graders: dict | None) -> str:
+    """Markdown: the examples each grader could not grade (scored 0), with a reason, when any."""
+    lines = []
+    for name, entry in (graders or {}).items():
+        for cand, count in entry["failed"].items():
+            if count:
+                first = entry["failures"][cand][0]
+                lines.append(f"- grader `{name}` ({entry['type']}): {count} `{cand}` answer(s) not graded, scored 0; "
+                             f"e.g. {first['file']}:{first['line']}: {first['error']}")
+    return "\n".join(["Graders that failed on some examples:", "", *lines, ""]) if lines else ""
+
+
 def example_records(result: dict, rows: list[dict]) -> list[dict]:
     """examples.jsonl: per test example, every candidate's answer, its per-example scores and judge score."""
     judge = result.get("judge") or {}
@@ -134,6 +146,8 @@ def write_comparison(out_dir: Path, result: dict, rows: list[dict], *, examples:
 
     public = {k: result[k] for k in ("candidates", "tests", "judge", "n_examples", "metrics", "reference",
                                      "max_new_tokens", "generated")}
+    if result.get("graders"):
+        public["graders"] = result["graders"]
     if public["judge"]:  # per-example verdicts go to examples.jsonl
         public["judge"] = {k: v for k, v in public["judge"].items() if k != "pointwise_scores"}
         public["judge"]["pairwise"] = [{k: v for k, v in p.items() if k != "outcomes"}
@@ -145,7 +159,8 @@ def write_comparison(out_dir: Path, result: dict, rows: list[dict], *, examples:
     parts = ["# lorakit comparison", "", f"{result['n_examples']} test examples, greedy decoding, at most "
              f"{result['max_new_tokens']} new tokens; 95% intervals; tests against `{result['reference']}`. "
              "Figures and every example side by side: compare.html.", "",
-             comparison_table(result), "", "## Paired tests", "", tests_table(result), "", judge_tables(result["judge"]),
+             comparison_table(result), "", grader_notes(result.get("graders")), "## Paired tests", "",
+             tests_table(result), "", judge_tables(result["judge"]),
              "## Examples (largest disagreement first)", ""]
     for i in order[:examples]:
         user = next((m["content"] for m in reversed(rows[i]["messages"]) if m["role"] == "user"), "")

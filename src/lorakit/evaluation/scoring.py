@@ -6,7 +6,7 @@ Returns the "candidates" and "tests" parts of compare.json.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -33,12 +33,14 @@ def corpus_statistic(metric: Metric, predictions: Sequence[str], references: Seq
 
 
 def candidate_scores(names: Sequence[str], predictions: Sequence[str], references: Sequence[str],
-                     clusters: Sequence | None, seed: int) -> tuple[dict[str, dict], dict[str, list[float]]]:
-    """({metric: {value, ci_low, ci_high}}, {metric: per-example scores}) for one candidate."""
+                     clusters: Sequence | None, seed: int,
+                     table: Mapping[str, Metric] = METRICS) -> tuple[dict[str, dict], dict[str, list[float]]]:
+    """({metric: {value, ci_low, ci_high}}, {metric: per-example scores}) for one candidate; table: the metrics
+    by name (the built-in ones, and graders as metrics)."""
     summary, per_example = {}, {}
     n = len(references)
     for name in names:
-        metric = METRICS[name]
+        metric = table[name]
         if metric.corpus:
             value, low, high = stats.bootstrap_ci(corpus_statistic(metric, predictions, references), n, clusters,
                                                   seed=seed)
@@ -57,9 +59,9 @@ def candidate_scores(names: Sequence[str], predictions: Sequence[str], reference
 
 def paired_test(name: str, a_pred: Sequence[str], b_pred: Sequence[str], references: Sequence[str],
                 a_scores: list[float] | None, b_scores: list[float] | None, clusters: Sequence | None,
-                seed: int) -> dict:
+                seed: int, table: Mapping[str, Metric] = METRICS) -> dict:
     """The difference b - a on one metric, its 95% interval, the test's name, statistic and p-value."""
-    metric = METRICS[name]
+    metric = table[name]
     n = len(references)
     shared = stats.has_shared_clusters(n, clusters)
     if metric.corpus:
@@ -103,14 +105,15 @@ def per_example_test(a_scores: Sequence[float], b_scores: Sequence[float], clust
 
 
 def score(names: Sequence[str], outputs: dict[str, list[str]], references: Sequence[str],
-          clusters: Sequence | None = None, reference: str | None = None, seed: int = 0) -> dict:
+          clusters: Sequence | None = None, reference: str | None = None, seed: int = 0,
+          table: Mapping[str, Metric] = METRICS) -> dict:
     """{"candidates": {name: {metric: {value, ci_low, ci_high}}}, "tests": [...], "per_example": {...}}.
 
     Tests compare every other candidate (b) with the reference candidate (a: the first unless named).
     """
     candidates, per_example = {}, {}
     for cand, predictions in outputs.items():
-        candidates[cand], per_example[cand] = candidate_scores(names, predictions, references, clusters, seed)
+        candidates[cand], per_example[cand] = candidate_scores(names, predictions, references, clusters, seed, table)
     a = reference or next(iter(outputs))
     tests = []
     for b in outputs:
@@ -118,6 +121,6 @@ def score(names: Sequence[str], outputs: dict[str, list[str]], references: Seque
             continue
         for name in names:
             test = paired_test(name, outputs[a], outputs[b], references, per_example[a].get(name),
-                               per_example[b].get(name), clusters, seed)
+                               per_example[b].get(name), clusters, seed, table)
             tests.append({"metric": name, "a": a, "b": b, **{k: v for k, v in test.items() if k != "metric"}})
     return {"candidates": candidates, "tests": tests, "per_example": per_example}

@@ -112,7 +112,9 @@ def _model(grader: dict, where: str) -> list[str]:
         return out
     labels, passing = grader.get("labels"), grader.get("passing_labels")
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
-        out.append(f"{where}.labels: must be a non-empty list of labels (strings)")
+        hint = ("; YAML reads yes, no, on, off, true and false as booleans: quote them ('yes')"
+                if isinstance(labels, list) and any(isinstance(x, bool) for x in labels) else "")
+        out.append(f"{where}.labels: must be a non-empty list of labels (strings){hint}")
     elif len(set(labels)) != len(labels):
         out.append(f"{where}.labels: a label is listed twice")
     elif not isinstance(passing, list) or not passing or not set(passing) <= set(labels):
