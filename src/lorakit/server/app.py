@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 
-from lorakit.server import chat_api, errors, files_api, jobs_api
+from lorakit.server import chat_api, errors, files_api, graders_api, jobs_api
 from lorakit.server.batching import Batcher
 from lorakit.server.registry import Registry
 from lorakit.server.security import Guard
@@ -58,5 +58,6 @@ def create_app(state: State, *, key: str | None, max_body: int, max_upload: int)
     app.include_router(chat_api.router(state))
     app.include_router(files_api.router(state))
     app.include_router(jobs_api.router(state))
+    app.include_router(graders_api.router(state))
     app.add_middleware(Guard, key=key, max_body=max_body, max_upload=max_upload)
     return app

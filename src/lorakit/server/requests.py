@@ -244,3 +244,12 @@ class JobRequest(_Shape):
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
     metadata: dict[str, str] | None = None
     integrations: list[dict] | None = None
+
+
+class GraderValidateRequest(_Shape):
+    grader: dict
+
+
+class GraderRunRequest(GraderValidateRequest):
+    model_sample: str
+    item: dict | list | str | int | float | bool | None = None

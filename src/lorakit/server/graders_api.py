@@ -1,0 +1,109 @@
+"""`/v1/fine_tuning/alpha/graders/validate` and `/run` (OpenAI's shapes), on lorakit's graders.
+
+validate answers the grader back when it can run, else a 400 listing every problem and its fix. run grades one
+model_sample against one item and answers with the reward, the sub-rewards of a multi grader and OpenAI's metadata
+(its error flags, scores, execution time). A python grader runs in its own process (never in the server's), off
+the event loop; a score_model / label_model grader is answered by a model this server serves (its base or a
+fine-tuned model), greedily, through the same decoding batches as chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, Request
+
+from lorakit.evaluation.graders import spec
+from lorakit.evaluation.graders.run import grade
+from lorakit.server.chat_api import pending_of
+from lorakit.server.errors import APIError
+from lorakit.server.requests import GraderRunRequest, GraderValidateRequest, json_body
+
+ERROR_FLAGS = ("formula_parse_error", "invalid_variable_error", "model_grader_parse_error",
+               "model_grader_refusal_error", "model_grader_server_error", "other_error", "python_grader_runtime_error",
+               "python_grader_server_error", "sample_parse_error", "truncated_observation_error",
+               "unresponsive_reward_error")
+MODEL_TYPES = {"score_model", "label_model"}
+AT_ONCE = 4  # graders run at once; more requests wait (each python grader is a process)
+
+
+def _model_graders(grader: dict) -> list[dict]:
+    return [g for g in (grader["graders"].values() if grader["type"] == "multi" else [grader])
+            if g.get("type") in MODEL_TYPES]
+
+
+def checked(state, grader) -> dict:
+    """The grader when it can run on this server, else a 400 naming every problem."""
+    found = spec.problems(grader)
+    if not found:
+        served = {m.id for m in state.registry.all()}
+        found = [f"grader.model: {g['model']!r} is not served here; lorakit.serve grades with its own models: "
+                 f"{', '.join(sorted(served))}" for g in _model_graders(grader) if not _serves(state, g["model"])]
+    if found:
+        raise APIError(400, f"{len(found)} problem(s) with the grader: " + "; ".join(found), param="grader",
+                       code="invalid_grader")
+    return grader
+
+
+def _serves(state, model: str) -> bool:
+    try:
+        state.registry.get(model)
+    except APIError:
+        return False
+    return True
+
+
+def asker(state):
+    """ask(model, conversations, sampling) through the server's decoding batches, greedily."""
+    def ask(model: str, conversations: list[list[dict]], sampling: dict) -> list[str]:
+        futures = []
+        for messages in conversations:
+            body = {"model": model, "messages": messages, "temperature": 0,
+                    "max_tokens": int(sampling.get("max_completions_tokens") or 16)}
+            pending, _, _ = pending_of(body, state)
+            futures.append(state.batcher.submit(pending))
+        return [future.result()[0].text for future in futures]
+
+    return ask
+
+
+def run(state, body: dict) -> dict:
+    grader = checked(state, body["grader"])
+    item = body.get("item")
+    item = item if isinstance(item, dict) else {} if item is None else {"value": item}
+    start = time.perf_counter()
+    [result] = grade(grader, [item], [body["model_sample"]], ask=asker(state) if _model_graders(grader) else None)
+    errors = {flag: result.flag == flag for flag in ERROR_FLAGS}
+    errors["python_grader_runtime_error_details"] = result.error if result.flag == "python_grader_runtime_error" else None
+    if result.flag == "python_grader_server_error":
+        errors["python_grader_server_error_type"] = "timeout" if "limit" in result.error else "process_ended"
+    else:
+        errors["python_grader_server_error_type"] = None
+    errors["model_grader_server_error_details"] = result.error if result.flag == "model_grader_server_error" else None
+    if result.error and not result.flag:
+        errors["other_error"] = True
+    scores = dict(result.sub) if result.sub else {grader["name"]: result.score}
+    return {"reward": result.score, "sub_rewards": dict(result.sub),
+            "metadata": {"name": grader["name"], "type": grader["type"], "errors": errors,
+                         "execution_time": round(time.perf_counter() - start, 4), "scores": scores,
+                         "token_usage": None, "sampled_model_name": None, "error_message": result.error},
+            "model_grader_token_usage_per_model": {}}
+
+
+def router(state) -> APIRouter:
+    api = APIRouter()
+    slots = asyncio.Semaphore(AT_ONCE)
+
+    @api.post("/v1/fine_tuning/alpha/graders/validate")
+    async def validate(request: Request):
+        body = await json_body(request, GraderValidateRequest)
+        return {"grader": await asyncio.to_thread(checked, state, body["grader"])}
+
+    @api.post("/v1/fine_tuning/alpha/graders/run")
+    async def run_grader(request: Request):
+        body = await json_body(request, GraderRunRequest)
+        async with slots:
+            return await asyncio.to_thread(run, state, body)
+
+    return api
