@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -82,10 +79,9 @@ def test_bad_input_exits_2_with_the_fix_and_no_traceback(tmp_path):
 
 @pytest.mark.slow
 def test_smollm2_learns_tool_picking_end_to_end(tmp_path):
-    """The embedded model on a slice of the shipped data (to keep CI short): 96 examples, 2 epochs. Then
-    lorakit.compare, a separate command, gives the evaluate stage's figures and ranks it above the base model with a
-    paired test."""
-    train = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 96))
+    """The embedded model on a slice of the shipped data (to keep CI short: 64 examples, 2 epochs; the whole
+    quickstart reaches 0.94, BENCHMARKS.md): the evaluate stage ranks it above the base model with a paired test."""
+    train = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 64))
     test = write_jsonl(tmp_path / "test.jsonl", tool_picker_rows("test", 24))
     run = tmp_path / "run"
     out = train_cli("+experiment=quickstart", f"data.train_file={train}", f"data.test_file={test}", "train.num_train_epochs=2",
@@ -93,16 +89,11 @@ def test_smollm2_learns_tool_picking_end_to_end(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["base"]["exact_match"] <= 0.2
-    assert metrics["tuned"]["exact_match"] >= 0.8
+    assert metrics["tuned"]["exact_match"] >= 0.75
     assert metrics["tuned"]["json_valid"] >= 0.95
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-m", "lorakit.compare", "candidates=[base,run]", f"data.test_file={test}",
-                          f"out_dir={tmp_path / 'cmp'}"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
-    report = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    report = json.loads((run / "compare.json").read_text())
     em = {name: stats["exact_match"] for name, stats in report["candidates"].items()}
-    assert em["run"]["value"] == metrics["tuned"]["exact_match"]  # the evaluate stage is the same engine
-    assert em["run"]["ci_low"] > em["base"]["ci_high"]  # ranked, intervals apart
-    test_run = next(t for t in report["tests"] if t["metric"] == "exact_match" and t["b"] == "run")
+    assert em["tuned"]["value"] == metrics["tuned"]["exact_match"]
+    assert em["tuned"]["ci_low"] > em["base"]["ci_high"]  # ranked, intervals apart
+    test_run = next(t for t in report["tests"] if t["metric"] == "exact_match" and t["b"] == "tuned")
     assert test_run["test"] == "McNemar exact" and test_run["p_value"] < 0.001 and test_run["ci_low"] > 0.5

@@ -47,7 +47,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_o
     assert not (run / "adapter").exists()
     saved = sorted(int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("checkpoint-*")
                    if (p / "trainer_state.json").is_file())
-    assert len(saved) <= 2 and saved[-1] < total  # the last two kept
+    assert len(saved) <= 3 and saved[-1] < total  # the last two kept (a third while the oldest is being pruned)
 
     again = subprocess.run(_command(run, train_file), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
@@ -72,9 +72,9 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_o
     train_file.write_text(original)
     assert other.returncode == 2 and "train.learning_rate: 0.001 -> 0.5" in other.stdout + other.stderr
     assert "data.train_file: the file's contents changed" in other.stdout + other.stderr
-    never = subprocess.run(_command(run, train_file, "resume=never", "train.num_train_epochs=1"), capture_output=True,
+    never = subprocess.run(_command(run, train_file, "resume=never", "+train.max_steps=2"), capture_output=True,
                            text=True, timeout=600)
-    assert never.returncode == 0 and max(_losses(run)) == total // 3
+    assert never.returncode == 0 and max(_losses(run)) == 2  # trained anew, not resumed
 
 
 @pytest.fixture(scope="module")
