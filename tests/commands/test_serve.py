@@ -41,6 +41,8 @@ def test_the_guides_fine_tuning_flow_trains_and_serves_the_model(server, tuned):
     checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
     assert [c.step_number for c in checkpoints] == [20, 10]  # one per epoch, newest first
     assert checkpoints[1].fine_tuned_model_checkpoint in models
+    metrics = checkpoints[0].metrics  # as OpenAI names them
+    assert metrics.step == 20 and metrics.train_loss > 0 and 0 <= metrics.train_mean_token_accuracy <= 1
 
     reply = client.chat.completions.create(model=job.fine_tuned_model, max_tokens=5,
                                            messages=[{"role": "user", "content": "Set a timer for 5 minutes"}])
@@ -108,6 +110,20 @@ def test_a_dpo_job_on_openai_preference_pairs_continues_a_supervised_model_and_i
     reply = client.chat.completions.create(model=job.fine_tuned_model, max_tokens=5,
                                            messages=[{"role": "user", "content": "Set a timer for 5 minutes"}])
     assert reply.model == job.fine_tuned_model and reply.choices[0].finish_reason in {"stop", "length"}
+
+    # the SDK's client.models.delete: the model is served no more (and the deletion is kept for a restart)
+    deleted = client.models.delete(job.fine_tuned_model)
+    assert deleted.id == job.fine_tuned_model and deleted.deleted
+    assert job.fine_tuned_model not in {m.id for m in client.models.list()}
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model=job.fine_tuned_model, messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.NotFoundError):
+        client.models.delete(job.fine_tuned_model)
+    with pytest.raises(openai.BadRequestError, match="is the base model of this server and cannot be deleted"):
+        client.models.delete("tiny-llama")
+    from lorakit.server.store import Store
+
+    assert job.fine_tuned_model in Store(server.data_dir).deleted_models()
 
 
 def yaml_config(server, job_id: str) -> dict:

@@ -172,6 +172,13 @@ def router(state) -> APIRouter:
     async def get_model(model_id: str):
         return state.registry.object(state.registry.get(model_id))
 
+    @api.delete("/v1/models/{model_id:path}")
+    async def delete_model(model_id: str):
+        """A fine-tuned model is no longer served, now or after a restart; its job's run folder stays on disk."""
+        served = state.registry.remove(model_id)
+        state.store.delete_model(served.id)
+        return {"id": served.id, "object": "model", "deleted": True}
+
     @api.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         body = await json_body(request, ChatRequest)

@@ -69,6 +69,10 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
+CHECKPOINT_METRICS = (("train_loss", "loss"), ("train_mean_token_accuracy", "mean_token_accuracy"),
+                      ("valid_loss", "eval_loss"), ("valid_mean_token_accuracy", "eval_mean_token_accuracy"))
+
+
 class JobRunner:
     def __init__(self, state, *, model_overrides: list[str], poll_s: float = 0.5):
         self.state, self.store = state, state.store
@@ -271,10 +275,13 @@ class JobRunner:
             step = int(path.name.split("-")[1])
             at = [h for h in history if h.get("step", 0) <= step]
             metrics = {"step": float(step)}
-            if train := [h["loss"] for h in at if "loss" in h]:
-                metrics["train_loss"] = train[-1]
-            if valid := [h["eval_loss"] for h in at if "eval_loss" in h]:
-                metrics["valid_loss"] = metrics["full_valid_loss"] = valid[-1]
+            for name, key in CHECKPOINT_METRICS:  # OpenAI's names for the trainer's logged values
+                if found := [h[key] for h in at if key in h]:
+                    metrics[name] = found[-1]
+            if "valid_loss" in metrics:
+                metrics["full_valid_loss"] = metrics["valid_loss"]  # the whole validation split is evaluated
+            if "valid_mean_token_accuracy" in metrics:
+                metrics["full_valid_mean_token_accuracy"] = metrics["valid_mean_token_accuracy"]
             out.append({"object": "fine_tuning.job.checkpoint", "id": f"ftckpt-{body['id'][6:]}-{step}",
                         "created_at": int(path.stat().st_mtime), "fine_tuning_job_id": body["id"],
                         "fine_tuned_model_checkpoint": f"{body['fine_tuned_model']}:ckpt-step-{step}",
@@ -283,11 +290,13 @@ class JobRunner:
 
     def _serve(self, body: dict) -> None:
         folder = RunFolder(self.store.run_dir(body["id"]))
+        deleted = self.store.deleted_models()
         try:
-            self.state.registry.add(body["fine_tuned_model"], folder.adapter, body.get("finished_at"))
+            if body["fine_tuned_model"] not in deleted:
+                self.state.registry.add(body["fine_tuned_model"], folder.adapter, body.get("finished_at"))
             for ckpt in self.checkpoints(body):
                 path = folder.checkpoint(ckpt["step_number"])
-                if holds_adapter(path):
+                if holds_adapter(path) and ckpt["fine_tuned_model_checkpoint"] not in deleted:
                     self.state.registry.add(ckpt["fine_tuned_model_checkpoint"], path, ckpt["created_at"])
         except CandidateError as err:
             log.warning("job %s: its model is not served: %s", body["id"], err)

@@ -87,6 +87,20 @@ class Registry:
                            f"has: {', '.join(m.id for m in self.all())}", param="model", code="model_not_found")
         return served
 
+    def remove(self, model_id) -> Served:
+        """Stop serving a fine-tuned model (or an adapter given at start); the base model cannot be removed.
+
+        Raises:
+            APIError: 404 for a model not served, 400 for the base model or an alias of it.
+        """
+        served = self.get(model_id)
+        if served is self.base:
+            raise APIError(400, f"{model_id} is the base model of this server and cannot be deleted; delete a "
+                           "fine-tuned model (ft:...)", param="model", code="invalid_model")
+        with self._lock:
+            self._served.pop(served.id, None)
+        return served
+
     def all(self) -> list[Served]:
         with self._lock:
             return [self.base, *self._served.values()]

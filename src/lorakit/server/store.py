@@ -1,7 +1,8 @@
 """Files, fine-tuning jobs and their events, kept on disk under one data folder so that a restart loses nothing.
 
     data_dir/
-      lorakit.sqlite   files, jobs (each as its OpenAI object plus lorakit's bookkeeping) and job events
+      lorakit.sqlite   files, jobs (each as its OpenAI object plus lorakit's bookkeeping), job events, and the
+                       fine-tuned models deleted (not served again after a restart)
       files/<id>       the uploaded bytes
       jobs/<id>/       each job's run folder (python -m train writes adapter/, train.log, ... there)
 """
@@ -20,6 +21,7 @@ CREATE TABLE IF NOT EXISTS files (id TEXT PRIMARY KEY, created_at INTEGER, body 
 CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created_at INTEGER, body TEXT, private TEXT);
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE, job_id TEXT, body TEXT);
 CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq);
+CREATE TABLE IF NOT EXISTS deleted_models (id TEXT PRIMARY KEY, deleted_at INTEGER);
 """
 
 
@@ -78,6 +80,13 @@ class Store:
     def jobs(self) -> list[dict]:
         """Newest first."""
         return [json.loads(b) for (b,) in self._run("SELECT body FROM jobs ORDER BY created_at DESC, rowid DESC")]
+
+    # fine-tuned models deleted through DELETE /v1/models/{id}
+    def delete_model(self, model_id: str) -> None:
+        self._run("INSERT OR REPLACE INTO deleted_models VALUES (?, ?)", (model_id, int(time.time())))
+
+    def deleted_models(self) -> set[str]:
+        return {m for (m,) in self._run("SELECT id FROM deleted_models")}
 
     # events
     def add_event(self, job_id: str, message: str, *, level: str = "info", data: dict | None = None,
