@@ -67,7 +67,8 @@ def sft_config(cfg: DictConfig, run_dir: Path, *, cuda: bool, has_validation: bo
 
 def uses_varlen_attention(args) -> bool:
     """Padding-free batches (and best-fit packing, which is padding-free) need boundary-aware attention."""
-    return bool(args.padding_free or (getattr(args, "packing", False) and args.packing_strategy in {"bfd", "bfd_split"}))
+    packed = getattr(args, "packing", False) and args.packing_strategy in {"bfd", "bfd_split"}
+    return bool(getattr(args, "padding_free", False) or packed)  # GRPO's config has neither
 
 
 def prepare_for_kbit_training(model, args, dtype: torch.dtype):

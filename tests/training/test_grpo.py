@@ -1,0 +1,45 @@
+"""GRPO on the tiny model with a grader as the reward: the rewards TRL logs are the grader's scores of the
+completions it generated, from the exact inference prompt, with each row's fields as the grader's item."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from helpers import compose_cfg, tool_picker_rows
+from lorakit.evaluation.graders import spec
+from lorakit.evaluation.graders.run import grade
+from lorakit.models.loading import BaseModel, end_of_turn_ids, load_tokenizer
+from lorakit.training.grpo import build_grpo_trainer
+
+GRADER = spec.check({"type": "text_similarity", "name": "close", "input": "{{ sample.output_text }}",
+                     "reference": "{{ item.answer }}", "evaluation_metric": "fuzzy_match"})
+
+
+def test_grpo_rewards_are_the_graders_scores_of_its_completions(tmp_path, tiny_dir):
+    rows = [{"messages": r["messages"][:-1], "answer": r["messages"][-1]["content"]}
+            for r in tool_picker_rows("train", 8)]
+    seen = []
+
+    def score(items, answers):
+        scores = [g.score for g in grade(GRADER, items, answers)]
+        seen.append((items, answers, scores))
+        return scores
+
+    cfg = compose_cfg("model=tiny-llama", "train.per_device_train_batch_size=4", "+train.max_steps=2",
+                      "train.logging_steps=1", "train.save_strategy=no", run_dir=tmp_path)
+    tokenizer = load_tokenizer(tiny_dir)
+    base = BaseModel("tiny-llama", tiny_dir, tokenizer, end_of_turn_ids(tokenizer))
+    trainer = build_grpo_trainer(cfg, tmp_path, base, rows, score, {"num_generations": 4, "max_completion_length": 8,
+                                                                   "learning_rate": 1e-3},
+                                 cuda=False, report_to="none")
+    lora = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "reward" in h]
+    assert [h["step"] for h in logged] == [1, 2]
+    for (items, answers, scores), h in zip(seen, logged, strict=True):
+        assert len(answers) == 4 and len({i["answer"] for i in items}) == 1  # 4 completions of one prompt per step
+        assert h["reward"] == pytest.approx(statistics.mean(scores), abs=1e-6)
+        assert all(0 <= s <= 1 for s in scores) and items[0]["messages"][-1]["role"] == "user"
+    assert any(not (p == lora[n]).all() for n, p in trainer.model.named_parameters() if n in lora)
