@@ -62,16 +62,14 @@ def test_bad_input_exits_2_with_the_fix_and_no_traceback(tmp_path):
     assert out.returncode == 2
     assert f'{bad}:2: missing_messages: missing or empty "messages" list; add one' in out.stderr + out.stdout
     assert "Traceback" not in out.stderr + out.stdout
-    out = train_cli("+experiment=quickstart", "quant=nf4", "+lora.rnk=4", f"hydra.run.dir={tmp_path / 'run2'}", cwd=tmp_path)
-    assert out.returncode == 2
-    text = out.stderr + out.stdout
-    assert "add quant=none" in text and "lora.rnk: not a peft.LoraConfig field" in text
-    # before: tracebacks after the model loaded, or a run of 0 steps that exited 0
-    out = train_cli("+experiment=quickstart", "train.learning_rate=abc", "train.per_device_train_batch_size=0",
-              "lora.lora_dropout=2", "train.num_train_epochs=0", f"model.name_or_path={tmp_path / 'nowhere'}",
-              f"hydra.run.dir={tmp_path / 'run3'}", cwd=tmp_path)
+    # every problem of the config in one message (before: tracebacks after the model loaded, or a run of 0 steps
+    # that exited 0)
+    out = train_cli("+experiment=quickstart", "quant=nf4", "+lora.rnk=4", "train.learning_rate=abc",
+                    "train.per_device_train_batch_size=0", "lora.lora_dropout=2", "train.num_train_epochs=0",
+                    f"model.name_or_path={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path / 'run2'}", cwd=tmp_path)
     text = out.stderr + out.stdout
     assert out.returncode == 2 and "Traceback" not in text and "parameters" not in text  # no model loaded
+    assert "add quant=none" in text and "lora.rnk: not a peft.LoraConfig field" in text
     for key in ("train.learning_rate", "train.per_device_train_batch_size", "lora.lora_dropout",
                 "train.num_train_epochs=0", "model.name_or_path"):
         assert key in text, key
