@@ -143,3 +143,19 @@ def test_a_model_path_given_with_the_embedded_model_config_is_the_model_loaded(t
     assert not embedded(given) and resolve(given) == tiny_dir  # before: the embedded SmolLM2 was trained instead
     hub = compose_cfg("+experiment=quickstart", "model.name_or_path=meta-llama/Llama-3.1-8B-Instruct").model
     assert resolve(hub) == "meta-llama/Llama-3.1-8B-Instruct"
+
+
+def test_eval_graders_are_checked_with_the_config(tmp_path):
+    (tmp_path / "graders.yaml").write_text("judge:\n  type: label_model\n  model: no-such-model\n  labels: [good]\n"
+                                           "  passing_labels: [good]\n  input: [{role: user, content: x}]\n"
+                                           "exact_match:\n  type: string_check\n  input: a\n  reference: b\n"
+                                           "  operation: eq\n")
+    cfg = compose_cfg("+experiment=quickstart", f"eval.graders={tmp_path / 'graders.yaml'}", run_dir=tmp_path)
+    with pytest.raises(ConfigError, match="exact_match is the name of a built-in metric"):
+        validate(cfg, cuda=False)
+    (tmp_path / "graders.yaml").write_text((tmp_path / "graders.yaml").read_text().split("exact_match:")[0])
+    with pytest.raises(ConfigError, match=r"eval.graders.judge: model='no-such-model': no such folder"):
+        validate(cfg, cuda=False)
+    (tmp_path / "graders.yaml").unlink()
+    with pytest.raises(ConfigError, match=r"eval.graders: .*graders.yaml: no such grader file"):
+        validate(cfg, cuda=False)

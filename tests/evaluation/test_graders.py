@@ -134,8 +134,8 @@ def test_grader_files_in_yaml_or_json(tmp_path):
     assert list(spec.load(path)) == ["exact"]
     (tmp_path / "one.json").write_text('{"type": "python", "name": "p", "source": "def grade(s, i):\\n  return 1"}')
     assert list(spec.load(tmp_path / "one.json")) == ["p"]
-    with pytest.raises(spec.GraderError, match="no such grader file"):
-        spec.load(tmp_path / "absent.yaml")
+    with pytest.raises(spec.GraderError, match=r"^eval.graders: .*absent.yaml: no such grader file"):
+        spec.load(tmp_path / "absent.yaml", where="eval.graders")
     (tmp_path / "labels.yaml").write_text("v:\n  type: label_model\n  model: m\n  input: [{role: user, content: x}]\n"
                                           "  labels: [yes, no]\n  passing_labels: [yes]\n")
     with pytest.raises(spec.GraderError, match=r"YAML reads yes, no, .* as booleans: quote them"):

@@ -194,13 +194,14 @@ def load(source, where: str | None = None) -> dict[str, dict]:
     """
     if isinstance(source, str | Path) and not str(source).lstrip().startswith(("{", "[")):
         path = Path(source)
+        named = f"{where}: {path}" if where else str(path)  # eval.graders: graders.yaml
         where = where or str(path)
         if not path.is_file():
-            raise GraderError(f"{path}: no such grader file; give a .yaml or .json file of graders")
+            raise GraderError(f"{named}: no such grader file; give a .yaml or .json file of graders")
         try:
             value = yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:
-            raise GraderError(f"{path}: not YAML or JSON ({err})") from None
+            raise GraderError(f"{named}: not YAML or JSON ({err})") from None
     else:
         value = json.loads(source) if isinstance(source, str) else source
         where = where or "graders"
