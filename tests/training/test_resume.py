@@ -27,7 +27,7 @@ def _losses(run_dir) -> dict[int, float]:
 
 @pytest.fixture(scope="module")
 def train_file(tmp_path_factory):
-    return write_jsonl(tmp_path_factory.mktemp("resume") / "train.jsonl", tool_picker_rows("train", 96))
+    return write_jsonl(tmp_path_factory.mktemp("resume") / "train.jsonl", tool_picker_rows("train", 48))
 
 
 def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(tmp_path, train_file, tiny_dir):
