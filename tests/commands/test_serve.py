@@ -70,6 +70,39 @@ def test_jobs_list_in_pages_and_a_running_job_can_be_cancelled(server, tuned, tr
     assert first.id in [j.id for j in rest.data]
 
 
+def test_a_paused_job_resumes_from_its_checkpoint_and_succeeds(server, tuned):
+    client = server.client()
+    uploaded, first = tuned
+    job = client.fine_tuning.jobs.create(training_file=uploaded.id, model="tiny-llama", suffix="paused",
+                                         hyperparameters={"n_epochs": 10, "batch_size": 8})  # 5 steps an epoch
+    run = server.data_dir / "jobs" / job.id
+    deadline = time.monotonic() + 180
+    while not (run / "checkpoints" / "checkpoint-10" / "trainer_state.json").is_file():
+        assert time.monotonic() < deadline and client.fine_tuning.jobs.retrieve(job.id).status in {
+            "validating_files", "queued", "running"}
+        time.sleep(0.05)
+    paused = client.fine_tuning.jobs.pause(job.id)
+    assert paused.status == "paused"
+    time.sleep(1.5)  # the runner would have noticed a process that kept going
+    assert client.fine_tuning.jobs.retrieve(job.id).status == "paused"
+    with pytest.raises(openai.BadRequestError, match="only a running or queued job can be paused"):
+        client.fine_tuning.jobs.pause(job.id)
+    with pytest.raises(openai.BadRequestError, match="only a paused job can be resumed"):
+        client.fine_tuning.jobs.resume(first.id)
+
+    assert client.fine_tuning.jobs.resume(job.id).status == "queued"
+    job = serving.wait_for(client, job.id, {"succeeded", "failed", "cancelled"})
+    assert job.status == "succeeded", job.error
+    log = (run / "train.log").read_text()
+    resumed = sorted({int(line.rsplit("checkpoint-", 1)[1].split()[0]) for line in log.splitlines()
+                      if "resuming from" in line})  # the log has the process's output and its own log file
+    assert len(resumed) == 1 and resumed[0] >= 10  # from its last checkpoint, not from the start
+    messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=200).data]
+    assert "Fine-tuning job resumed" in messages and any(m.startswith("Fine-tuning job paused at step") for m in messages)
+    steps = [e.data["step"] for e in client.fine_tuning.jobs.list_events(job.id, limit=200).data if e.type == "metrics"]
+    assert max(steps) == 50 and min(steps) < resumed[0] < max(steps)  # one curve, before and after the pause
+
+
 def test_an_invalid_training_file_fails_the_job_naming_its_lines(server, tmp_path):
     client = server.client()
     bad = write_jsonl(tmp_path / "bad.jsonl", [tool_picker_rows("train", 1)[0], "not json",

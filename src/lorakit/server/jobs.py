@@ -24,6 +24,7 @@ import yaml
 from lorakit.core.paths import quoted
 from lorakit.core.runs import RunFolder, holds_adapter, logged_error
 from lorakit.evaluation.candidates import CandidateError
+from lorakit.server.errors import APIError
 from lorakit.server.store import new_id
 
 log = logging.getLogger("lorakit.server")
@@ -187,7 +188,7 @@ class JobRunner:
         with RunFolder(run_dir).log.open("ab") as out:
             self.proc = subprocess.Popen(self._command(body, run_dir), stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
-        self.running, self.seen_lines = body["id"], 0
+        self.running, self.seen_lines = body["id"], len(_progress(run_dir))  # a resumed job: its earlier steps
         self._set(body["id"], status="running", private={"pid": self.proc.pid, "run_dir": str(run_dir)})
         self.store.add_event(body["id"], "Fine-tuning job started")
         log.info("job %s started (process %d): %s", body["id"], self.proc.pid, run_dir)
@@ -214,7 +215,7 @@ class JobRunner:
             return
         self.proc, self.running = None, None
         body, _ = self.store.job(job_id)
-        if body["status"] == "cancelled":
+        if body["status"] in {"cancelled", "paused"}:
             return
         adapter = RunFolder(self.store.run_dir(job_id)).adapter
         if code == 0 and holds_adapter(adapter):
@@ -312,6 +313,43 @@ class JobRunner:
                 self.proc, self.running = None, None
             self._set(job_id, status="cancelled", finished_at=int(time.time()))
             self.store.add_event(job_id, "Fine-tuning job cancelled")
+            return self.store.job(job_id)[0]
+
+    def pause(self, job_id: str) -> dict:
+        """A running (or waiting) job stops; its run folder and checkpoints stay, and resume() continues it from
+        its last checkpoint (lorakit.training.resume: the same command goes on where it was saved).
+
+        Raises:
+            APIError: 400 for a job that is not running, queued or validating its files.
+        """
+        with self._lock:
+            body, _ = self.store.job(job_id)
+            if body["status"] not in {"running", "queued", "validating_files"}:
+                raise APIError(400, f"job {job_id} is {body['status']}; only a running or queued job can be paused",
+                               param="fine_tuning_job_id", code="invalid_job_state")
+            step = self._last_step(job_id) if self.running == job_id else None
+            if self.running == job_id:
+                self._kill()
+                self.proc, self.running = None, None
+            self._set(job_id, status="paused", private={"paused_from": body["status"]})
+            self.store.add_event(job_id, "Fine-tuning job paused" + (f" at step {step[0]} of {step[1]}; it will go "
+                                 "on from its last checkpoint" if step else ""))
+            return self.store.job(job_id)[0]
+
+    def resume(self, job_id: str) -> dict:
+        """A paused job is queued again (a running job first runs to its end); it continues from its checkpoint.
+
+        Raises:
+            APIError: 400 for a job that is not paused.
+        """
+        with self._lock:
+            body, private = self.store.job(job_id)
+            if body["status"] != "paused":
+                raise APIError(400, f"job {job_id} is {body['status']}; only a paused job can be resumed",
+                               param="fine_tuning_job_id", code="invalid_job_state")
+            back = "validating_files" if private.get("paused_from") == "validating_files" else "queued"
+            self._set(job_id, status=back)
+            self.store.add_event(job_id, "Fine-tuning job resumed")
             return self.store.job(job_id)[0]
 
     def _kill(self) -> None:

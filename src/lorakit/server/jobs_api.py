@@ -1,4 +1,5 @@
-"""`/v1/fine_tuning/jobs`: create, retrieve, list (cursor-paged), cancel, events, checkpoints (OpenAI's shapes)."""
+"""`/v1/fine_tuning/jobs`: create, retrieve, list (cursor-paged), cancel, pause, resume, events, checkpoints (OpenAI's
+shapes)."""
 
 from __future__ import annotations
 
@@ -121,6 +122,16 @@ def router(state) -> APIRouter:
     async def cancel(job_id: str):
         found_job(store, job_id)
         return runner.cancel(job_id)
+
+    @api.post("/v1/fine_tuning/jobs/{job_id}/pause")
+    async def pause(job_id: str):
+        found_job(store, job_id)
+        return runner.pause(job_id)
+
+    @api.post("/v1/fine_tuning/jobs/{job_id}/resume")
+    async def resume(job_id: str):
+        found_job(store, job_id)
+        return runner.resume(job_id)
 
     @api.get("/v1/fine_tuning/jobs/{job_id}/events")
     async def events(job_id: str, after: str | None = None, limit: int = 20):
