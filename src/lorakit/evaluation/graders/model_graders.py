@@ -68,10 +68,10 @@ def _result(reply: str):
 def parse_score(reply: str, grader: dict) -> float | None:
     """The score in the grader's range, or None when the reply is not a score alone."""
     value = _result(reply)
-    if value is None or isinstance(value, bool):
+    if value is None or isinstance(value, bool):  # not JSON, or JSON true/false: the number alone, if it is one
         match = _NUMBER.fullmatch(reply)
         value = float(match.group(1)) if match else None
-    if not isinstance(value, int | float) or isinstance(value, bool):
+    if not isinstance(value, int | float):
         return None
     low, high = score_range(grader)
     return float(value) if low <= value <= high else None

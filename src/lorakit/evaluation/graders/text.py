@@ -51,11 +51,16 @@ def _bleu(inputs, references) -> list[float]:
     return [metric.sentence_score(a, [b]).score / 100.0 for a, b in zip(inputs, references, strict=True)]
 
 
+def _word_pairs(inputs, references) -> list[tuple[str, str, list[str], list[str]]]:
+    """(input, reference, their words) per example, each text split once."""
+    return [(a, b, words(a), words(b)) for a, b in zip(inputs, references, strict=True)]
+
+
 def _gleu(inputs, references) -> list[float]:
     from nltk.translate.gleu_score import sentence_gleu
 
-    return [sentence_gleu([words(b)], words(a)) if words(a) and words(b) else float(a == b)
-            for a, b in zip(inputs, references, strict=True)]
+    return [sentence_gleu([wb], wa) if wa and wb else float(a == b)
+            for a, b, wa, wb in _word_pairs(inputs, references)]
 
 
 class _NoSynonyms:
@@ -71,8 +76,8 @@ def _meteor(inputs, references) -> list[float]:
     from nltk.translate.meteor_score import single_meteor_score
 
     stemmer = PorterStemmer()
-    return [single_meteor_score(words(b), words(a), stemmer=stemmer, wordnet=_NoSynonyms())
-            if words(a) and words(b) else float(a == b) for a, b in zip(inputs, references, strict=True)]
+    return [single_meteor_score(wb, wa, stemmer=stemmer, wordnet=_NoSynonyms()) if wa and wb else float(a == b)
+            for a, b, wa, wb in _word_pairs(inputs, references)]
 
 
 @cache
