@@ -9,7 +9,6 @@ log-probabilities are computed once before training (method.precompute_ref_log_p
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from lorakit.core.runs import RunFolder
 from lorakit.models.loading import BaseModel
 from lorakit.training.resume import AtomicCheckpoints
-from lorakit.training.trainer import prepared_sets, progress_callback, starting_model, training_arguments
+from lorakit.training.trainer import config_fields, prepared_sets, progress_callback, starting_model, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +26,12 @@ LEARNING_RATE_FACTOR = 0.2  # method.learning_rate null: train.learning_rate x t
 PRETOKENIZED = {"prompt_ids", "chosen_ids", "rejected_ids"}
 
 
-def _fields(cls: type) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls) if f.init}
-
-
 def dpo_config(cfg: DictConfig, run_dir: Path, *, cuda: bool, has_validation: bool, report_to: str, sequences: int):
     """trl.DPOConfig from cfg.train (the fields DPOConfig has) and cfg.method (without its name)."""
     from trl import DPOConfig
 
     args = training_arguments(cfg, cuda=cuda, has_validation=has_validation, sequences=sequences)
-    known = _fields(DPOConfig)
+    known = config_fields(DPOConfig)
     dropped = sorted(k for k in args if k not in known)
     if dropped:
         log.info("train.%s: supervised settings, not used by method=dpo", ", train.".join(dropped))

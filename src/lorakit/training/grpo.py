@@ -11,7 +11,6 @@ scorer has several parts.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from omegaconf import DictConfig
 from lorakit.core.runs import RunFolder
 from lorakit.models.loading import BaseModel
 from lorakit.training.resume import AtomicCheckpoints
-from lorakit.training.trainer import progress_callback, starting_model, training_arguments
+from lorakit.training.trainer import config_fields, progress_callback, starting_model, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ def grpo_config(cfg: DictConfig, run_dir: Path, settings: dict[str, Any], *, cud
     from trl import GRPOConfig
 
     args = training_arguments(cfg, cuda=cuda, has_validation=False, sequences=sequences)
-    known = {f.name for f in dataclasses.fields(GRPOConfig) if f.init}
+    known = config_fields(GRPOConfig)
     dropped = sorted(k for k in args if k not in known)
     if dropped:
         log.info("train.%s: supervised settings, not used by reinforcement fine-tuning", ", train.".join(dropped))

@@ -4,6 +4,7 @@ out-of-memory advice. The train stage (lorakit.stages.train) runs it."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -26,6 +27,11 @@ log = logging.getLogger(__name__)
 
 class LoraTrainer(AtomicCheckpoints, CompactLossSFTTrainer):
     """The trainer of every run: loss on trained positions only, checkpoints written whole or not at all."""
+
+
+def config_fields(cls: type) -> set[str]:
+    """The fields a trainer config dataclass (SFTConfig, DPOConfig, GRPOConfig) takes in its constructor."""
+    return {f.name for f in dataclasses.fields(cls) if f.init}
 
 
 def training_arguments(cfg: DictConfig, *, cuda: bool, has_validation: bool, sequences: int) -> dict[str, Any]:
