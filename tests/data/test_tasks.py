@@ -26,9 +26,9 @@ def test_each_line_is_checked_and_named(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     read = read_tasks(path, needed={"answer"})
     assert read.records == 9  # the blank line is no record
-    assert [t["line"] for t in read.tasks] == [1, 10]
-    assert read.tasks[0]["item"] == TASK and read.tasks[0]["messages"][-1]["role"] == "user"
-    assert read.tasks[1]["tools"][0]["function"]["name"] == "f"
+    assert [t.line for t in read.examples] == [1, 10]
+    assert read.examples[0].item == TASK and read.examples[0].messages[-1]["role"] == "user"
+    assert read.examples[1].tools[0]["function"]["name"] == "f"
     found = {(f.line, f.category) for f in read.findings}
     assert found == {(2, "not_json"), (3, "not_object"), (4, "missing_messages"), (5, "not_a_task"),
                      (6, "missing_field"), (7, "empty_content"), (8, "unknown_role")}
@@ -37,4 +37,4 @@ def test_each_line_is_checked_and_named(tmp_path):
                           "add it (or fix the grader's template)")
     assert "the last message's role is 'assistant'; a task ends with the user turn the model answers" in by_line[5]
     assert all(f.drops for f in read.findings)
-    assert len(read.tasks) + len({f.record for f in read.findings}) == read.records  # every line accounted for
+    assert len(read.examples) + len({f.record for f in read.findings}) == read.records  # every line accounted for

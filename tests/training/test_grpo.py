@@ -18,7 +18,7 @@ GRADER = spec.check({"type": "text_similarity", "name": "close", "input": "{{ sa
 
 
 def test_grpo_rewards_are_the_graders_scores_of_its_completions(tmp_path, tiny_dir):
-    rows = [{"messages": r["messages"][:-1], "answer": r["messages"][-1]["content"]}
+    rows = [{"messages": r["messages"][:-1], "item": {"messages": r["messages"][:-1], "answer": r["messages"][-1]["content"]}}
             for r in tool_picker_rows("train", 8)]
     seen = []
 
@@ -27,13 +27,14 @@ def test_grpo_rewards_are_the_graders_scores_of_its_completions(tmp_path, tiny_d
         seen.append((items, answers, scores))
         return scores
 
-    cfg = compose_cfg("model=tiny-llama", "train.per_device_train_batch_size=4", "+train.max_steps=2",
-                      "train.logging_steps=1", "train.save_strategy=no", run_dir=tmp_path)
+    cfg = compose_cfg("model=tiny-llama", "method=reinforcement", "method.num_generations=4",
+                      "method.max_completion_length=8", "method.learning_rate=1e-3",
+                      "train.per_device_train_batch_size=4", "+train.max_steps=2", "train.logging_steps=1",
+                      "train.save_strategy=no", run_dir=tmp_path)
     tokenizer = load_tokenizer(tiny_dir)
     base = BaseModel("tiny-llama", tiny_dir, tokenizer, end_of_turn_ids(tokenizer))
-    trainer = build_grpo_trainer(cfg, tmp_path, base, rows, score, {"num_generations": 4, "max_completion_length": 8,
-                                                                   "learning_rate": 1e-3},
-                                 cuda=False, report_to="none")
+    trainer = build_grpo_trainer(cfg, tmp_path, base, rows, score, cuda=False, report_to="none")
+    assert (trainer.args.num_generations, trainer.args.max_completion_length, trainer.args.learning_rate) == (4, 8, 1e-3)
     lora = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
     trainer.train()
     logged = [h for h in trainer.state.log_history if "reward" in h]

@@ -6,7 +6,6 @@ with its fix, so a user fixes a config in one go rather than one crash at a time
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import importlib.util
 import inspect
@@ -17,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lorakit.config.compose import cuda_available
 from lorakit.core.errors import ConfigError
+from lorakit.core.fields import config_fields
 from lorakit.core.paths import ROOT
 from lorakit.core.runs import ADAPTER_CONFIG, RunFolder, find_adapter, holds_adapter
 from lorakit.data.formats import FORMATS
@@ -28,11 +28,7 @@ from lorakit.evaluation.metrics import check_names
 
 STAGES = ("prepare", "train", "evaluate", "merge")
 LOGGERS = ("none", "wandb")
-METHODS = ("supervised", "dpo")
-
-
-def _fields_of_dataclass(cls: type) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls) if f.init}
+METHODS = ("supervised", "dpo", "reinforcement")
 
 
 def _init_params(cls: type) -> set[str]:
@@ -95,7 +91,7 @@ def _check_train(train: DictConfig, cuda: bool) -> list[str]:
     """trl.SFTConfig fields, their ranges (a run that would train nothing is refused), and what needs CUDA."""
     from trl import SFTConfig
 
-    problems = _unknown("train", train.keys(), _fields_of_dataclass(SFTConfig), "trl.SFTConfig")
+    problems = _unknown("train", train.keys(), config_fields(SFTConfig), "trl.SFTConfig")
     if "output_dir" in train:
         problems.append("train.output_dir: lorakit sets it (run_dir/checkpoints); remove it and set hydra.run.dir")
     if train.get("report_to") not in (None, "none"):
@@ -135,12 +131,15 @@ def _check_method(cfg: DictConfig) -> list[str]:
     method = cfg.get("method") or {}
     name = method.get("name", "supervised")
     if name not in METHODS:
-        return [f"method: {name!r} is unknown; use method=supervised (chat examples) or method=dpo (preference pairs)"]
+        return [f"method: {name!r} is unknown; use method=supervised (chat examples), method=dpo (preference pairs) "
+                "or method=reinforcement (tasks and a grader)"]
     problems = []
-    if name == "dpo":
+    if name == "reinforcement":
+        problems += _check_reinforcement(cfg)
+    elif name == "dpo":
         from trl import DPOConfig
 
-        problems += _unknown("method", [k for k in method if k != "name"], _fields_of_dataclass(DPOConfig),
+        problems += _unknown("method", [k for k in method if k != "name"], config_fields(DPOConfig),
                              "trl.DPOConfig")
         problems += _bad_number("method.beta", method.get("beta", 0.1), 0, above=True)
         problems += _bad_number("method.learning_rate", method.get("learning_rate"), 0, above=True,
@@ -157,10 +156,40 @@ def _check_method(cfg: DictConfig) -> list[str]:
     return problems
 
 
+def _check_reinforcement(cfg: DictConfig) -> list[str]:
+    """method.grader (one grader), the trl.GRPOConfig fields, and a batch that holds whole groups of completions."""
+    from trl import GRPOConfig
+
+    method, train = cfg.method, cfg.get("train") or {}
+    problems = _unknown("method", [k for k in method if k not in {"name", "grader"}], config_fields(GRPOConfig),
+                        "trl.GRPOConfig")
+    try:
+        problems += grading.check_models(dict([grading.method_grader(method)]))
+    except GraderError as err:
+        problems.append(str(err))
+    generations = method.get("num_generations", 8)
+    problems += _bad_number("method.num_generations", generations, 2, integer=True)
+    problems += _bad_number("method.max_completion_length", method.get("max_completion_length", 512), 1, integer=True)
+    problems += _bad_number("method.beta", method.get("beta", 0.0), 0)
+    problems += _bad_number("method.learning_rate", method.get("learning_rate"), 0, above=True,
+                            null="train.learning_rate x 0.2")
+    batch = train.get("per_device_train_batch_size", 8)
+    batch *= train.get("gradient_accumulation_steps", 1) or 1
+    if isinstance(generations, int) and generations >= 2 and isinstance(batch, int) and batch % generations:
+        problems.append(f"method.num_generations={generations}: each step trains on whole groups of completions, "
+                        f"and train.per_device_train_batch_size x train.gradient_accumulation_steps = {batch} is not a "
+                        f"multiple of it; set train.per_device_train_batch_size={generations * max(batch // generations, 1)} "
+                        f"or method.num_generations to a divisor of {batch}")
+    if cfg.get("data") and cfg.data.get("format", "auto") not in ("auto", "openai_chat"):
+        problems.append(f"data.format={cfg.data.format}: method=reinforcement reads tasks in OpenAI's reinforcement "
+                        "JSONL (messages ending in a user turn, plus the grader's fields); set data.format=auto")
+    return problems
+
+
 def _check_lora(lora: DictConfig) -> list[str]:
     from peft import LoraConfig
 
-    problems = _unknown("lora", lora.keys(), _fields_of_dataclass(LoraConfig), "peft.LoraConfig")
+    problems = _unknown("lora", lora.keys(), config_fields(LoraConfig), "peft.LoraConfig")
     problems += _bad_number("lora.r", lora.get("r", 8), 0, integer=True, above=True)
     problems += _bad_number("lora.lora_alpha", lora.get("lora_alpha", 8), 0, above=True)
     problems += _bad_number("lora.lora_dropout", lora.get("lora_dropout", 0.0), 0, high=1)

@@ -81,14 +81,16 @@ def rendering(train_rows: list[dict]) -> dict:
 
 
 def build(cfg, tokenizer, records: dict[str, int], used: dict[str, list], findings: list[Finding],
-          train_rows: list[dict], decisions: list | None = None) -> dict:
+          train_rows: list[dict], decisions: list | None = None, *, completions: int | None = None) -> dict:
     """The whole report as a JSON-ready dict; `decisions`: the data settings decided from its size (the training
-    settings' are added here, lorakit.training.plan)."""
+    settings' are added here, lorakit.training.plan); `completions`: the rows are reinforcement tasks, each
+    answered this many times per step (the trainer's sequences)."""
     lengths = [r["length"] for r in train_rows]
     per_epoch = int(sum(lengths))
     train = OmegaConf.to_container(cfg.train, resolve=True)
-    epochs = plan.epochs(train, len(train_rows), distributed.world_size())
-    decisions = [d.to_dict() for d in [*(decisions or []), *plan.decide(train, len(train_rows), distributed.world_size())]]
+    sequences = len(train_rows) * (completions or 1)
+    epochs = plan.epochs(train, sequences, distributed.world_size())
+    decisions = [d.to_dict() for d in [*(decisions or []), *plan.decide(train, sequences, distributed.world_size())]]
     categories: dict[str, Counter] = defaultdict(Counter)
     for f in findings:
         categories[f.category][f.severity] += 1
@@ -103,8 +105,10 @@ def build(cfg, tokenizer, records: dict[str, int], used: dict[str, list], findin
         "findings_by_category": {c: dict(n) for c, n in sorted(categories.items())},
         "tokens": {"model": cfg.model.name_or_path, "train_length": percentiles(lengths), "per_epoch": per_epoch,
                    "assistant_trained_per_epoch": int(sum(r["trained"] for r in train_rows)),
-                   "epochs": epochs, "total": int(per_epoch * epochs)},
-        "openai_cost": openai_cost(cfg.pricing, billed),
+                   "epochs": epochs, "total": int(per_epoch * epochs), "completions_per_task": completions},
+        "openai_cost": openai_cost(cfg.pricing, billed) if not completions else
+        {"model": cfg.pricing.model, "usd": None, "rates_as_of": str(cfg.pricing.as_of),
+         "note": "reinforcement fine-tuning is billed by training time, not tokens: no estimate"},
         "template": {"sha256": template_sha256(tokenizer), "end_of_turn": tokenizer.convert_ids_to_tokens(eos),
                      "tool_calls": "rendered by the template" if supports_tools(tokenizer) else "JSON text in the reply",
                      "rendering": rendered},
@@ -154,17 +158,28 @@ def markdown(report: dict) -> str:
               f"- tokenizer: `{tok['model']}`",
               f"- length per example: p50 {length.get('p50')}, p90 {length.get('p90')}, p99 {length.get('p99')}, "
               f"max {length.get('max')}",
-              f"- per epoch: {tok['per_epoch']:,} tokens, {tok['assistant_trained_per_epoch']:,} of them assistant "
-              f"tokens trained; x {tok['epochs']:g} epoch(s) = {tok['total']:,} tokens",
-              "", "## Hosted fine-tuning cost (estimate)", "",
-              (f"- {cost['model']}: {cost['billed_tokens']:,} billed tokens x ${cost['usd_per_1m_training_tokens']}"
-               f"/1M = **${cost['usd']:.2f}** (rates as of {cost['rates_as_of']}; {cost['note']})"
-               if cost["usd"] is not None else
-               f"- no rate for {cost['model']} in conf/pricing (rates as of {cost['rates_as_of']}); add it"),
+              _per_epoch_line(tok), "", "## Hosted fine-tuning cost (estimate)", "", _cost_line(cost),
               "", "## Chat template", "",
               f"- sha256 `{report['template']['sha256']}`; end of turn {report['template']['end_of_turn']}; tool calls: "
               f"{report['template']['tool_calls']}", *_rendering_lines(report), ""]
     return "\n".join(lines)
+
+
+def _per_epoch_line(tok: dict) -> str:
+    if tok.get("completions_per_task"):
+        return (f"- per epoch: {tok['per_epoch']:,} prompt tokens (tasks: the model's completions are generated while "
+                f"training, {tok['completions_per_task']} per task); x {tok['epochs']:g} epoch(s)")
+    return (f"- per epoch: {tok['per_epoch']:,} tokens, {tok['assistant_trained_per_epoch']:,} of them assistant "
+            f"tokens trained; x {tok['epochs']:g} epoch(s) = {tok['total']:,} tokens")
+
+
+def _cost_line(cost: dict) -> str:
+    if cost["usd"] is not None:
+        return (f"- {cost['model']}: {cost['billed_tokens']:,} billed tokens x ${cost['usd_per_1m_training_tokens']}"
+                f"/1M = **${cost['usd']:.2f}** (rates as of {cost['rates_as_of']}; {cost['note']})")
+    if "billed_tokens" not in cost:
+        return f"- {cost['model']}: {cost['note']}"
+    return f"- no rate for {cost['model']} in conf/pricing (rates as of {cost['rates_as_of']}); add it"
 
 
 def _rendering_lines(report: dict) -> list[str]:
@@ -209,7 +224,10 @@ def log_summary(report: dict) -> None:
                  "(+%s tokens per epoch); %d as one sequence", rendered[TURN],
                  f"{rendered['extra_tokens_per_epoch']:,}", rendered[CONVERSATION])
     length = tok["train_length"]
-    if length:
+    if length and tok.get("completions_per_task"):
+        log.info("the training tasks' prompts have %s tokens per epoch; prompt length p50 %d, p99 %d, max %d",
+                 f"{tok['per_epoch']:,}", length["p50"], length["p99"], length["max"])
+    elif length:
         log.info("train has %s tokens per epoch, %s of them assistant tokens trained; length p50 %d, p99 %d, max %d",
                  f"{tok['per_epoch']:,}", f"{tok['assistant_trained_per_epoch']:,}", length["p50"], length["p99"],
                  length["max"])

@@ -229,10 +229,12 @@ def encode_split(examples: list[Example], tokenizer, eot_ids: set[int], data) ->
     return rows, found
 
 
-def test_rows(test: list[Example], tokenizer, max_length: int) -> tuple[list[Example], list[Finding]]:
-    """The test examples whose prompt the template renders within max_length, and findings for the others."""
+def prompt_rows(examples: list[Example], tokenizer, max_length: int,
+                use: str = "test prompt") -> tuple[list[tuple[Example, int]], list[Finding]]:
+    """The examples whose prompt the template renders within max_length with its length in tokens, and findings
+    for the others; `use` names the prompt in them ("test prompt", "task prompt")."""
     rendered, found = [], []
-    for ex in test:
+    for ex in examples:
         try:
             rendered.append((ex, prompt_and_reference(tokenizer, ex.messages, ex.tools)[0]))
         except Exception as err:  # noqa: BLE001 - the template's own exception rejects the conversation
@@ -242,11 +244,25 @@ def test_rows(test: list[Example], tokenizer, max_length: int) -> tuple[list[Exa
     for (ex, _), ids in zip(rendered, prompts, strict=True):  # one batched tokenizer call, not one per example
         n_prompt = len(ids)
         if n_prompt > max_length:
-            found.append(Finding(ex.file, ex.line, "too_long", f"test prompt of {n_prompt} tokens > data.max_length="
-                                 f"{max_length}; not evaluated; raise data.max_length or shorten the prompt", True, ex.record))
+            found.append(Finding(ex.file, ex.line, "too_long", f"{use} of {n_prompt} tokens > data.max_length="
+                                 f"{max_length}; not used; raise data.max_length or shorten the prompt", True,
+                                 ex.record))
         else:
-            rows.append(ex)
+            rows.append((ex, n_prompt))
     return rows, found
+
+
+def encode_tasks(examples: list[Example], tokenizer, eot_ids: set[int], data) -> tuple[list[dict], list[Finding]]:
+    """Reinforcement tasks whose prompt fits data.max_length, as the report's rows; nothing is tokenized for
+    training (the trainer renders each prompt, lorakit.training.grpo). eot_ids: unused, as for the other encoders."""
+    rows, found = prompt_rows(examples, tokenizer, data.max_length, "task prompt")
+    return [{"example": ex, "length": n, "trained": 0, "mode": CONVERSATION, "line": ex.line} for ex, n in rows], found
+
+
+def test_rows(test: list[Example], tokenizer, max_length: int) -> tuple[list[Example], list[Finding]]:
+    """The test examples whose prompt the template renders within max_length, and findings for the others."""
+    rows, found = prompt_rows(test, tokenizer, max_length)
+    return [ex for ex, _ in rows], found
 
 
 def _reply_only(messages: list[dict]) -> list[dict]:

@@ -30,6 +30,7 @@ class Example:
     tools: list | None = None
     record: int = -1  # position in the file (0-based), for the accounting
     rejected: dict | None = None  # a preference pair's non-preferred reply (messages[-1] is the preferred one)
+    item: dict | None = None  # a reinforcement task's whole line, the item namespace of its grader (data.tasks)
 
 
 @dataclass

@@ -3,12 +3,14 @@ test prompt dropped; the plan's validation fraction applied."""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from dataclasses import dataclass, field
 
 from lorakit.data.checks import Finding, SpecialTokens, conversation_key, differing_system_prompts, prompt_key
 from lorakit.data.reading import Example, FileRead, read_file
+from lorakit.data.tasks import read_tasks
 from lorakit.training.plan import Decision, validation_fraction
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,8 @@ def _deduplicate(examples: list[Example], drop: bool) -> tuple[list[Example], li
     first: dict[str, Example] = {}
     kept, found = [], []
     for ex in examples:
-        key = conversation_key(ex.messages + ([ex.rejected] if ex.rejected else []), ex.tools)
+        key = conversation_key(ex.messages + ([ex.rejected] if ex.rejected else []), ex.tools) + (
+            json.dumps(ex.item, sort_keys=True, ensure_ascii=False) if ex.item is not None else "")
         if key in first:
             seen = first[key]
             found.append(Finding(ex.file, ex.line, "duplicate", f"the same conversation as {seen.file}:{seen.line}; "
@@ -70,18 +73,20 @@ class Selection:
     formats: dict[str, str | None] = field(default_factory=dict)  # per file: as read (lorakit.data.formats)
 
 
-def select(data, seed: int, tokenizer=None, *, ranks_by_validation: bool = False) -> Selection:
+def select(data, seed: int, tokenizer=None, *, ranks_by_validation: bool = False,
+           task_fields: set[str] | None = None) -> Selection:
     """Read and check the configured files, drop duplicates and leaking examples, and split train/validation/test.
 
     The test set is data.test_file, or data.test_fraction of train_file (seeded); validation is
     data.validation_file, or data.val_fraction of the rest (seed + 1; null: decided from the size, always a split
-    when the run is ranked by its validation loss).
+    when the run is ranked by its validation loss). task_fields: the files are reinforcement tasks
+    (lorakit.data.tasks) and each must have these fields (the grader's item fields).
     """
     special = SpecialTokens(tokenizer)
-    read, pool, findings = _read_unique(data.train_file, data, special)
+    read, pool, findings = _read_unique(data.train_file, data, special, task_fields)
     reads, decisions = [read], []
     if data.test_file:
-        read, test, found = _read_unique(data.test_file, data, special)
+        read, test, found = _read_unique(data.test_file, data, special, task_fields)
         reads.append(read)
         findings += found
     else:
@@ -90,7 +95,7 @@ def select(data, seed: int, tokenizer=None, *, ranks_by_validation: bool = False
     pool, found = _without_leakage(pool, test)
     findings += found + differing_system_prompts(pool + test)
     if data.get("validation_file"):
-        read, validation, found = _read_unique(data.validation_file, data, special)
+        read, validation, found = _read_unique(data.validation_file, data, special, task_fields)
         reads.append(read)
         findings += found
         train = pool
@@ -105,19 +110,22 @@ def select(data, seed: int, tokenizer=None, *, ranks_by_validation: bool = False
                      {r.path: r.records for r in reads}, decisions, {r.path: r.format for r in reads})
 
 
-def _read_unique(path, data, special: SpecialTokens) -> tuple[FileRead, list[Example], list[Finding]]:
-    """read_file, then exact duplicates dropped (or flagged) per data.duplicates: (the read, examples, findings)."""
-    read = read_file(path, data.format, data.get("csv_columns"), special)
+def _read_unique(path, data, special: SpecialTokens,
+                 task_fields: set[str] | None = None) -> tuple[FileRead, list[Example], list[Finding]]:
+    """read_file (read_tasks with task_fields), then exact duplicates dropped (or flagged) per data.duplicates: (the
+    read, examples, findings)."""
+    read = (read_file(path, data.format, data.get("csv_columns"), special) if task_fields is None
+            else read_tasks(path, task_fields, special))
     examples, found = _deduplicate(read.examples, data.duplicates == "drop")
     return read, examples, read.findings + found
 
 
-def held_out_examples(data, seed: int, tokenizer=None) -> list[Example]:
+def held_out_examples(data, seed: int, tokenizer=None, task_fields: set[str] | None = None) -> list[Example]:
     """The test examples that the prepare stage would hold out (for evaluate-only runs; train_file is read only
     when the test set is split off it)."""
     if data.test_file:
-        _, test, findings = _read_unique(data.test_file, data, SpecialTokens(tokenizer))
+        _, test, findings = _read_unique(data.test_file, data, SpecialTokens(tokenizer), task_fields)
         for finding in findings:
             log.warning("%s", finding)
         return test
-    return select(data, seed, tokenizer).splits["test"]
+    return select(data, seed, tokenizer, task_fields=task_fields).splits["test"]

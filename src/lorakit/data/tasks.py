@@ -14,21 +14,14 @@ line that cannot be used is a Finding with its file, line and fix, as chat rows 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from lorakit.data import formats
 from lorakit.data.checks import Finding, SpecialTokens, check_messages
+from lorakit.data.reading import Example, FileRead
 
 CHAT_ONLY = {"no_assistant", "no_trained_turn", "truncated"}  # chat-row findings that do not apply to a task
-
-
-@dataclass
-class TasksRead:
-    path: str
-    records: int = 0
-    tasks: list[dict] = field(default_factory=list)   # {"file", "line", "messages", "tools", "item": the line}
-    findings: list[Finding] = field(default_factory=list)
+FORMAT = "tasks"
 
 
 def _task(obj, needed: set[str], special: SpecialTokens) -> tuple[list[dict], list | None, list] | formats.Problem:
@@ -48,11 +41,12 @@ def _task(obj, needed: set[str], special: SpecialTokens) -> tuple[list[dict], li
     return messages, formats.tools(obj, "openai_chat"), found
 
 
-def read_tasks(path: str | Path, needed: set[str] = frozenset(), special: SpecialTokens | None = None) -> TasksRead:
-    """Read and check every line of a tasks file; `needed`: the item fields the grader refers to."""
+def read_tasks(path: str | Path, needed: set[str] = frozenset(), special: SpecialTokens | None = None) -> FileRead:
+    """Read and check every line of a tasks file; `needed`: the item fields the grader refers to. Each usable line
+    is an Example whose `item` is the line as read."""
     path = Path(path)
     special = special or SpecialTokens()
-    out = TasksRead(str(path))
+    out = FileRead(str(path), format=FORMAT)
     for number, obj in formats.records(path, "openai_chat"):
         out.records += 1
         record = out.records - 1
@@ -64,5 +58,5 @@ def read_tasks(path: str | Path, needed: set[str] = frozenset(), special: Specia
         findings = [Finding(str(path), number, c, m, d, record) for c, m, d in found]
         out.findings += findings
         if not any(f.drops for f in findings):
-            out.tasks.append({"file": str(path), "line": number, "messages": messages, "tools": tools, "item": obj})
+            out.examples.append(Example(str(path), number, messages, tools, record, item=obj))
     return out

@@ -165,8 +165,11 @@ def _reply_text(tokenizer, messages: list[dict], i: int, tools: list | None, pro
 
 
 def prompt_and_reference(tokenizer, messages: list[dict], tools: list | None = None) -> tuple[str, str]:
-    """Split a test conversation at its last assistant turn: (rendered prompt, reference reply)."""
+    """Split a test conversation at its last assistant turn: (rendered prompt, reference reply); a conversation
+    without one (a reinforcement task, ending in the user turn to answer) is all prompt, its reference ""."""
     last = last_reply(messages)
+    if last is None:
+        return render(tokenizer, messages, tools, add_generation_prompt=True), ""
     reference = chat_view(messages[last:last + 1], supports_tools(tokenizer))[0]["content"]
     return render(tokenizer, messages[:last], tools, add_generation_prompt=True), reference
 

@@ -33,15 +33,17 @@ log = logging.getLogger(__name__)
 
 def test_set(cfg: DictConfig, tokenizer, prepared: Path | None) -> list[dict]:
     """The test rows: a prepared split (data/test.jsonl of a run) when it exists, else the held-out set the data
-    config defines (data.test_file, or the split of data.train_file), first eval.max_examples of them."""
+    config defines (data.test_file, or the split of data.train_file; tasks for method=reinforcement), first
+    eval.max_examples of them."""
     if prepared is not None and prepared.is_file():
         rows = read_jsonl(prepared)
     else:
-        examples, findings = test_rows(held_out_examples(cfg.data, cfg.seed, tokenizer), tokenizer,
-                                       cfg.data.max_length)
+        held_out = held_out_examples(cfg.data, cfg.seed, tokenizer, grading.task_fields(cfg))
+        examples, findings = test_rows(held_out, tokenizer, cfg.data.max_length)
         for finding in findings:
             log.warning("not evaluated: %s", finding)
-        rows = [{"file": ex.file, "line": ex.line, "messages": ex.messages, "tools": ex.tools} for ex in examples]
+        rows = [{"file": ex.file, "line": ex.line, "messages": ex.messages, "tools": ex.tools,
+                 **({"item": ex.item} if ex.item is not None else {})} for ex in examples]
     return rows[: cfg.eval.max_examples] if cfg.eval.max_examples else rows
 
 
@@ -195,15 +197,17 @@ def _judged(cfg: DictConfig, judge_model, engine: Engine, api, cache: Generation
 
 
 def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, base: BaseModel, cuda: bool,
-            train_rows: list[dict] | None = None, cache_dir: Path | None = None) -> dict:
-    """Generate (or take from the cache) every candidate's answers and score them.
+            train_rows: list[dict] | None = None, cache_dir: Path | None = None,
+            graders: dict[str, dict] | None = None) -> dict:
+    """Generate (or take from the cache) every candidate's answers and score them; `graders`: scored before
+    eval.graders' (a reinforcement run's own grader).
 
     Returns:
         compare.json's content plus "outputs" (answers per candidate), "references", "per_example" and "timings".
     """
     metrics = list(cfg.eval.metrics) if cfg.eval.get("metrics") else None
     jcfg = cfg.eval.get("judge")
-    graders = grading.load(cfg.eval.graders) if cfg.eval.get("graders") else {}
+    graders = {**(graders or {}), **(grading.load(cfg.eval.graders) if cfg.eval.get("graders") else {})}
     check(candidates, rows, base=base, metrics=metrics, train_rows=train_rows, judge_cfg=jcfg,
           grader_problems=grading.check_models(graders))
     judge_model = judge.load(str(jcfg.model), base.attn_implementation) if jcfg and jcfg.model else None
@@ -211,13 +215,17 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, b
     api = _api_engine(cfg, candidates, judge_model)
     split = [prompt_and_reference(base.tokenizer, r["messages"], r.get("tools")) for r in rows]
     references = [ref for _, ref in split]
+    if not (any(references) or metrics or graders):
+        raise CandidateError("cannot compare: the test rows end in a user turn (tasks, no reference answer) and no "
+                             "grader is set to score the answers; set eval.graders=graders.yaml")
     max_new = cfg.eval.max_new_tokens or default_max_new_tokens(base.tokenizer, references)
-    metrics = metrics or default_metrics(references)
+    metrics = metrics or (default_metrics(references) if any(references) else [])  # tasks have no reference
     engine = Engine(base, quant=OmegaConf.to_container(cfg.quant, resolve=True), batch_size=cfg.eval.batch_size,
                     cuda=cuda)
     cache = GenerationCache(cache_dir)
     log.info("comparing %s on %d test examples (max %d new tokens, batch %d; metrics %s)",
-             ", ".join(c.name for c in candidates), len(rows), max_new, cfg.eval.batch_size, ", ".join(metrics))
+             ", ".join(c.name for c in candidates), len(rows), max_new, cfg.eval.batch_size,
+             ", ".join([*metrics, *(f"{name} (grader)" for name in graders)]))
     plans = _plans(cfg, candidates, rows, split, engine=engine, api=api, cache=cache, max_new=max_new,
                    train_rows=train_rows)
     mixed = cuda if cfg.eval.get("mixed_batches") is None else bool(cfg.eval.mixed_batches)
@@ -235,7 +243,9 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, b
     reference = cfg.get("reference") or candidates[0].name
     table, graded = dict(METRICS), {}
     if graders:
-        ask = grading.asker(cfg, engine, api, cache, cuda) if grading.needs_model(graders) else None
+        ask = grading.asker(cfg, api, cache, cuda, quant=engine.quant, batch_size=engine.batch_size,
+                            attn_implementation=base.attn_implementation,
+                            before_load=engine.release) if grading.needs_model(graders) else None
         extra, graded = grading.metrics(graders, grading.items_of(rows, references), ask)
         table.update(extra)
         metrics = [*metrics, *graders]

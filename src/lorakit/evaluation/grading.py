@@ -10,6 +10,7 @@ with `{{ item.reference }}`. An example a grader cannot grade scores 0 and is li
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -19,6 +20,7 @@ from lorakit.evaluation.graders import spec
 from lorakit.evaluation.graders.run import Ask, Grade, grade
 from lorakit.evaluation.metrics import METRICS, Metric
 from lorakit.inference.engine import Engine
+from lorakit.openai.api import ApiEngine, api_key, endpoint
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,34 @@ def load(value) -> dict[str, dict]:
         raise spec.GraderError(f"eval.graders: {', '.join(clash)} is the name of a built-in metric; name the "
                                f"grader otherwise (e.g. {clash[0]}_grader)")
     return graders
+
+
+def method_grader(method) -> tuple[str, dict]:
+    """method.grader of a method=reinforcement run (a file, or one grader inline): its (name, grader).
+
+    Raises:
+        GraderError: naming every problem, or when it holds several graders (a multi grader combines them).
+    """
+    if not method.get("grader"):
+        raise spec.GraderError("method.grader: method=reinforcement trains on a grader's scores; set "
+                               "method.grader=graders.yaml (one grader, in OpenAI's grader JSON or YAML)")
+    value = method.grader
+    graders = spec.load(OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value,
+                        where="method.grader")
+    if len(graders) > 1:
+        raise spec.GraderError(f"method.grader: holds {len(graders)} graders ({', '.join(graders)}); the reward is "
+                               'one grader: combine them in a {"type": "multi", "graders": {...}, '
+                               '"calculate_output": "..."} grader')
+    return next(iter(graders.items()))
+
+
+def task_fields(cfg) -> set[str] | None:
+    """The item fields every task must have in a method=reinforcement run (its grader's); None for other methods
+    (their data is chat examples or pairs, not tasks)."""
+    method = cfg.get("method") or {}
+    if method.get("name") != "reinforcement":
+        return None
+    return spec.item_fields(method_grader(method)[1])
 
 
 def check_models(graders: dict[str, dict]) -> list[str]:
@@ -58,31 +88,38 @@ def needs_model(graders: dict[str, dict]) -> bool:
 
 
 def items_of(rows: list[dict], references: list[str]) -> list[dict]:
-    """Each test row's item namespace: its fields but the file position, and `reference` unless it has one."""
-    return [{"reference": ref, **{k: v for k, v in row.items() if k not in {"file", "line"}}}
+    """Each test row's item namespace: a task's line as read (lorakit.data.tasks), else the row's fields but its
+    place in the file; with `reference` unless it has one."""
+    return [{"reference": ref, **(row["item"] if isinstance(row.get("item"), dict) else
+                                  {k: v for k, v in row.items() if k not in {"file", "line", "record"}})}
             for row, ref in zip(rows, references, strict=True)]
 
 
-def asker(cfg: DictConfig, engine: Engine, api, cache, cuda: bool) -> Ask:
-    """The model graders' ask: each grading model loaded once (the comparison's model released first), or
-    asked through the API endpoint (openai:<id>); greedy replies through the generation cache."""
+def asker(cfg: DictConfig, api, cache, cuda: bool, *, quant: dict | None, batch_size: int,
+          attn_implementation: str, before_load: Callable[[], None] | None = None) -> Ask:
+    """The model graders' ask: each grading model loaded once (before_load first: a comparison releases its own
+    model), or asked through the API endpoint (openai:<id>; `api`, else one made from eval.openai); greedy
+    replies through the generation cache."""
     loaded: dict[str, tuple] = {}
 
     def ask(model: str, conversations: list[list[dict]], sampling: dict) -> list[str]:
+        nonlocal api
         if model not in loaded:
-            grading = judge.load(model, engine.base.attn_implementation)
+            grading = judge.load(model, attn_implementation)
             if grading.api_model:
                 if api is None:
-                    raise CandidateError(f"grader model {model}: no API endpoint is set up (eval.openai)")
+                    api = ApiEngine(endpoint(cfg))
+                    api_key(api.settings)
                 runner = api
             else:
-                engine.release()
-                runner = Engine(grading.base, quant=engine.quant, batch_size=engine.batch_size, cuda=cuda)
+                if before_load is not None:
+                    before_load()
+                runner = Engine(grading.base, quant=quant, batch_size=batch_size, cuda=cuda)
             loaded[model] = (grading, runner)
         grading, runner = loaded[model]
         max_new = int(sampling.get("max_completions_tokens") or GRADER_MAX_TOKENS)
         return judge.asker(grading, runner, cache, max_new_tokens=max_new, seed=cfg.seed,
-                           quant=engine.quant)(conversations, f"grader model {model}")
+                           quant=quant)(conversations, f"grader model {model}")
 
     return ask
 

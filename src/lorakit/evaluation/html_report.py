@@ -102,9 +102,12 @@ def _examples(result: dict, rows: list[dict], order: list[int], limit: int) -> s
 def write_html(path: Path, result: dict, rows: list[dict], order: list[int], *, limit: int = 200) -> None:
     """compare.html: everything in one file."""
     figures = [("Metrics", plots.metric_bars(result["candidates"], result["metrics"]))]
-    curves = plots.loss_curves({n: Path(p) for n, p in result.get("train_logs", {}).items()})
+    logs = {n: Path(p) for n, p in result.get("train_logs", {}).items()}
+    curves, rewards = plots.loss_curves(logs), plots.reward_curves(logs)
     if curves:
         figures.append(("Training and validation loss", curves))
+    if rewards:
+        figures.append(("Reinforcement: mean reward per step", rewards))
     if task_kind(result["references"]) == "label":
         figures.append(("Confusion matrices", plots.confusion_matrices(
             {n: confusion(out, result["references"]) for n, out in result["outputs"].items()})))

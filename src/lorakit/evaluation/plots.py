@@ -1,5 +1,5 @@
 """The comparison report's figures as PNG bytes (matplotlib, no display needed): metric bars with 95% interval
-whiskers, training and validation loss curves, confusion matrices, the judge's win / tie / loss counts."""
+whiskers, training and validation loss curves, reinforcement rewards, confusion matrices, the judge's win / tie / loss counts."""
 
 from __future__ import annotations
 
@@ -52,10 +52,19 @@ def metric_bars(candidates: dict[str, dict[str, dict]], metrics: list[str]) -> b
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
         ax.set_title(metric, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-        if metric != "length":  # the others are fractions
+        if metric != "length" and all(0 <= s["ci_low"] and s["ci_high"] <= 1 for s in stats):  # fractions
             ax.set_ylim(0, 1.05)
     fig.suptitle("value with 95% interval", fontsize=10)
     return _png(fig)
+
+
+def _per_step(ax, title: str, ylabel: str) -> None:
+    """A panel of values against the training step: its title, axis labels, grid and legend."""
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("step", fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
 
 
 def loss_curves(runs: dict[str, Path]) -> bytes | None:
@@ -70,11 +79,28 @@ def loss_curves(runs: dict[str, Path]) -> bytes | None:
             points = [(h["step"], h[key]) for h in history if key in h and "step" in h]
             if points:
                 ax.plot(*zip(*points, strict=True), marker="o" if len(points) < 30 else None, ms=3, label=label)
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("step", fontsize=8)
-        ax.set_ylabel("loss", fontsize=8)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _per_step(ax, name, "loss")
+    return _png(fig)
+
+
+def reward_curves(runs: dict[str, Path]) -> bytes | None:
+    """Reinforcement runs: the mean reward per step with a band of one standard deviation (the spread within the
+    step's completions) and the validation reward, one panel per run; None when no log has rewards."""
+    logs = {name: json.loads(path.read_text()) for name, path in runs.items() if path.is_file()}
+    logs = {name: history for name, history in logs.items() if any("reward" in h for h in history)}
+    if not logs:
+        return None
+    fig, axes = _grid(len(logs), width=4.2, height=2.8)
+    for ax, (name, history) in zip(axes, logs.items(), strict=True):
+        points = [(h["step"], h["reward"], h.get("reward_std", 0.0)) for h in history if "reward" in h and "step" in h]
+        steps, means, spread = zip(*points, strict=True)
+        ax.plot(steps, means, marker="o" if len(points) < 30 else None, ms=3, label="train")
+        ax.fill_between(steps, [m - s for m, s in zip(means, spread, strict=True)],
+                        [m + s for m, s in zip(means, spread, strict=True)], alpha=0.2)
+        evals = [(h["step"], h["eval_reward"]) for h in history if "eval_reward" in h and "step" in h]
+        if evals:
+            ax.plot(*zip(*evals, strict=True), marker="s", ms=3, label="validation")
+        _per_step(ax, name, "mean reward (± std)")
     return _png(fig)
 
 

@@ -104,8 +104,14 @@ def sample(model, prompt_ids: list[list[int]], *, pad_id: int, eot_ids: set[int]
     return out[:, width:].tolist()
 
 
+NO_REFERENCE_MAX_NEW_TOKENS = 256  # prompts with no reference answer (tasks): method.max_completion_length's default
+
+
 def default_max_new_tokens(tokenizer, references: list[str]) -> int:
-    """Room for the longest reference answer with a margin: 1.25 x its length in tokens + 16."""
+    """Room for the longest reference answer with a margin: 1.25 x its length in tokens + 16 (with no reference
+    at all, NO_REFERENCE_MAX_NEW_TOKENS)."""
+    if not any(references):
+        return NO_REFERENCE_MAX_NEW_TOKENS
     longest = max(len(ids) for ids in tokenizer(references, add_special_tokens=False)["input_ids"])
     return int(1.25 * longest) + 16
 

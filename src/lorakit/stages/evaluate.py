@@ -1,5 +1,6 @@
 """Evaluate stage: base model (or the adapter the run started from, init_from) vs tuned adapter on the held-out test
-set, greedy decoding, batched; after DPO also the reward accuracy and margin on held-out pairs.
+set, greedy decoding, batched; after DPO also the reward accuracy and margin on held-out pairs; after
+reinforcement, the method's grader on the held-out tasks (with its interval and paired test).
 
 Usage:
     python -m train +experiment=quickstart                                     # after training, in the same run
@@ -16,10 +17,11 @@ import json
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lorakit.core.messages import prompt_of
 from lorakit.core.runs import RunFolder, find_adapter, read_jsonl, write_jsonl
+from lorakit.evaluation import grading
 from lorakit.evaluation.candidates import Candidate
 from lorakit.evaluation.comparison import compare, test_set
 from lorakit.evaluation.preference import reward_metrics
@@ -55,7 +57,13 @@ def run(cfg: DictConfig, run_dir: Path, base: BaseModel, adapter_dir: Path, *, c
         candidates.append(Candidate(f"fewshot:{cfg.eval.fewshot}", "fewshot", shots=int(cfg.eval.fewshot)))
         train_rows = read_jsonl(folder.split("train")) if folder.split("train").is_file() else []
     cache_dir = cfg.eval.cache_dir if cfg.eval.get("cache") else None
-    result = compare(cfg, candidates, rows, base=base, cuda=cuda, train_rows=train_rows, cache_dir=cache_dir)
+    graders = None
+    if cfg.method.name == "reinforcement":  # its grader on the held-out tasks, answers as long as in training
+        graders = dict([grading.method_grader(cfg.method)])
+        if cfg.eval.max_new_tokens is None:
+            cfg = OmegaConf.merge(cfg, {"eval": {"max_new_tokens": cfg.method.get("max_completion_length")}})
+    result = compare(cfg, candidates, rows, base=base, cuda=cuda, train_rows=train_rows, cache_dir=cache_dir,
+                     graders=graders)
     results = {name: {m: stat["value"] for m, stat in stats.items()} for name, stats in result["candidates"].items()}
     if cfg.method.name == "dpo" and not tuned_model:
         results["tuned"].update(reward_metrics(cfg, base, Path(adapter_dir), start, rows, cuda=cuda))

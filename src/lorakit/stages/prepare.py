@@ -21,11 +21,12 @@ from pathlib import Path
 from lorakit.core.runs import RunFolder, write_jsonl
 from lorakit.data import data_report, task_match
 from lorakit.data.checks import Finding
-from lorakit.data.encoding import encode_pairs, encode_split, test_rows
+from lorakit.data.encoding import encode_pairs, encode_split, encode_tasks, test_rows
 from lorakit.data.preferences import PAIR_FORMATS
 from lorakit.data.reading import DataError, Example, listing
 from lorakit.data.splits import SPLITS, Selection, select
 from lorakit.data.template import TemplateError
+from lorakit.evaluation import grading
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,12 @@ def _check_some_rendered(selection: Selection, findings: list[Finding]) -> None:
 
 
 def _write_jsonl(path: Path, examples: list[Example]) -> None:
-    """The examples as read and converted (chat messages), each with the file and line it came from."""
+    """The examples as read and converted (chat messages), each with the file and line it came from (and a task's
+    line as read, its grader's item)."""
     write_jsonl(path, ({"file": ex.file, "line": ex.line, "record": ex.record, "messages": ex.messages,
-                        "tools": ex.tools, **({"rejected": ex.rejected} if ex.rejected else {})} for ex in examples))
+                        "tools": ex.tools, **({"rejected": ex.rejected} if ex.rejected else {}),
+                        **({"item": ex.item} if ex.item is not None else {})} for ex in examples))
+
 
 
 def _check_method(cfg, selection: Selection) -> None:
@@ -60,6 +64,9 @@ def _check_method(cfg, selection: Selection) -> None:
     Raises:
         DataError: naming the file, its format, and the method it is for.
     """
+    if cfg.method.name == "reinforcement":
+        _check_tasks(cfg.data.train_file, selection)
+        return
     pairs = cfg.method.name == "dpo"
     for path in (cfg.data.train_file, cfg.data.get("validation_file")):
         fmt = selection.formats.get(str(Path(path))) if path else None  # keyed as read_file names files
@@ -73,6 +80,20 @@ def _check_method(cfg, selection: Selection) -> None:
                             "train on the examples with method=supervised")
         raise DataError(f"{path} holds preference pairs ({fmt} format), which method=supervised does not train on; "
                         "run with method=dpo (e.g. method=dpo init_from=outputs/<a supervised run>)")
+
+
+def _check_tasks(path, selection: Selection) -> None:
+    """A chat file given to method=reinforcement (every line ends in an assistant reply) is refused whole.
+
+    Raises:
+        DataError: naming the file and the two ways on.
+    """
+    chat = {f.record for f in selection.findings if f.file == str(Path(path)) and f.category == "not_a_task"}
+    if chat and len(chat) == selection.records.get(str(Path(path))):
+        raise DataError(f"{path} holds chat examples (every line ends in an assistant reply), and method=reinforcement "
+                        "trains on tasks: lines whose messages end in the user turn the model answers, with the fields "
+                        "the grader reads (OpenAI's reinforcement JSONL). Remove the replies (keep the answer as a "
+                        'field, e.g. "answer", for {{ item.answer }}), or train on the examples with method=supervised')
 
 
 def _check_task_match(data, selection: Selection) -> None:
@@ -107,19 +128,24 @@ def _refuse(data, findings: list[Finding], kept_train: list[dict], run_dir: Path
         raise DataError(f"data.strict=true and the data has {len(findings)} finding(s); fix them (or set "
                         f"data.strict=false to train on what is usable):\n{listing(findings)}")
     if not kept_train:
+        dropped = [f for f in findings if f.drops]
+        hint = ("\nEvery conversation ends in a user turn: these look like reinforcement tasks; train on them with "
+                "method=reinforcement method.grader=<your grader>" if dropped and
+                all(f.category == "no_assistant" for f in dropped) else "")
         raise DataError(f"{data.train_file}: no training example is left after the checks; see "
-                        f"{RunFolder(run_dir).data_report.with_suffix('.md')}:\n{listing([f for f in findings if f.drops])}")
+                        f"{RunFolder(run_dir).data_report.with_suffix('.md')}:\n{listing(dropped)}{hint}")
 
 
-def _save(run_dir: Path, kept: dict[str, list[dict]], used: dict[str, list], columns: tuple[str, ...]) -> None:
-    """data/train/ and data/validation/ (tokenized), and every split's checked records as JSONL."""
+def _save(run_dir: Path, kept: dict[str, list[dict]], used: dict[str, list], columns: tuple[str, ...] | None) -> None:
+    """data/train/ and data/validation/ (tokenized, unless columns is None), and every split's checked records as
+    JSONL."""
     from datasets import Dataset, disable_progress_bars, enable_progress_bars
 
     folder = RunFolder(run_dir)
     folder.data.mkdir(parents=True, exist_ok=True)
     disable_progress_bars()  # one bar per saved split would only add noise to the log
     for name in ("train", "validation"):
-        if kept[name]:
+        if kept[name] and columns:  # reinforcement tasks: the trainer renders the prompts (training.grpo)
             Dataset.from_list([{k: r[k] for k in columns} for r in kept[name]]).save_to_disk(str(folder.tokenized(name)))
     enable_progress_bars()
     for name in SPLITS:
@@ -137,14 +163,16 @@ def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
         TemplateError: the chat template renders no example at all, or trained turns have no end-of-turn token.
     """
     data = cfg.data
-    selection = select(data, cfg.seed, tokenizer, ranks_by_validation=cfg.get("optimized_metric") == "validation_loss")
+    fields = grading.task_fields(cfg)
+    selection = select(data, cfg.seed, tokenizer, ranks_by_validation=cfg.get("optimized_metric") == "validation_loss",
+                       task_fields=fields)
     _check_method(cfg, selection)
     _check_task_match(data, selection)
     findings = list(selection.findings)
     kept: dict[str, list[dict]] = {}
-    pairs = cfg.method.name == "dpo"
+    encoder = {"dpo": encode_pairs, "reinforcement": encode_tasks}.get(cfg.method.name, encode_split)
     for name in ("train", "validation"):
-        kept[name], found = (encode_pairs if pairs else encode_split)(selection.splits[name], tokenizer, eot_ids, data)
+        kept[name], found = encoder(selection.splits[name], tokenizer, eot_ids, data)
         findings += found
     test, found = test_rows(selection.splits["test"], tokenizer, data.max_length)
     findings += found
@@ -155,9 +183,11 @@ def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
     used = {name: list({id(r["example"]): r["example"] for r in kept[name]}.values()) for name in ("train", "validation")}
     used["test"] = test
 
-    report = data_report.build(cfg, tokenizer, selection.records, used, findings, kept["train"], selection.decisions)
+    report = data_report.build(cfg, tokenizer, selection.records, used, findings, kept["train"], selection.decisions,
+                               completions=cfg.method.get("num_generations") if fields is not None else None)
     data_report.write(run_dir, report)
     data_report.log_summary(report)
     _refuse(data, findings, kept["train"], run_dir)
-    _save(run_dir, kept, used, PAIR_COLUMNS if pairs else SEQUENCE_COLUMNS)
+    columns = {"dpo": PAIR_COLUMNS, "reinforcement": None}.get(cfg.method.name, SEQUENCE_COLUMNS)
+    _save(run_dir, kept, used, columns)
     return report

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lorakit.core.runs import RunFolder
 from lorakit.models.loading import BaseModel
 from lorakit.training.resume import AtomicCheckpoints
-from lorakit.training.trainer import config_fields, prepared_sets, progress_callback, starting_model, training_arguments
+from lorakit.training.trainer import method_arguments, prepared_sets, progress_callback, starting_model
 
 log = logging.getLogger(__name__)
 
-LEARNING_RATE_FACTOR = 0.2  # method.learning_rate null: train.learning_rate x this (BENCHMARKS.md, "Preference tuning")
 PRETOKENIZED = {"prompt_ids", "chosen_ids", "rejected_ids"}
 
 
@@ -30,19 +28,9 @@ def dpo_config(cfg: DictConfig, run_dir: Path, *, cuda: bool, has_validation: bo
     """trl.DPOConfig from cfg.train (the fields DPOConfig has) and cfg.method (without its name)."""
     from trl import DPOConfig
 
-    args = training_arguments(cfg, cuda=cuda, has_validation=has_validation, sequences=sequences)
-    known = config_fields(DPOConfig)
-    dropped = sorted(k for k in args if k not in known)
-    if dropped:
-        log.info("train.%s: supervised settings, not used by method=dpo", ", train.".join(dropped))
-    args = {k: v for k, v in args.items() if k in known}
+    args = method_arguments(cfg, DPOConfig, cuda=cuda, has_validation=has_validation, sequences=sequences)
     # DPO batches are padded (TRL's padding-free DPO is not available); each pair is prompt + chosen and + rejected
     args["padding_free"] = False
-    method: dict[str, Any] = OmegaConf.to_container(cfg.method, resolve=True)
-    method.pop("name", None)
-    if method.get("learning_rate") is None:
-        method["learning_rate"] = args["learning_rate"] * LEARNING_RATE_FACTOR
-    args.update({k: v for k, v in method.items() if v is not None})
     return DPOConfig(output_dir=str(RunFolder(run_dir).checkpoints), report_to=report_to,
                      max_length=cfg.data.max_length, use_cpu=not cuda, **args)
 

@@ -4,8 +4,8 @@ graders of lorakit.evaluation.graders: the train stage passes `score`; training 
 Each prompt is the exact inference prompt (the chat template with the generation prompt, rendered once), so the
 model is rewarded for what it answers when it is served; each example's row travels with it as `item` (JSON), the
 item namespace of the grader. trl.GRPOConfig comes from cfg.train (the fields the two share, `null` defaults
-filled as for supervised runs) and the method's settings (GRPO's own: num_generations, max_completion_length,
-beta, temperature, ...). The log gets TRL's `reward` and `reward_std` per step, and `reward/<name>` when the
+filled as for supervised runs) and cfg.method (GRPO's own: num_generations, max_completion_length, beta,
+temperature, ...). The log gets TRL's `reward` and `reward_std` per step, and `reward/<name>` when the
 scorer has several parts.
 """
 
@@ -15,14 +15,14 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig
 
 from lorakit.core.runs import RunFolder
+from lorakit.data.template import prompt_and_reference
 from lorakit.models.loading import BaseModel
 from lorakit.training.resume import AtomicCheckpoints
-from lorakit.training.trainer import config_fields, progress_callback, starting_model, training_arguments
+from lorakit.training.trainer import method_arguments, progress_callback, starting_model
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +30,14 @@ log = logging.getLogger(__name__)
 Score = Callable[[list[dict], list[str]], list[float]]
 
 
-def grpo_config(cfg: DictConfig, run_dir: Path, settings: dict[str, Any], *, cuda: bool, report_to: str,
-                sequences: int):
-    """trl.GRPOConfig from cfg.train (the fields GRPOConfig has) and the method's settings."""
+def grpo_config(cfg: DictConfig, run_dir: Path, *, cuda: bool, report_to: str, tasks: int, has_validation: bool):
+    """trl.GRPOConfig from cfg.train (the fields GRPOConfig has) and cfg.method (GRPO's own settings); the
+    epochs and checkpoints decided from the completions per epoch (tasks x num_generations)."""
     from trl import GRPOConfig
 
-    args = training_arguments(cfg, cuda=cuda, has_validation=False, sequences=sequences)
-    known = config_fields(GRPOConfig)
-    dropped = sorted(k for k in args if k not in known)
-    if dropped:
-        log.info("train.%s: supervised settings, not used by reinforcement fine-tuning", ", train.".join(dropped))
-    args = {k: v for k, v in args.items() if k in known}
-    args.update({k: v for k, v in settings.items() if v is not None})
-    return GRPOConfig(output_dir=str(RunFolder(run_dir).checkpoints), report_to=report_to, use_cpu=not cuda,
-                      **args)
+    sequences = tasks * int(cfg.method.get("num_generations") or 8)
+    args = method_arguments(cfg, GRPOConfig, cuda=cuda, has_validation=has_validation, sequences=sequences)
+    return GRPOConfig(output_dir=str(RunFolder(run_dir).checkpoints), report_to=report_to, use_cpu=not cuda, **args)
 
 
 def reward_function(score: Score) -> Callable:
@@ -56,12 +50,11 @@ def reward_function(score: Score) -> Callable:
 
 
 def dataset(tokenizer, rows: list[dict]):
-    """rows ({"messages" ending in a user turn, "tools", any other fields}) as GRPO's prompts and items."""
+    """Tasks ({"messages" ending in a user turn, "tools", "item": the grader's item}) as GRPO's prompts and items."""
     from datasets import Dataset
 
-    prompts = [tokenizer.apply_chat_template(r["messages"], tools=r.get("tools"), tokenize=False,
-                                             add_generation_prompt=True) for r in rows]
-    return Dataset.from_dict({"prompt": prompts, "item": [json.dumps(r, ensure_ascii=False) for r in rows]})
+    prompts = [prompt_and_reference(tokenizer, r["messages"], r.get("tools"))[0] for r in rows]  # as inference renders
+    return Dataset.from_dict({"prompt": prompts, "item": [json.dumps(r["item"], ensure_ascii=False) for r in rows]})
 
 
 def _trainer_class():
@@ -73,15 +66,18 @@ def _trainer_class():
     return LoraGRPOTrainer
 
 
-def build_grpo_trainer(cfg: DictConfig, run_dir: Path, base: BaseModel, rows: list[dict], score: Score,
-                       settings: dict[str, Any], *, cuda: bool, report_to: str):
-    """The ready GRPO trainer on these rows, from the base model (a new LoRA) or init_from's adapter."""
+def build_grpo_trainer(cfg: DictConfig, run_dir: Path, base: BaseModel, rows: list[dict], score: Score, *,
+                       validation: list[dict] | None = None, cuda: bool, report_to: str):
+    """The ready GRPO trainer on these tasks (and the validation tasks' mean reward per epoch), from the base
+    model (a new LoRA) or init_from's adapter."""
     tokenizer = base.tokenizer
     train_ds = dataset(tokenizer, rows)
-    args = grpo_config(cfg, run_dir, settings, cuda=cuda, report_to=report_to, sequences=len(train_ds))
+    val_ds = dataset(tokenizer, validation) if validation else None
+    log.info("reinforcement on %d tasks, validating on %d", len(train_ds), len(val_ds) if val_ds else 0)
+    args = grpo_config(cfg, run_dir, cuda=cuda, report_to=report_to, tasks=len(train_ds), has_validation=bool(val_ds))
     model, peft_config = starting_model(cfg, base, args, cuda=cuda)
     tokenizer.padding_side = "left"  # prompts are left-padded for generation
     return _trainer_class()(
-        model=model, reward_funcs=[reward_function(score)], args=args, train_dataset=train_ds,
+        model=model, reward_funcs=[reward_function(score)], args=args, train_dataset=train_ds, eval_dataset=val_ds,
         processing_class=tokenizer, peft_config=peft_config, callbacks=[progress_callback(RunFolder(run_dir).progress)],
     )

@@ -4,7 +4,6 @@ out-of-memory advice. The train stage (lorakit.stages.train) runs it."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import logging
@@ -16,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lorakit.core import distributed, oom
+from lorakit.core.fields import config_fields
 from lorakit.core.runs import RunFolder, find_adapter
 from lorakit.models.loading import BaseModel, compute_dtype, load_model, quiet_peft_deprecation
 from lorakit.training import attention, plan
@@ -29,9 +29,27 @@ class LoraTrainer(AtomicCheckpoints, CompactLossSFTTrainer):
     """The trainer of every run: loss on trained positions only, checkpoints written whole or not at all."""
 
 
-def config_fields(cls: type) -> set[str]:
-    """The fields a trainer config dataclass (SFTConfig, DPOConfig, GRPOConfig) takes in its constructor."""
-    return {f.name for f in dataclasses.fields(cls) if f.init}
+METHOD_LEARNING_RATE_FACTOR = 0.2  # method.learning_rate null (dpo, reinforcement): train.learning_rate x this
+
+
+def method_arguments(cfg: DictConfig, config_cls: type, *, cuda: bool, has_validation: bool,
+                     sequences: int) -> dict[str, Any]:
+    """The arguments of a preference or reinforcement trainer's config: cfg.train's (the fields `config_cls` has;
+    the others are logged as unused) updated with cfg.method's own settings (all but name and grader), its
+    learning rate null -> train.learning_rate x METHOD_LEARNING_RATE_FACTOR."""
+    args = training_arguments(cfg, cuda=cuda, has_validation=has_validation, sequences=sequences)
+    known = config_fields(config_cls)
+    dropped = sorted(k for k in args if k not in known)
+    if dropped:
+        log.info("train.%s: supervised settings, not used by method=%s", ", train.".join(dropped), cfg.method.name)
+    args = {k: v for k, v in args.items() if k in known}
+    method: dict[str, Any] = OmegaConf.to_container(cfg.method, resolve=True)
+    for key in ("name", "grader"):
+        method.pop(key, None)
+    if method.get("learning_rate") is None:
+        method["learning_rate"] = args["learning_rate"] * METHOD_LEARNING_RATE_FACTOR
+    args.update({k: v for k, v in method.items() if v is not None})
+    return args
 
 
 def training_arguments(cfg: DictConfig, *, cuda: bool, has_validation: bool, sequences: int) -> dict[str, Any]:
@@ -176,7 +194,8 @@ def train_or_advise(trainer, *, quantized: bool, resume_from: Path | None = None
     try:
         return trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     except torch.OutOfMemoryError as err:
-        longest = max(trainer.train_dataset["length"])
+        data = trainer.train_dataset  # reinforcement: no lengths until generated; a completion's at most
+        longest = max(data["length"]) if "length" in data.column_names else trainer.args.max_completion_length
         _, total = trainer.model.get_nb_trainable_parameters()
         raise oom.training_advice(err, trainer.args, longest=longest, quantized=quantized, params_b=total / 1e9) from None
 
