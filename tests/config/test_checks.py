@@ -118,6 +118,33 @@ def test_out_of_range_settings_are_refused_before_any_model_loads(tmp_path, over
     assert expected in str(err.value)
 
 
+def test_a_reinforcement_run_needs_one_grader_and_whole_groups_of_completions_per_batch(tmp_path):
+    one = tmp_path / "one.yaml"
+    one.write_text("{type: string_check, name: same, input: '{{ sample.output_text }}', "
+                   "reference: '{{ item.answer }}', operation: eq}\n")
+    two = tmp_path / "two.yaml"
+    two.write_text(f"[{one.read_text().strip()}, {one.read_text().strip().replace('same', 'again')}]\n")
+    validate(compose_cfg("+experiment=quickstart", "method=reinforcement", f"method.grader={one}", run_dir=tmp_path),
+             cuda=False)
+    cases = {
+        "": "method.grader: method=reinforcement trains on a grader's scores; set method.grader=graders.yaml",
+        f"method.grader={two}": "method.grader: holds 2 graders (same, again); the reward is one grader: combine them",
+        f"method.grader={tmp_path / 'none.yaml'}": "method.grader: " + str(tmp_path / "none.yaml") + ": no such grader file",
+        f"method.grader={one} method.num_generations=3": "method.num_generations=3: each step trains on whole groups "
+        "of completions, and train.per_device_train_batch_size x train.gradient_accumulation_steps = 4 is not a "
+        "multiple of it; set train.per_device_train_batch_size=3 or method.num_generations to a divisor of 4",
+        f"method.grader={one} method.num_generations=1": "method.num_generations: must be an integer >= 2, got 1",
+        f"method.grader={one} +method.num_generation=8": "method.num_generation: not a trl.GRPOConfig field (did you "
+        "mean num_generations",
+        f"method.grader={one} data.format=alpaca": "data.format=alpaca: method=reinforcement reads tasks in OpenAI's",
+    }
+    for override, expected in cases.items():
+        cfg = compose_cfg("+experiment=quickstart", "method=reinforcement", *override.split(), run_dir=tmp_path)
+        with pytest.raises(ConfigError) as err:
+            validate(cfg, cuda=False)
+        assert expected in str(err.value), override
+
+
 def test_epochs_zero_with_max_steps_and_null_defaults_are_valid(tmp_path):
     validate(compose_cfg("+experiment=quickstart", "train.num_train_epochs=0", "+train.max_steps=5", run_dir=tmp_path),
              cuda=False)

@@ -158,3 +158,21 @@ def test_a_file_for_the_other_method_gets_one_message_naming_the_method(tmp_path
     with pytest.raises(DataError, match=r"pairs.jsonl holds preference pairs \(openai_preference format\), which "
                                         r"method=supervised does not train on; run with method=dpo"):
         prepare.run(compose_cfg(f"data.train_file={pairs}", run_dir=tmp_path / "b"), tokenizer, eot, tmp_path / "b")
+
+
+def test_chat_examples_and_tasks_each_given_to_the_other_method_are_named(tmp_path, tokenizer):
+    grader = tmp_path / "grader.yaml"
+    grader.write_text("{type: string_check, name: same, input: '{{ sample.output_text }}', "
+                      "reference: '{{ item.answer }}', operation: eq}\n")
+    chat = write_jsonl(tmp_path / "chat.jsonl", [{**r, "answer": "x"} for r in tool_picker_rows("train", 10)])
+    tasks = write_jsonl(tmp_path / "tasks.jsonl", [{"messages": r["messages"][:-1], "answer": "x"}
+                                                   for r in tool_picker_rows("train", 10)])
+    eot = end_of_turn_ids(tokenizer)
+    with pytest.raises(DataError, match=r"chat.jsonl holds chat examples \(every line ends in an assistant reply\), "
+                                        r"and method=reinforcement trains on tasks.*or train on the examples with "
+                                        r"method=supervised"):
+        prepare.run(compose_cfg("method=reinforcement", f"method.grader={grader}", f"data.train_file={chat}",
+                                run_dir=tmp_path / "a"), tokenizer, eot, tmp_path / "a")
+    with pytest.raises(DataError, match=r"these look like reinforcement tasks; train on them with "
+                                        r"method=reinforcement method.grader=<your grader>"):
+        prepare.run(compose_cfg(f"data.train_file={tasks}", run_dir=tmp_path / "b"), tokenizer, eot, tmp_path / "b")
