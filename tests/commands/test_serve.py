@@ -170,17 +170,66 @@ def test_a_file_for_the_other_method_fails_the_job_and_bad_dpo_settings_are_refu
     client = server.client()
     chat = client.files.create(file=open(train_file, "rb"), purpose="fine-tune")
     pairs = client.files.create(file=open(write_jsonl(tmp_path / "p.jsonl", pair_rows(4)), "rb"), purpose="fine-tune")
+    tasks = client.files.create(file=open(write_jsonl(tmp_path / "t.jsonl", task_rows(4)), "rb"), purpose="fine-tune")
+    assert tasks.status == "processed"
     dpo = client.fine_tuning.jobs.create(training_file=chat.id, model="tiny-llama", method={"type": "dpo"})
     sft = client.fine_tuning.jobs.create(training_file=pairs.id, model="tiny-llama")
+    rft = client.fine_tuning.jobs.create(training_file=chat.id, model="tiny-llama",
+                                         method={"type": "reinforcement", "reinforcement": {"grader": GRADER}})
+    on_tasks = client.fine_tuning.jobs.create(training_file=tasks.id, model="tiny-llama")
     for job, says in ((dpo, "holds chat examples; a dpo job trains on preference pairs"),
-                      (sft, "holds preference pairs; train on them with method")):
+                      (sft, "holds preference pairs; train on them with method"),
+                      (rft, "holds chat examples; a reinforcement job trains on tasks: one JSON object per line"),
+                      (on_tasks, "holds tasks (every conversation ends in a user turn); train on them with")):
         job = serving.wait_for(client, job.id, {"failed", "succeeded"}, timeout=30)
         assert job.status == "failed" and job.error.code == "invalid_training_file" and says in job.error.message
     for method, param in (({"type": "dpo", "dpo": {"hyperparameters": {"beta": 0}}}, "beta"),
-                          ({"type": "reinforcement"}, "method.type")):
+                          ({"type": "reinforcement"}, "method.reinforcement.grader"),
+                          ({"type": "reinforcement", "reinforcement": {"grader": {**GRADER, "evaluation_metric": "cos"}}},
+                           "grader"),
+                          ({"type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": {
+                              "reasoning_effort": "max"}}}, "reasoning_effort")):
         with pytest.raises(openai.BadRequestError) as err:
             client.fine_tuning.jobs.create(training_file=pairs.id, model="tiny-llama", method=method)
         assert param in err.value.body["param"]
+
+
+GRADER = {"type": "text_similarity", "name": "close", "input": "{{ sample.output_text }}",
+          "reference": "{{ item.reference_answer }}", "evaluation_metric": "fuzzy_match"}
+
+
+def task_rows(n: int) -> list[dict]:
+    return [{"messages": r["messages"][:-1], "reference_answer": r["messages"][-1]["content"]}
+            for r in tool_picker_rows("train", n)]
+
+
+def test_a_reinforcement_job_trains_on_tasks_with_its_grader_and_reports_the_rewards(server, tmp_path):
+    client = server.client()
+    uploaded = client.files.create(file=open(write_jsonl(tmp_path / "tasks.jsonl", task_rows(8)), "rb"),
+                                   purpose="fine-tune")
+    assert uploaded.status == "processed"
+    hp = {"n_epochs": 1, "batch_size": 2, "compute_multiplier": "auto", "eval_samples": "auto",
+          "reasoning_effort": "high"}
+    job = client.fine_tuning.jobs.create(training_file=uploaded.id, model="tiny-llama", suffix="rft", method={
+        "type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": hp}})
+    assert job.method.type == "reinforcement" and job.method.reinforcement.grader.name == "close"
+    job = serving.wait_for(client, job.id, {"succeeded", "failed", "cancelled"})
+    assert job.status == "succeeded", job.error
+    assert job.fine_tuned_model == f"ft:tiny-llama:rft:{job.id}" and job.hyperparameters.batch_size == 2
+    run = yaml_config(server, job.id)
+    assert run["method"]["name"] == "reinforcement" and run["train"]["per_device_train_batch_size"] == 8  # 2 tasks x 4
+    events = client.fine_tuning.jobs.list_events(job.id, limit=100).data
+    steps = [e.data for e in events if e.type == "metrics"]
+    assert max(s["step"] for s in steps) == 4 and all(0 <= s["train_reward_mean"] <= 1 for s in steps)  # 8 tasks / 2
+    assert any("reasoning_effort=high is accepted, and has no meaning" in e.message and e.level == "warn"
+               for e in events)
+    [checkpoint] = client.fine_tuning.jobs.checkpoints.list(job.id).data
+    assert checkpoint.step_number == 4 and 0 <= checkpoint.metrics.train_reward_mean <= 1
+    csv = client.files.content(job.result_files[0]).text.splitlines()
+    assert csv[0] == "step,train_loss,valid_loss,train_reward_mean" and len(csv) == len(steps) + 1
+    reply = client.chat.completions.create(model=job.fine_tuned_model, max_tokens=5,
+                                           messages=task_rows(9)[8]["messages"])
+    assert reply.model == job.fine_tuned_model
 
 
 def test_streaming_gives_the_same_text_as_a_plain_request(server, tuned):

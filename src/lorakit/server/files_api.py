@@ -14,7 +14,8 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import FileResponse
 
 from lorakit.data.checks import SpecialTokens
-from lorakit.data.reading import DataError, read_examples
+from lorakit.data.reading import DataError, listing, read_file
+from lorakit.data.tasks import read_tasks
 from lorakit.server.errors import APIError
 from lorakit.server.store import new_id, page
 
@@ -22,13 +23,25 @@ PURPOSES = {"fine-tune", "fine-tune-results", "batch", "assistants", "user_data"
 
 
 def check_training_file(path, filename: str, tokenizer) -> tuple[int, str | None, str | None]:
-    """(examples, "chat" or "pairs", None), or (0, None, what is wrong: one `file:line: category: problem` per
-    unusable line)."""
+    """(examples, "chat", "pairs" or "tasks", None), or (0, None, what is wrong: one `file:line: category: problem`
+    per unusable line). A file is read as reinforcement tasks when more of its lines are usable as tasks than as
+    chat examples (every conversation ending in a user turn)."""
+    special = SpecialTokens(tokenizer)
     try:
-        examples = read_examples(path, "auto", None, SpecialTokens(tokenizer))
+        read = read_file(path, "auto", None, special)
+        tasks = read_tasks(path, special=special)
     except (DataError, UnicodeDecodeError, ValueError) as err:
         return 0, None, str(err).replace(str(path), filename)
-    return len(examples), "pairs" if examples[0].rejected is not None else "chat", None
+    if len(tasks.examples) > len(read.examples):
+        read = tasks
+    errors = [f for f in read.findings if f.drops]
+    if errors:
+        return 0, None, (f"{len({f.record for f in errors})} unusable record(s) in {filename}:\n"
+                         + listing(errors).replace(str(path), filename))
+    if not read.examples:
+        return 0, None, f"{filename}: no examples; the file is empty"
+    kind = "tasks" if read is tasks else "pairs" if read.examples[0].rejected is not None else "chat"
+    return len(read.examples), kind, None
 
 
 def router(state) -> APIRouter:

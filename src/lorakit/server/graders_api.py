@@ -28,7 +28,8 @@ MODEL_TYPES = {"score_model", "label_model"}
 AT_ONCE = 4  # graders run at once; more requests wait (each python grader is a process)
 
 
-def _model_graders(grader: dict) -> list[dict]:
+def model_graders(grader: dict) -> list[dict]:
+    """The score_model / label_model graders of a grader (itself, or a multi grader's parts)."""
     return [g for g in (grader["graders"].values() if grader["type"] == "multi" else [grader])
             if g.get("type") in MODEL_TYPES]
 
@@ -39,7 +40,7 @@ def checked(state, grader) -> dict:
     if not found:
         served = {m.id for m in state.registry.all()}
         found = [f"grader.model: {g['model']!r} is not served here; lorakit.serve grades with its own models: "
-                 f"{', '.join(sorted(served))}" for g in _model_graders(grader) if not _serves(state, g["model"])]
+                 f"{', '.join(sorted(served))}" for g in model_graders(grader) if not _serves(state, g["model"])]
     if found:
         raise APIError(400, f"{len(found)} problem(s) with the grader: " + "; ".join(found), param="grader",
                        code="invalid_grader")
@@ -73,7 +74,7 @@ def run(state, body: dict) -> dict:
     item = body.get("item")
     item = item if isinstance(item, dict) else {} if item is None else {"value": item}
     start = time.perf_counter()
-    [result] = grade(grader, [item], [body["model_sample"]], ask=asker(state) if _model_graders(grader) else None)
+    [result] = grade(grader, [item], [body["model_sample"]], ask=asker(state) if model_graders(grader) else None)
     errors = {flag: result.flag == flag for flag in ERROR_FLAGS}
     errors["python_grader_runtime_error_details"] = result.error if result.flag == "python_grader_runtime_error" else None
     if result.flag == "python_grader_server_error":

@@ -14,16 +14,15 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import yaml
 
-from lorakit.core.paths import quoted
 from lorakit.core.runs import RunFolder, holds_adapter, logged_error
 from lorakit.evaluation.candidates import CandidateError
+from lorakit.server import job_command
 from lorakit.server.errors import APIError
 from lorakit.server.store import new_id
 
@@ -49,17 +48,6 @@ def _progress(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines() if line.strip()]
 
 
-def _wrong_kind(method: str, meta: dict) -> str | None:
-    """What is wrong with a checked upload for this method: chat examples for dpo, pairs for supervised."""
-    pairs = meta.get("lorakit_kind") == "pairs"
-    if method == "dpo" and not pairs:
-        return ("holds chat examples; a dpo job trains on preference pairs: one JSON object per line with \"input\", "
-                "\"preferred_output\" and \"non_preferred_output\"")
-    if method == "supervised" and pairs:
-        return "holds preference pairs; train on them with method={\"type\": \"dpo\"}"
-    return None
-
-
 def _alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -70,8 +58,10 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
-CHECKPOINT_METRICS = (("train_loss", "loss"), ("train_mean_token_accuracy", "mean_token_accuracy"),
-                      ("valid_loss", "eval_loss"), ("valid_mean_token_accuracy", "eval_mean_token_accuracy"))
+# OpenAI's names for the trainer's logged values: in the job's metric events and its checkpoints' metrics
+METRICS = (("train_loss", "loss"), ("train_mean_token_accuracy", "mean_token_accuracy"), ("valid_loss", "eval_loss"),
+           ("valid_mean_token_accuracy", "eval_mean_token_accuracy"), ("train_reward_mean", "reward"),
+           ("valid_reward_mean", "eval_reward"))
 
 
 class JobRunner:
@@ -150,7 +140,7 @@ class JobRunner:
                 return self._fail(body["id"], f"invalid_{param}",
                                   f"The job failed due to an invalid {param.replace('_', ' ')}. {meta['status_details']}",
                                   param=param)
-            wrong = _wrong_kind(body["method"]["type"], meta)
+            wrong = job_command.wrong_kind(body["method"]["type"], meta)
             if wrong:
                 return self._fail(body["id"], f"invalid_{param}", f"The job failed due to an invalid "
                                   f"{param.replace('_', ' ')}. {meta['filename']} {wrong}", param=param)
@@ -158,27 +148,12 @@ class JobRunner:
         self._set(body["id"], status="queued")
 
     def _command(self, body: dict, run_dir: Path) -> list[str]:
-        hp = body["hyperparameters"]
         _, private = self.store.job(body["id"])
-        start = [f"init_from={quoted(private['init_from'])}"] if private.get("init_from") else []
-        overrides = [f"method={body['method']['type']}", *start, *self.model_overrides, "stages=[prepare,train]",
-                     f"hydra.run.dir={quoted(run_dir)}", "logger=none",
-                     f"data.train_file={quoted(self.store.file_path(body['training_file']))}", "data.test_file=null",
-                     "data.test_fraction=0", f"seed={body['seed']}", "train.save_strategy=epoch",
-                     "train.save_total_limit=3"]
-        if body.get("validation_file"):
-            overrides.append(f"data.validation_file={quoted(self.store.file_path(body['validation_file']))}")
-        else:
-            overrides.append("data.val_fraction=0")  # as OpenAI: without a validation file, everything trains
-        if hp["n_epochs"] != "auto":
-            overrides.append(f"train.num_train_epochs={hp['n_epochs']}")
-        if hp["batch_size"] != "auto":
-            overrides.append(f"train.per_device_train_batch_size={hp['batch_size']}")
-        if hp.get("beta", "auto") != "auto":
-            overrides.append(f"method.beta={float(hp['beta'])!r}")
-        if hp["learning_rate_multiplier"] != "auto":
-            overrides.append(f"train.learning_rate={self.state.learning_rate * float(hp['learning_rate_multiplier'])!r}")
-        return [sys.executable, "-m", "train", *overrides]
+        validation = self.store.file_path(body["validation_file"]) if body.get("validation_file") else None
+        return job_command.command(body, private.get("init_from"), run_dir,
+                                   training_file=self.store.file_path(body["training_file"]), validation_file=validation,
+                                   model_overrides=self.model_overrides, learning_rate=self.state.learning_rate,
+                                   base_model=self.state.registry.model_name)
 
     def _launch(self, body: dict) -> None:
         run_dir = self.store.run_dir(body["id"])
@@ -197,16 +172,10 @@ class JobRunner:
         job_id = self.running
         lines = _progress(self.store.run_dir(job_id))
         for line in lines[self.seen_lines:]:
-            metrics = {k: line[k] for k in ("loss", "eval_loss", "mean_token_accuracy") if k in line}
+            metrics = {name: line[key] for name, key in METRICS if key in line}
             if not metrics:
                 continue
-            data = {"step": line["step"], "total_steps": line["max_steps"]}
-            if "loss" in line:
-                data["train_loss"] = line["loss"]
-            if "eval_loss" in line:
-                data["valid_loss"] = line["eval_loss"]
-            if "mean_token_accuracy" in line:
-                data["train_mean_token_accuracy"] = line["mean_token_accuracy"]
+            data = {"step": line["step"], "total_steps": line["max_steps"], **metrics}
             text = ", ".join(f"{k}={v:.4f}" for k, v in data.items() if k not in {"step", "total_steps"})
             self.store.add_event(job_id, f"Step {line['step']}/{line['max_steps']}: {text}", data=data, kind="metrics")
         self.seen_lines = len(lines)
@@ -235,10 +204,12 @@ class JobRunner:
         history = json.loads(folder.train_log.read_text()) if folder.train_log.is_file() else []
         epochs = next((h["epoch"] for h in reversed(history) if "epoch" in h), None)
         per_epoch = report.get("tokens", {}).get("per_epoch")
-        train = (yaml.safe_load(folder.config.read_text()) or {}).get("train", {}) if folder.config.is_file() else {}
+        config = (yaml.safe_load(folder.config.read_text()) or {}) if folder.config.is_file() else {}
+        batch = config.get("train", {}).get("per_device_train_batch_size", hp["batch_size"])
+        if body["method"]["type"] == "reinforcement" and isinstance(batch, int):  # OpenAI's batch: tasks per step
+            batch //= int(config.get("method", {}).get("num_generations") or 1)
         # "auto" resolved as OpenAI reports it: the epochs lorakit decided from the file's size, its batch, its rate
-        resolved = {"n_epochs": round(epochs) if epochs else hp["n_epochs"],
-                    "batch_size": train.get("per_device_train_batch_size", hp["batch_size"]),
+        resolved = {"n_epochs": round(epochs) if epochs else hp["n_epochs"], "batch_size": batch,
                     "learning_rate_multiplier": 1.0}
         model = f"ft:{self.state.registry.base.id}:{body.get('user_provided_suffix') or 'lorakit'}:{body['id']}"
         result = self._result_file(body["id"], history)
@@ -252,11 +223,13 @@ class JobRunner:
         log.info("job %s succeeded: %s", body["id"], model)
 
     def _result_file(self, job_id: str, history: list[dict]) -> str:
-        """OpenAI's results CSV (step, train_loss, valid_loss), as a file of purpose fine-tune-results."""
-
-        rows = ["step,train_loss,valid_loss"]
-        rows += [f"{h['step']},{h.get('loss', '')},{h.get('eval_loss', '')}" for h in history
-                 if "loss" in h or "eval_loss" in h]
+        """OpenAI's results CSV (step, train_loss, valid_loss; the mean rewards of a reinforcement job), as a file of
+        purpose fine-tune-results."""
+        columns = [("train_loss", "loss"), ("valid_loss", "eval_loss")]
+        columns += [(n, k) for n, k in METRICS if n.endswith("reward_mean") and any(k in h for h in history)]
+        rows = [",".join(["step", *(n for n, _ in columns)])]
+        rows += [",".join([str(h["step"]), *(str(h.get(k, "")) for _, k in columns)]) for h in history
+                 if any(k in h for _, k in columns)]
         file_id = new_id("file")
         data = ("\n".join(rows) + "\n").encode()
         self.store.file_path(file_id).write_bytes(data)
@@ -276,7 +249,7 @@ class JobRunner:
             step = int(path.name.split("-")[1])
             at = [h for h in history if h.get("step", 0) <= step]
             metrics = {"step": float(step)}
-            for name, key in CHECKPOINT_METRICS:  # OpenAI's names for the trainer's logged values
+            for name, key in METRICS:
                 if found := [h[key] for h in at if key in h]:
                     metrics[name] = found[-1]
             if "valid_loss" in metrics:

@@ -9,9 +9,18 @@ import time
 
 from fastapi import APIRouter, Request
 
+from lorakit.server import graders_api
 from lorakit.server.errors import APIError
-from lorakit.server.requests import DpoHyperparameters, Hyperparameters, JobRequest, json_body
+from lorakit.server.requests import (
+    DpoHyperparameters,
+    Hyperparameters,
+    JobRequest,
+    ReinforcementHyperparameters,
+    json_body,
+)
 from lorakit.server.store import new_id, page
+
+SCHEMAS = {"supervised": Hyperparameters, "dpo": DpoHyperparameters, "reinforcement": ReinforcementHyperparameters}
 
 
 def hyperparameters(body: dict) -> tuple[str, dict]:
@@ -19,14 +28,38 @@ def hyperparameters(body: dict) -> tuple[str, dict]:
     each "auto" (or null) or a value in the range requests.Hyperparameters checked."""
     method = body.get("method") or {"type": "supervised"}
     kind = method["type"]
-    if kind not in ("supervised", "dpo"):
-        raise APIError(400, f"lorakit.serve trains supervised and dpo fine-tuning; method.type {kind!r} is not "
-                       "offered yet", param="method.type", code="unsupported_value")
     given = dict(body.get("hyperparameters") or {})
     given.update((method.get(kind) or {}).get("hyperparameters") or {})
-    schema = DpoHyperparameters if kind == "dpo" else Hyperparameters
-    checked = schema.model_validate(given).model_dump()  # each was checked with its body: this converts
+    checked = SCHEMAS[kind].model_validate(given).model_dump()  # each was checked with its body: this converts
     return kind, {name: "auto" if value is None else value for name, value in checked.items()}
+
+
+def job_grader(state, body: dict) -> dict:
+    """A reinforcement job's grader, checked (every problem named, a 400); a model grader must be the base model,
+    which the job's own process loads (a fine-tuned model is served here, not loadable by the job).
+
+    Raises:
+        APIError: 400 naming each problem.
+    """
+    given = (body["method"].get("reinforcement") or {}).get("grader")
+    if given is None:
+        raise APIError(400, 'a reinforcement job trains on a grader\'s scores: set method={"type": "reinforcement", '
+                       '"reinforcement": {"grader": {...}}}', param="method.reinforcement.grader", code="invalid_grader")
+    grader = graders_api.checked(state, given)
+    base = state.registry.base
+    for sub in graders_api.model_graders(grader):
+        if state.registry.get(sub["model"]) is not base:
+            raise APIError(400, f"grader.model: {sub['model']!r} is a fine-tuned model; a reinforcement job's model "
+                           f"grader runs in the job's own process, on the base model {base.id!r}: grade with it",
+                           param="grader", code="invalid_grader")
+    return grader
+
+
+def unused_hyperparameters(kind: str, hp: dict) -> list[str]:
+    """The hyperparameters set to a value that has no meaning for lorakit's trainer (accepted, reported)."""
+    if kind == "reinforcement" and hp.get("reasoning_effort") not in (None, "auto", "default"):
+        return [f"reasoning_effort={hp['reasoning_effort']}"]
+    return []
 
 
 def found_job(store, job_id: str) -> dict:
@@ -82,6 +115,9 @@ def new_job(state, body: dict) -> tuple[dict, dict]:
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**31):
         raise APIError(400, "'seed' must be an integer from 0 to 2147483647", param="seed", code="invalid_value")
     kind, hp = hyperparameters(body)
+    method: dict = {"hyperparameters": hp}
+    if kind == "reinforcement":
+        method = {"grader": job_grader(state, body), **method}
     base = state.registry.base.id
     job = {"id": new_id("ftjob"), "object": "fine_tuning.job", "created_at": int(time.time()), "error": None,
             "fine_tuned_model": None, "finished_at": None, "hyperparameters": hp, "model": model if start else base,
@@ -90,7 +126,7 @@ def new_job(state, body: dict) -> tuple[dict, dict]:
             "training_file": uploaded_file(state.store, body, "training_file"),
             "validation_file": uploaded_file(state.store, body, "validation_file"),
             "estimated_finish": None, "integrations": [], "metadata": body.get("metadata"),
-            "method": {"type": kind, kind: {"hyperparameters": hp}}, "user_provided_suffix": suffix}
+            "method": {"type": kind, kind: method}, "user_provided_suffix": suffix}
     return job, {"init_from": start} if start else {}
 
 
@@ -105,6 +141,9 @@ def router(state) -> APIRouter:
         store.put_job(job, private)
         store.add_event(job["id"], f"Validating training file: {job['training_file']}"
                         + (f" and validation file: {job['validation_file']}" if job["validation_file"] else ""))
+        for unused in unused_hyperparameters(job["method"]["type"], job["hyperparameters"]):
+            store.add_event(job["id"], f"hyperparameter {unused} is accepted, and has no meaning for lorakit's "
+                            f"trainer on {state.registry.base.id}: not used", level="warn")
         if body.get("integrations"):
             store.add_event(job["id"], "integrations are not supported by lorakit.serve and are ignored (lorakit "
                             "logs to W&B with logger=wandb in its own runs)", level="warn")

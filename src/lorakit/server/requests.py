@@ -219,6 +219,14 @@ class DpoHyperparameters(Hyperparameters):
     beta: Auto | Annotated[float, Field(gt=0, le=100)] | None = "auto"
 
 
+class ReinforcementHyperparameters(Hyperparameters):
+    batch_size: Auto | Annotated[int, Field(ge=1, le=256)] | None = "auto"  # tasks per step, each answered n times
+    compute_multiplier: Auto | Annotated[float, Field(gt=0, le=16)] | None = "auto"
+    eval_interval: Auto | Annotated[int, Field(ge=1)] | None = "auto"
+    eval_samples: Auto | Annotated[int, Field(ge=1, le=64)] | None = "auto"
+    reasoning_effort: Literal["default", "low", "medium", "high"] | None = "default"
+
+
 class Supervised(_Shape):
     hyperparameters: Hyperparameters | None = None
 
@@ -227,11 +235,16 @@ class Dpo(_Shape):
     hyperparameters: DpoHyperparameters | None = None
 
 
+class Reinforcement(_Shape):
+    grader: dict  # checked whole by lorakit.evaluation.graders.spec (every problem named), not field by field here
+    hyperparameters: ReinforcementHyperparameters | None = None
+
+
 class Method(_Shape):
     type: Literal["supervised", "dpo", "reinforcement"]
     supervised: Supervised | None = None
     dpo: Dpo | None = None
-    reinforcement: dict | None = None
+    reinforcement: Reinforcement | None = None
 
 
 class JobRequest(_Shape):
