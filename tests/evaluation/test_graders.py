@@ -142,3 +142,29 @@ def test_grader_files_in_yaml_or_json(tmp_path):
         spec.load(tmp_path / "labels.yaml")
     with pytest.raises(spec.GraderError, match="two graders are named 'a'"):
         spec.load([{**_check("eq"), "name": "a"}, {**_similar("bleu"), "name": "a"}])
+
+
+def test_a_test_rows_own_fields_reach_the_grader_as_item_fields_from_a_file_or_a_prepared_split(tmp_path, tokenizer):
+    from helpers import compose_cfg, tool_picker_rows, write_jsonl
+    from lorakit.core.runs import RunFolder
+    from lorakit.evaluation import grading
+    from lorakit.evaluation.comparison import test_set
+    from lorakit.models.loading import end_of_turn_ids
+    from lorakit.stages import prepare
+
+    rows = [{**r, "expected_tool": "weather", "n": i} for i, r in enumerate(tool_picker_rows("test", 4))]
+    rows[3] = {"messages": rows[3]["messages"]}  # no fields of its own
+    test = write_jsonl(tmp_path / "test.jsonl", rows)
+    train = write_jsonl(tmp_path / "train.jsonl", tool_picker_rows("train", 12))
+    cfg = compose_cfg(f"data.train_file={train}", f"data.test_file={test}", run_dir=tmp_path / "run")
+    prepare.run(cfg, tokenizer, end_of_turn_ids(tokenizer), tmp_path / "run")
+    grader = spec.check({"type": "string_check", "name": "s", "input": "{{ item.expected_tool }}-{{ item.n }}",
+                         "reference": "{{ item.reference }}", "operation": "eq"})
+    for source in (None, RunFolder(tmp_path / "run").split("test")):  # the file as given, the run's split
+        held = test_set(cfg, tokenizer, source)
+        items = grading.items_of(held, [r["messages"][-1]["content"] for r in held])
+        assert [i.get("n") for i in items] == [0, 1, 2, None]
+        assert items[0]["reference"] == rows[0]["messages"][-1]["content"]
+        graded = grade(grader, items, ["x"] * 4)
+        assert [g.error is None for g in graded] == [True, True, True, False]  # the last row has no such field
+        assert "expected_tool" in graded[3].error

@@ -105,13 +105,15 @@ def _add(out: FileRead, number: int, record: int, obj, fmt: str, csv_columns: di
         return
     messages, tools, rejected = converted
     keys = formats.unknown_keys(obj, fmt)
-    found = [Finding(out.path, number, "unknown_key", f"unknown key(s) {', '.join(keys)} for format {fmt}, ignored; "
-                     f"fix the spelling or remove them (known: {', '.join(sorted(formats.RECORD_KEYS[fmt]))})", False,
-                     record)] if keys else []
+    found = [Finding(out.path, number, "unknown_key", f"unknown key(s) {', '.join(keys)} for format {fmt}, not "
+                     "trained on (a grader reads a record's own fields as item.<key>); fix the spelling or remove them "
+                     f"(known: {', '.join(sorted(formats.RECORD_KEYS[fmt]))})", False, record)] if keys else []
     found += [Finding(out.path, number, c, m, d, record) for c, m, d in _checks(messages, rejected, special)]
     out.findings += found
     if not any(f.drops for f in found):
-        out.examples.append(Example(out.path, number, messages, tools, record, rejected))
+        # a record with fields of its own keeps them, for graders ({{ item.<field> }}, lorakit.evaluation.grading)
+        extra = isinstance(obj, dict) and any(k not in formats.RECORD_KEYS.get(fmt, obj) for k in obj)
+        out.examples.append(Example(out.path, number, messages, tools, record, rejected, obj if extra else None))
 
 
 def listing(findings: list[Finding], limit: int = MAX_SHOWN) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from lorakit.core.messages import prompt_of
+from lorakit.core.messages import last_reply, prompt_of
 
 MESSAGE_KEYS = ("role", "content", "name", "tool_call_id", "weight")
 
@@ -26,7 +26,10 @@ def message(msg: dict, *, weight: bool = True) -> dict:
 
 def training_record(row: dict) -> dict:
     """One line of an OpenAI fine-tuning file from a row of data/{train,validation}.jsonl: a chat example, or for a
-    preference pair ("rejected" beside the messages) a line of OpenAI's DPO format."""
+    preference pair ("rejected" beside the messages) a line of OpenAI's DPO format, for a reinforcement task its line
+    as read (messages and the grader's fields)."""
+    if row.get("item") is not None and last_reply(row["messages"]) is None:
+        return row["item"]
     if row.get("rejected"):
         given = {"messages": [message(m, weight=False) for m in row["messages"][:-1]]}
         if row.get("tools"):

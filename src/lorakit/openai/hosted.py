@@ -36,14 +36,19 @@ class HostedJobError(UserError, RuntimeError):
 
 
 def method(cfg: DictConfig) -> dict:
-    """The job's `method` as OpenAI takes it: {"type": "supervised" | "dpo", <type>: {"hyperparameters": ...}},
-    from backend.* (n_epochs, batch_size, learning_rate_multiplier) and, for dpo, method.beta."""
+    """The job's `method` as OpenAI takes it: {"type": "supervised" | "dpo" | "reinforcement", <type>:
+    {"hyperparameters": ...}}, from backend.* (n_epochs, batch_size, learning_rate_multiplier), for dpo
+    method.beta, for reinforcement the grader of method.grader (batch_size: tasks per step, as OpenAI counts)."""
     backend = cfg.backend
     hp = {"n_epochs": backend.n_epochs if backend.n_epochs in (None, "auto") else int(backend.n_epochs),
           "batch_size": backend.batch_size, "learning_rate_multiplier": backend.learning_rate_multiplier}
     kind = cfg.method.name
     if kind == "dpo":
         hp["beta"] = float(cfg.method.beta)
+    if kind == "reinforcement":
+        from lorakit.evaluation import grading  # here: only a reinforcement job needs the grading modules
+
+        return {"type": kind, kind: {"grader": grading.method_grader(cfg.method)[1], "hyperparameters": hp}}
     return {"type": kind, kind: {"hyperparameters": hp}}
 
 
@@ -61,6 +66,8 @@ def openai_files(run_dir: Path) -> dict[str, Path]:
 
 def cost_line(cfg: DictConfig, run_dir: Path, n_epochs) -> str:
     report = json.loads(RunFolder(run_dir).data_report.read_text())
+    if "billed_tokens" not in report["openai_cost"]:  # reinforcement: billed by training time
+        return report["openai_cost"]["note"]
     per_epoch = report["openai_cost"]["billed_tokens"] / max(report["tokens"]["epochs"], 1)
     epochs = n_epochs if isinstance(n_epochs, int) else report["tokens"]["epochs"]
     pricing = OmegaConf.merge(cfg.pricing, {"model": cfg.backend.model})
