@@ -56,23 +56,23 @@ def test_backend_openai_method_dpo_uploads_openai_preference_pairs_and_creates_a
 
 def test_backend_openai_method_reinforcement_uploads_the_tasks_and_sends_the_grader(server, tmp_path):
     tasks = [{"messages": r["messages"][:-1], "reference_answer": r["messages"][-1]["content"], "id": i}
-             for i, r in enumerate(tool_picker_rows("train", 10))]
+             for i, r in enumerate(tool_picker_rows("train", 5))]
     grader = tmp_path / "grader.yaml"
     grader.write_text("{type: text_similarity, name: close, input: '{{ sample.output_text }}', "
                       "reference: '{{ item.reference_answer }}', evaluation_metric: fuzzy_match}\n")
     run = tmp_path / "run"
     done = subprocess.run(
         [sys.executable, "-m", "train", "backend=openai", f"backend.base_url={server.url}/v1", "backend.model=tiny-llama",
-         "backend.poll_s=0.5", "backend.n_epochs=1", "backend.batch_size=2", "method=reinforcement",
+         "backend.poll_s=0.5", "backend.n_epochs=1", "backend.batch_size=4", "method=reinforcement",
          f"method.grader={grader}", "model=tiny-llama", f"data.train_file={write_jsonl(tmp_path / 't.jsonl', tasks)}",
          "data.test_fraction=0.2", "eval.max_new_tokens=4", f"hydra.run.dir={run}"],
         capture_output=True, text=True, env=env_without_keys(OPENAI_API_KEY=KEY), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     uploaded = [json.loads(line) for line in (run / "data" / "openai_train.jsonl").read_text().splitlines()]
-    assert len(uploaded) == 8 and all(r in tasks for r in uploaded)  # each task line as given
+    assert len(uploaded) == 4 and all(r in tasks for r in uploaded)  # each task line as given: one step of 16 answers
     job = server.client().fine_tuning.jobs.retrieve(json.loads((run / "job.json").read_text())["job_id"])
     assert job.status == "succeeded" and job.method.type == "reinforcement"
-    assert job.method.reinforcement.grader.name == "close" and job.method.reinforcement.hyperparameters.batch_size == 2
+    assert job.method.reinforcement.grader.name == "close" and job.method.reinforcement.hyperparameters.batch_size == 4
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics) == {"base", "tuned"} and all(set(m) == {"close"} for m in metrics.values())
 
