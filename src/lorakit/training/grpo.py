@@ -61,7 +61,23 @@ def _trainer_class():
     from trl import GRPOTrainer
 
     class LoraGRPOTrainer(AtomicCheckpoints, GRPOTrainer):
-        """GRPOTrainer whose checkpoints are written whole (lorakit.training.resume)."""
+        """GRPOTrainer whose checkpoints are written whole (lorakit.training.resume), generating on CPU with the
+        LoRA merged into the weights."""
+
+        def _generate_single_turn(self, *args, **kwargs):
+            """On CPU the unmerged LoRA's extra matmuls per layer cost a third of generation's time (BENCHMARKS.md,
+            GRPO speed); merged for the generation and unmerged after (in fp32: the weights come back within a
+            rounding step). On CUDA decoding is memory-bound and the weights may be bf16 or quantized: unchanged."""
+            model = self.accelerator.unwrap_model(self.model)
+            merge = (self.args.use_cpu and not self.use_vllm and hasattr(model, "merge_adapter")
+                     and not getattr(model, "is_loaded_in_4bit", False) and not getattr(model, "is_loaded_in_8bit", False))
+            if not merge:
+                return super()._generate_single_turn(*args, **kwargs)
+            model.merge_adapter()
+            try:
+                return super()._generate_single_turn(*args, **kwargs)
+            finally:
+                model.unmerge_adapter()
 
     return LoraGRPOTrainer
 
