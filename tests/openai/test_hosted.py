@@ -54,27 +54,30 @@ def test_backend_openai_method_dpo_uploads_openai_preference_pairs_and_creates_a
     assert set(json.loads((run / "metrics.json").read_text())) == {"base", "tuned"}
 
 
-def test_backend_openai_method_reinforcement_uploads_the_tasks_and_sends_the_grader(server, tmp_path):
+def test_backend_openai_method_reinforcement_uploads_the_task_lines_and_sends_the_grader(tmp_path, tokenizer):
+    """The hosted job's method and upload for method=reinforcement (the server's side of the same request, a job
+    to succeeded, is tests/commands/test_serve.py's reinforcement job)."""
+    from helpers import compose_cfg
+    from lorakit.models.loading import end_of_turn_ids
+    from lorakit.openai.hosted import method, openai_files
+    from lorakit.stages import prepare
+
     tasks = [{"messages": r["messages"][:-1], "reference_answer": r["messages"][-1]["content"], "id": i}
-             for i, r in enumerate(tool_picker_rows("train", 5))]
+             for i, r in enumerate(tool_picker_rows("train", 10))]
     grader = tmp_path / "grader.yaml"
     grader.write_text("{type: text_similarity, name: close, input: '{{ sample.output_text }}', "
                       "reference: '{{ item.reference_answer }}', evaluation_metric: fuzzy_match}\n")
-    run = tmp_path / "run"
-    done = subprocess.run(
-        [sys.executable, "-m", "train", "backend=openai", f"backend.base_url={server.url}/v1", "backend.model=tiny-llama",
-         "backend.poll_s=0.5", "backend.n_epochs=1", "backend.batch_size=4", "method=reinforcement",
-         f"method.grader={grader}", "model=tiny-llama", f"data.train_file={write_jsonl(tmp_path / 't.jsonl', tasks)}",
-         "data.test_fraction=0.2", "eval.max_new_tokens=4", f"hydra.run.dir={run}"],
-        capture_output=True, text=True, env=env_without_keys(OPENAI_API_KEY=KEY), timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    uploaded = [json.loads(line) for line in (run / "data" / "openai_train.jsonl").read_text().splitlines()]
-    assert len(uploaded) == 4 and all(r in tasks for r in uploaded)  # each task line as given: one step of 16 answers
-    job = server.client().fine_tuning.jobs.retrieve(json.loads((run / "job.json").read_text())["job_id"])
-    assert job.status == "succeeded" and job.method.type == "reinforcement"
-    assert job.method.reinforcement.grader.name == "close" and job.method.reinforcement.hyperparameters.batch_size == 4
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics) == {"base", "tuned"} and all(set(m) == {"close"} for m in metrics.values())
+    cfg = compose_cfg("backend=openai", "backend.model=tiny-llama", "backend.batch_size=2", "method=reinforcement",
+                      f"method.grader={grader}", f"data.train_file={write_jsonl(tmp_path / 't.jsonl', tasks)}",
+                      "data.test_fraction=0.2", run_dir=tmp_path / "run")
+    prepare.run(cfg, tokenizer, end_of_turn_ids(tokenizer), tmp_path / "run")
+    files = openai_files(tmp_path / "run")
+    uploaded = [json.loads(line) for line in files["train"].read_text().splitlines()]
+    assert len(uploaded) == 8 and all(r in tasks for r in uploaded)  # each task line as given
+    assert method(cfg) == {"type": "reinforcement", "reinforcement": {
+        "grader": {"type": "text_similarity", "name": "close", "input": "{{ sample.output_text }}",
+                   "reference": "{{ item.reference_answer }}", "evaluation_metric": "fuzzy_match"},
+        "hyperparameters": {"n_epochs": None, "batch_size": 2, "learning_rate_multiplier": "auto"}}}
 
 
 def test_training_records_are_openai_format_with_tool_arguments_as_json_strings():
