@@ -35,6 +35,11 @@ def test_grpo_rewards_are_the_graders_scores_of_its_completions(tmp_path, tiny_d
     base = BaseModel("tiny-llama", tiny_dir, tokenizer, end_of_turn_ids(tokenizer))
     trainer = build_grpo_trainer(cfg, tmp_path, base, rows, score, cuda=False, report_to="none")
     assert (trainer.args.num_generations, trainer.args.max_completion_length, trainer.args.learning_rate) == (4, 8, 1e-3)
+    prompt = trainer.train_dataset[0]["prompt"]
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]  # as lorakit.inference.engine tokenizes a prompt
+    tokenizer.add_bos_token = True  # as Llama's and Mistral's: plain text gets a BOS, which their templates write
+    assert tokenizer(prompt)["input_ids"] != ids
+    assert trainer._tokenize_prompts([prompt])[0] == [ids]  # trained on exactly the inference prompt's tokens
     lora = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
     trainer.train()
     logged = [h for h in trainer.state.log_history if "reward" in h]

@@ -3,7 +3,6 @@ test prompt dropped; the plan's validation fraction applied."""
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from dataclasses import dataclass, field
@@ -33,8 +32,7 @@ def _deduplicate(examples: list[Example], drop: bool) -> tuple[list[Example], li
     first: dict[str, Example] = {}
     kept, found = [], []
     for ex in examples:
-        key = conversation_key(ex.messages + ([ex.rejected] if ex.rejected else []), ex.tools) + (
-            json.dumps(ex.item, sort_keys=True, ensure_ascii=False) if ex.item is not None else "")
+        key = conversation_key(ex.messages + ([ex.rejected] if ex.rejected else []), ex.tools)  # not a row's own fields
         if key in first:
             seen = first[key]
             found.append(Finding(ex.file, ex.line, "duplicate", f"the same conversation as {seen.file}:{seen.line}; "

@@ -57,7 +57,6 @@ def _write_jsonl(path: Path, examples: list[Example]) -> None:
                         **({"item": ex.item} if ex.item is not None else {})} for ex in examples))
 
 
-
 def _check_method(cfg, selection: Selection) -> None:
     """The training files must hold what the method trains on: chat examples, or preference pairs for method=dpo.
 
@@ -159,7 +158,8 @@ def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
         DataError: data.strict=true and there are findings, data.too_long=error and an example is too long, or no
             training example is left.
             Also: data.test_file holds another task than data.train_file (lorakit.data.task_match), or the
-            training file holds chat examples for method=dpo (pairs for method=supervised).
+            training file holds chat examples for method=dpo or method=reinforcement (pairs for
+            method=supervised).
         TemplateError: the chat template renders no example at all, or trained turns have no end-of-turn token.
     """
     data = cfg.data

@@ -64,6 +64,13 @@ def _trainer_class():
         """GRPOTrainer whose checkpoints are written whole (lorakit.training.resume), generating on CPU with the
         LoRA merged into the weights."""
 
+        def _tokenize_prompts(self, prompts: list):
+            """The rendered prompts as they are at inference: the chat template wrote any BOS already (TRL's
+            plain-text tokenization would add a second one for Llama and Mistral)."""
+            if prompts and isinstance(prompts[0], str):
+                return self.processing_class(text=prompts, add_special_tokens=False)["input_ids"], None, {}
+            return super()._tokenize_prompts(prompts)
+
         def _generate_single_turn(self, *args, **kwargs):
             """On CPU the unmerged LoRA's extra matmuls per layer cost a third of generation's time (BENCHMARKS.md,
             GRPO speed); merged for the generation and unmerged after (in fp32: the weights come back within a
