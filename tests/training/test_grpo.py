@@ -3,6 +3,7 @@ completions it generated, from the exact inference prompt, with each row's field
 
 from __future__ import annotations
 
+import json
 import statistics
 
 import pytest
@@ -49,3 +50,22 @@ def test_grpo_rewards_are_the_graders_scores_of_its_completions(tmp_path, tiny_d
         assert h["reward"] == pytest.approx(statistics.mean(scores), abs=1e-6)
         assert all(0 <= s <= 1 for s in scores) and items[0]["messages"][-1]["role"] == "user"
     assert any(not (p == lora[n]).all() for n, p in trainer.model.named_parameters() if n in lora)
+
+
+def test_a_model_grader_as_the_reward_asks_its_grading_model_and_logs_what_it_cannot_grade(tmp_path, tiny_dir, caplog):
+    from lorakit.stages.train import reward
+
+    grader = {"type": "label_model", "name": "verdict", "model": "tiny-llama", "labels": ["yes", "no"],
+              "passing_labels": ["yes"],
+              "input": [{"role": "user", "content": "Is {{ sample.output_text }} the city {{ item.answer }}?"}]}
+    (tmp_path / "grader.json").write_text(json.dumps(grader))
+    cfg = compose_cfg("model=tiny-llama", "method=reinforcement", f"method.grader={tmp_path / 'grader.json'}",
+                      run_dir=tmp_path)
+    tokenizer = load_tokenizer(tiny_dir)
+    score = reward(cfg, BaseModel("tiny-llama", tiny_dir, tokenizer, end_of_turn_ids(tokenizer)), cuda=False)
+    with caplog.at_level("WARNING"):
+        scores = score([{"answer": "Oslo"}, {"answer": "Lyon"}, {}], ["Oslo", "Paris", "Rome"])
+    assert scores == [0.0, 0.0, 0.0]  # the random tiny model answers no label; the last item lacks its field
+    warned = [r.getMessage() for r in caplog.records if "not graded" in r.getMessage()]
+    assert any("the grading model's reply is not one of the labels" in w for w in warned)  # it was asked
+    assert any("item.answer is not in the item" in w for w in warned) and len(warned) == 2  # the first of each kind

@@ -29,7 +29,7 @@ from lorakit.training.trainer import build_trainer, train_or_advise
 log = logging.getLogger(__name__)
 
 
-def _graded(cfg: DictConfig, base: BaseModel, cuda: bool):
+def reward(cfg: DictConfig, base: BaseModel, cuda: bool):
     """method=reinforcement's reward: the method's grader scoring each completion, failures scored 0 and logged
     (the first of each kind, and every 100th)."""
     from lorakit.evaluation import grading
@@ -58,7 +58,7 @@ def _build(cfg: DictConfig, run_dir: Path, base: BaseModel, *, cuda: bool, repor
     if cfg.method.name == "reinforcement":
         folder = RunFolder(run_dir)
         validation = read_jsonl(folder.split("validation")) if folder.split("validation").is_file() else []
-        return build_grpo_trainer(cfg, run_dir, base, read_jsonl(folder.split("train")), _graded(cfg, base, cuda),
+        return build_grpo_trainer(cfg, run_dir, base, read_jsonl(folder.split("train")), reward(cfg, base, cuda),
                                   validation=validation, cuda=cuda, report_to=report_to)
     build = build_dpo_trainer if cfg.method.name == "dpo" else build_trainer
     return build(cfg, run_dir, base, cuda=cuda, report_to=report_to)
