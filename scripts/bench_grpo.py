@@ -83,13 +83,13 @@ def _b0(cfg, base, cuda: bool, fields: dict):
 
 
 def _lorakit(cfg, base, cuda: bool):
-    from lorakit.core.runs import RunFolder, read_jsonl
     from lorakit.evaluation.graders.run import grade
     from lorakit.stages import prepare
+    from lorakit.stages.train import prepared_tasks
     from lorakit.training.grpo import build_grpo_trainer
 
     prepare.run(cfg, base.tokenizer, base.eot_ids, Path(cfg.run_dir))
-    rows = read_jsonl(RunFolder(Path(cfg.run_dir)).split("train"))
+    rows = prepared_tasks(Path(cfg.run_dir), base.tokenizer)["train"]
     return build_grpo_trainer(cfg, Path(cfg.run_dir), base, rows,
                               lambda items, answers: [g.score for g in grade(GRADER, items, answers)],
                               cuda=cuda, report_to="none")

@@ -74,7 +74,9 @@ def test_backend_openai_method_reinforcement_uploads_the_task_lines_and_sends_th
     files = openai_files(tmp_path / "run")
     uploaded = [json.loads(line) for line in files["train"].read_text().splitlines()]
     assert len(uploaded) == 8 and all(r in tasks for r in uploaded)  # each task line as given
-    assert method(cfg) == {"type": "reinforcement", "reinforcement": {
+    from lorakit.evaluation import grading
+
+    assert method(cfg, grading.method_grader(cfg.method)[1]) == {"type": "reinforcement", "reinforcement": {
         "grader": {"type": "text_similarity", "name": "close", "input": "{{ sample.output_text }}",
                    "reference": "{{ item.reference_answer }}", "evaluation_metric": "fuzzy_match"},
         "hyperparameters": {"n_epochs": None, "batch_size": 2, "learning_rate_multiplier": "auto"}}}

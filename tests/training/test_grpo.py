@@ -9,6 +9,7 @@ import statistics
 import pytest
 
 from helpers import compose_cfg, tool_picker_rows
+from lorakit.data.template import prompt_and_reference
 from lorakit.evaluation.graders import spec
 from lorakit.evaluation.graders.run import grade
 from lorakit.models.loading import BaseModel, end_of_turn_ids, load_tokenizer
@@ -19,7 +20,9 @@ GRADER = spec.check({"type": "text_similarity", "name": "close", "input": "{{ sa
 
 
 def test_grpo_rewards_are_the_graders_scores_of_its_completions(tmp_path, tiny_dir):
-    rows = [{"messages": r["messages"][:-1], "item": {"messages": r["messages"][:-1], "answer": r["messages"][-1]["content"]}}
+    tokenizer = load_tokenizer(tiny_dir)
+    rows = [{"prompt": prompt_and_reference(tokenizer, r["messages"][:-1])[0],
+             "item": {"messages": r["messages"][:-1], "answer": r["messages"][-1]["content"]}}
             for r in tool_picker_rows("train", 8)]
     seen = []
 
@@ -32,7 +35,6 @@ def test_grpo_rewards_are_the_graders_scores_of_its_completions(tmp_path, tiny_d
                       "method.max_completion_length=8", "method.learning_rate=1e-3",
                       "train.per_device_train_batch_size=4", "+train.max_steps=2", "train.logging_steps=1",
                       "train.save_strategy=no", run_dir=tmp_path)
-    tokenizer = load_tokenizer(tiny_dir)
     base = BaseModel("tiny-llama", tiny_dir, tokenizer, end_of_turn_ids(tokenizer))
     trainer = build_grpo_trainer(cfg, tmp_path, base, rows, score, cuda=False, report_to="none")
     assert (trainer.args.num_generations, trainer.args.max_completion_length, trainer.args.learning_rate) == (4, 8, 1e-3)

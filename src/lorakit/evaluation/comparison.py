@@ -14,7 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from lorakit.core.answers import task_kind
-from lorakit.core.messages import through_last_reply
+from lorakit.core.messages import last_reply, through_last_reply
 from lorakit.core.runs import read_jsonl
 from lorakit.data.encoding import test_rows
 from lorakit.data.splits import held_out_examples
@@ -66,7 +66,7 @@ def with_shots(messages: list[dict], shots: list[list[dict]]) -> list[dict]:
 
 def check(candidates: list[Candidate], rows: list[dict], *, base: BaseModel, metrics: list[str] | None,
           train_rows: list[dict] | None, judge_cfg: DictConfig | None = None,
-          grader_problems: list[str] | None = None) -> None:
+          graders: dict[str, dict] | None = None) -> None:
     """Every problem found before any model is loaded or any answer generated.
 
     Raises:
@@ -79,7 +79,10 @@ def check(candidates: list[Candidate], rows: list[dict], *, base: BaseModel, met
     problems += [f"candidate {n!r} is given twice" for n in sorted({n for n in names if names.count(n) > 1})]
     if not rows:
         problems.append("the test set is empty: set data.test_file=... (chat JSONL) or compare runs that have a test split")
-    problems += check_names(metrics or []) + list(grader_problems or [])
+    problems += check_names(metrics or []) + grading.check_models(graders or {})
+    if rows and not (metrics or graders) and all(last_reply(r["messages"]) is None for r in rows):
+        problems.append("the test rows end in a user turn (tasks, no reference answer) and no grader is set to "
+                        "score the answers; set eval.graders=graders.yaml")
     adapters = [c for c in candidates if c.kind == "adapter"]
     if adapters:
         for c in adapters:
@@ -199,8 +202,7 @@ def _judged(cfg: DictConfig, judge_model, engine: Engine, api, cache: Generation
 def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, base: BaseModel, cuda: bool,
             train_rows: list[dict] | None = None, cache_dir: Path | None = None,
             graders: dict[str, dict] | None = None) -> dict:
-    """Generate (or take from the cache) every candidate's answers and score them; `graders`: scored before
-    eval.graders' (a reinforcement run's own grader).
+    """Generate (or take from the cache) every candidate's answers and score them (`graders` before eval.graders).
 
     Returns:
         compare.json's content plus "outputs" (answers per candidate), "references", "per_example" and "timings".
@@ -208,24 +210,19 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, b
     metrics = list(cfg.eval.metrics) if cfg.eval.get("metrics") else None
     jcfg = cfg.eval.get("judge")
     graders = {**(graders or {}), **(grading.load(cfg.eval.graders) if cfg.eval.get("graders") else {})}
-    check(candidates, rows, base=base, metrics=metrics, train_rows=train_rows, judge_cfg=jcfg,
-          grader_problems=grading.check_models(graders))
+    check(candidates, rows, base=base, metrics=metrics, train_rows=train_rows, judge_cfg=jcfg, graders=graders)
     judge_model = judge.load(str(jcfg.model), base.attn_implementation) if jcfg and jcfg.model else None
     judge_is_base = judge_model is not None and judge_model.base is not None and judge_model.base.path == base.path
     api = _api_engine(cfg, candidates, judge_model)
     split = [prompt_and_reference(base.tokenizer, r["messages"], r.get("tools")) for r in rows]
     references = [ref for _, ref in split]
-    if not (any(references) or metrics or graders):
-        raise CandidateError("cannot compare: the test rows end in a user turn (tasks, no reference answer) and no "
-                             "grader is set to score the answers; set eval.graders=graders.yaml")
     max_new = cfg.eval.max_new_tokens or default_max_new_tokens(base.tokenizer, references)
     metrics = metrics or (default_metrics(references) if any(references) else [])  # tasks have no reference
     engine = Engine(base, quant=OmegaConf.to_container(cfg.quant, resolve=True), batch_size=cfg.eval.batch_size,
                     cuda=cuda)
     cache = GenerationCache(cache_dir)
-    log.info("comparing %s on %d test examples (max %d new tokens, batch %d; metrics %s)",
-             ", ".join(c.name for c in candidates), len(rows), max_new, cfg.eval.batch_size,
-             ", ".join([*metrics, *(f"{name} (grader)" for name in graders)]))
+    log.info("comparing %s on %d test examples (max %d new tokens, batch %d; metrics %s)", ", ".join(
+        c.name for c in candidates), len(rows), max_new, cfg.eval.batch_size, ", ".join([*metrics, *graders]))
     plans = _plans(cfg, candidates, rows, split, engine=engine, api=api, cache=cache, max_new=max_new,
                    train_rows=train_rows)
     mixed = cuda if cfg.eval.get("mixed_batches") is None else bool(cfg.eval.mixed_batches)

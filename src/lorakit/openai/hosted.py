@@ -35,10 +35,10 @@ class HostedJobError(UserError, RuntimeError):
     """The hosted job did not succeed; the message carries the service's reason."""
 
 
-def method(cfg: DictConfig) -> dict:
+def method(cfg: DictConfig, grader: dict | None = None) -> dict:
     """The job's `method` as OpenAI takes it: {"type": "supervised" | "dpo" | "reinforcement", <type>:
     {"hyperparameters": ...}}, from backend.* (n_epochs, batch_size, learning_rate_multiplier), for dpo
-    method.beta, for reinforcement the grader of method.grader (batch_size: tasks per step, as OpenAI counts)."""
+    method.beta, for reinforcement `grader` (method.grader's; batch_size: tasks per step, as OpenAI counts)."""
     backend = cfg.backend
     hp = {"n_epochs": backend.n_epochs if backend.n_epochs in (None, "auto") else int(backend.n_epochs),
           "batch_size": backend.batch_size, "learning_rate_multiplier": backend.learning_rate_multiplier}
@@ -46,9 +46,7 @@ def method(cfg: DictConfig) -> dict:
     if kind == "dpo":
         hp["beta"] = float(cfg.method.beta)
     if kind == "reinforcement":
-        from lorakit.evaluation import grading  # here: only a reinforcement job needs the grading modules
-
-        return {"type": kind, kind: {"grader": grading.method_grader(cfg.method)[1], "hyperparameters": hp}}
+        return {"type": kind, kind: {"grader": grader, "hyperparameters": hp}}
     return {"type": kind, kind: {"hyperparameters": hp}}
 
 
@@ -135,8 +133,9 @@ def follow(client, job, run_dir: Path, base_url: str, poll_s: float):
     raise KeyboardInterrupt
 
 
-def train(cfg: DictConfig, run_dir: Path) -> str:
-    """Upload, create the job, follow it to its end; return the fine-tuned model's id.
+def train(cfg: DictConfig, run_dir: Path, grader: dict | None = None) -> str:
+    """Upload, create the job (a reinforcement job with `grader`), follow it to its end; return the fine-tuned
+    model's id.
 
     Raises:
         HostedJobError: the job failed or was cancelled (with the service's reason).
@@ -147,7 +146,7 @@ def train(cfg: DictConfig, run_dir: Path) -> str:
     backend = cfg.backend
     base_url = backend.base_url or "https://api.openai.com/v1"
     client = api.client(backend)
-    how = method(cfg)
+    how = method(cfg, grader)
     hp = how[how["type"]]["hyperparameters"]
     files = openai_files(run_dir)
     log.info("hosted fine-tuning of %s at %s: %s", backend.model, base_url, cost_line(cfg, run_dir, hp["n_epochs"]))

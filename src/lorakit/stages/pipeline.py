@@ -115,8 +115,13 @@ def _stages(cfg: DictConfig, run_dir: Path, job: dict, sweep: SweepJob | None, l
         logger.log_dict("data", {"records": acc["records"], "used": acc["used"], "dropped": acc["dropped"],
                                  "tokens": {k: v for k, v in report["tokens"].items() if k != "model"}})
     if "train" in cfg.stages and cfg.backend.name == "openai":  # hosted: OpenAI or an OpenAI-compatible server
+        grader = None
+        if cfg.method.name == "reinforcement":
+            from lorakit.evaluation import grading  # here: only reinforcement needs the grading modules
+
+            grader = grading.method_grader(cfg.method)[1]
         with _timed(timings, "train"):
-            tuned_model = hosted.train(cfg, run_dir)
+            tuned_model = hosted.train(cfg, run_dir, grader)
     elif "train" in cfg.stages:
         adapter_dir = _train(cfg, run_dir, base, adapter_dir, logger, cuda, timings)
     if "evaluate" in cfg.stages:

@@ -21,6 +21,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from lorakit.core.runs import RunFolder, read_jsonl
+from lorakit.data.template import prompt_and_reference
 from lorakit.models.loading import BaseModel
 from lorakit.training.dpo import build_dpo_trainer
 from lorakit.training.grpo import build_grpo_trainer
@@ -54,12 +55,19 @@ def reward(cfg: DictConfig, base: BaseModel, cuda: bool):
     return score
 
 
+def prepared_tasks(run_dir: Path, tokenizer) -> dict[str, list[dict]]:
+    """The prepare stage's train and validation tasks, each with its prompt rendered exactly as inference does."""
+    folder = RunFolder(run_dir)
+    return {name: [{"prompt": prompt_and_reference(tokenizer, r["messages"], r.get("tools"))[0], **r}
+                   for r in read_jsonl(folder.split(name))] if folder.split(name).is_file() else []
+            for name in ("train", "validation")}
+
+
 def _build(cfg: DictConfig, run_dir: Path, base: BaseModel, *, cuda: bool, report_to: str):
     if cfg.method.name == "reinforcement":
-        folder = RunFolder(run_dir)
-        validation = read_jsonl(folder.split("validation")) if folder.split("validation").is_file() else []
-        return build_grpo_trainer(cfg, run_dir, base, read_jsonl(folder.split("train")), reward(cfg, base, cuda),
-                                  validation=validation, cuda=cuda, report_to=report_to)
+        tasks = prepared_tasks(run_dir, base.tokenizer)
+        return build_grpo_trainer(cfg, run_dir, base, tasks["train"], reward(cfg, base, cuda),
+                                  validation=tasks["validation"], cuda=cuda, report_to=report_to)
     build = build_dpo_trainer if cfg.method.name == "dpo" else build_trainer
     return build(cfg, run_dir, base, cuda=cuda, report_to=report_to)
 

@@ -1,12 +1,11 @@
 """The trainer of reinforcement fine-tuning: TRL's GRPOTrainer + PEFT LoRA, rewarded by a caller's scorer (the
 graders of lorakit.evaluation.graders: the train stage passes `score`; training does not import evaluation).
 
-Each prompt is the exact inference prompt (the chat template with the generation prompt, rendered once), so the
-model is rewarded for what it answers when it is served; each example's row travels with it as `item` (JSON), the
-item namespace of the grader. trl.GRPOConfig comes from cfg.train (the fields the two share, `null` defaults
-filled as for supervised runs) and cfg.method (GRPO's own: num_generations, max_completion_length, beta,
-temperature, ...). The log gets TRL's `reward` and `reward_std` per step, and `reward/<name>` when the
-scorer has several parts.
+Each prompt is the exact inference prompt (the chat template with the generation prompt, rendered once by the
+train stage with lorakit.data.template), so the model is rewarded for what it answers when it is served; each
+task's item (JSON) travels with it, the item namespace of the grader. trl.GRPOConfig comes from cfg.train (the
+fields the two share, `null` defaults filled as for supervised runs) and cfg.method (GRPO's own: num_generations,
+max_completion_length, beta, temperature, ...). The log gets TRL's `reward` and `reward_std` per step.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from lorakit.core.runs import RunFolder
-from lorakit.data.template import prompt_and_reference
 from lorakit.models.loading import BaseModel
 from lorakit.training.resume import AtomicCheckpoints
 from lorakit.training.trainer import method_arguments, progress_callback, starting_model
@@ -49,12 +47,12 @@ def reward_function(score: Score) -> Callable:
     return grader
 
 
-def dataset(tokenizer, rows: list[dict]):
-    """Tasks ({"messages" ending in a user turn, "tools", "item": the grader's item}) as GRPO's prompts and items."""
+def dataset(rows: list[dict]):
+    """Tasks ({"prompt": rendered as at inference, "item": the grader's item}) as GRPO's prompts and items."""
     from datasets import Dataset
 
-    prompts = [prompt_and_reference(tokenizer, r["messages"], r.get("tools"))[0] for r in rows]  # as inference renders
-    return Dataset.from_dict({"prompt": prompts, "item": [json.dumps(r["item"], ensure_ascii=False) for r in rows]})
+    return Dataset.from_dict({"prompt": [r["prompt"] for r in rows],
+                              "item": [json.dumps(r["item"], ensure_ascii=False) for r in rows]})
 
 
 def _trainer_class():
@@ -72,9 +70,10 @@ def _trainer_class():
             return super()._tokenize_prompts(prompts)
 
         def _generate_single_turn(self, *args, **kwargs):
-            """On CPU the unmerged LoRA's extra matmuls per layer cost a third of generation's time (BENCHMARKS.md,
-            GRPO speed); merged for the generation and unmerged after (in fp32: the weights come back within a
-            rounding step). On CUDA decoding is memory-bound and the weights may be bf16 or quantized: unchanged."""
+            """On CPU the unmerged LoRA's extra matmuls per layer cost about a quarter of generation's time
+            (BENCHMARKS.md, GRPO speed: 0.73x merged); merged for the generation and unmerged after (in fp32: the
+            weights come back within a rounding step). On CUDA decoding is memory-bound and the weights may be bf16
+            or quantized: unchanged."""
             model = self.accelerator.unwrap_model(self.model)
             merge = (self.args.use_cpu and not self.use_vllm and hasattr(model, "merge_adapter")
                      and not getattr(model, "is_loaded_in_4bit", False) and not getattr(model, "is_loaded_in_8bit", False))
@@ -91,11 +90,11 @@ def _trainer_class():
 
 def build_grpo_trainer(cfg: DictConfig, run_dir: Path, base: BaseModel, rows: list[dict], score: Score, *,
                        validation: list[dict] | None = None, cuda: bool, report_to: str):
-    """The ready GRPO trainer on these tasks (and the validation tasks' mean reward per epoch), from the base
-    model (a new LoRA) or init_from's adapter."""
+    """The ready GRPO trainer on these tasks (each {"prompt": the rendered inference prompt, "item"}; and the
+    validation tasks' mean reward per epoch), from the base model (a new LoRA) or init_from's adapter."""
     tokenizer = base.tokenizer
-    train_ds = dataset(tokenizer, rows)
-    val_ds = dataset(tokenizer, validation) if validation else None
+    train_ds = dataset(rows)
+    val_ds = dataset(validation) if validation else None
     log.info("reinforcement on %d tasks, validating on %d", len(train_ds), len(val_ds) if val_ds else 0)
     args = grpo_config(cfg, run_dir, cuda=cuda, report_to=report_to, tasks=len(train_ds), has_validation=bool(val_ds))
     model, peft_config = starting_model(cfg, base, args, cuda=cuda)
