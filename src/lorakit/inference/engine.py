@@ -57,15 +57,16 @@ def generate(model, tokenizer, prompts: list[str], *, batch_size: int, max_new_t
 @torch.inference_mode()
 def sample(model, prompt_ids: list[list[int]], *, pad_id: int, eot_ids: set[int], max_new_tokens: int,
            temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,
-           adapter_names: list[str] | None = None, on_step=None, finished=None) -> list[list[int]]:
+           adapter_names: list[str] | None = None, on_step=None, finished=None, rules=None) -> list[list[int]]:
     """Decode a batch of tokenized prompts (left-padded here): greedy at temperature 0, else sampled with
     temperature and nucleus top_p (no top-k, as OpenAI's API). seed makes a sampled batch repeatable.
 
     on_step(tokens) gets the list of each row's new token after every decoding step (for streaming);
     finished() -> one bool per row: rows it marks end there (a stop string, their own token limit).
+    rules: a lorakit.inference.rules.Rules for the batch's rows (bias, penalties, grammar, log-probabilities).
     Returns each row's new tokens (end-of-turn and padding included; lorakit.inference.streaming cuts them).
     """
-    from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
     from transformers.generation.streamers import BaseStreamer
 
     class _Steps(BaseStreamer):
@@ -100,7 +101,9 @@ def sample(model, prompt_ids: list[list[int]], *, pad_id: int, eot_ids: set[int]
     mixed = {"adapter_names": adapter_names} if adapter_names else {}
     out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), generation_config=gen_config,
                          streamer=_Steps(), stopping_criteria=StoppingCriteriaList([_Finished()] if finished else []),
-                         **mixed)
+                         logits_processor=LogitsProcessorList([rules] if rules is not None else []), **mixed)
+    if rules is not None and out.shape[1] > width:
+        rules.close(out[:, -1].tolist())
     return out[:, width:].tolist()
 
 

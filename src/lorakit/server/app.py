@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 
-from lorakit.server import chat_api, errors, files_api, graders_api, jobs_api
+from lorakit.server import chat_api, completions_api, errors, files_api, graders_api, jobs_api, responses_api
 from lorakit.server.batching import Batcher
 from lorakit.server.registry import Registry
 from lorakit.server.security import Guard
@@ -56,6 +56,8 @@ def create_app(state: State, *, key: str | None, max_body: int, max_upload: int)
                                              "tokens": state.batcher.tokens, "abandoned": state.batcher.abandoned}}
 
     app.include_router(chat_api.router(state))
+    app.include_router(completions_api.router(state))
+    app.include_router(responses_api.router(state))
     app.include_router(files_api.router(state))
     app.include_router(jobs_api.router(state))
     app.include_router(graders_api.router(state))

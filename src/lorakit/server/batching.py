@@ -21,6 +21,8 @@ from itertools import count
 import torch
 
 from lorakit.inference.engine import Engine, sample
+from lorakit.inference.logprobs import prompt_logprobs
+from lorakit.inference.rules import RowRules, Rules, TokenLogprob
 from lorakit.inference.streaming import TextStream
 
 log = logging.getLogger("lorakit.server")
@@ -31,6 +33,9 @@ class Choice:
     text: str
     finish_reason: str
     tokens: int
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprob] | None = None  # per generated token, when the request asked
+    prompt_logprobs: list[TokenLogprob] | None = None  # per prompt token (echo), when asked
 
 
 @dataclass
@@ -43,6 +48,8 @@ class Pending:
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
     n: int = 1
+    rules: RowRules = field(default_factory=RowRules)
+    echo_top: int | None = None  # the prompt's log-probabilities with this many alternatives (None: not asked)
     on_delta: Callable[[int, str], None] | None = None  # (choice index, text) while decoding
     future: Future = field(default_factory=Future)  # -> list[Choice]
     number: int = 0
@@ -142,8 +149,13 @@ class Batcher:
                 self.engine.add_adapter(p.adapter[0], p.adapter[1])
         model = self.engine.load()
         rows = [(p, i) for p in batch for i in range(p.n)]
+        names = [p.adapter[0] if p.adapter else "__base__" for p, _ in rows] if self.engine.adapters else None
+        prompts = self._prompt_logprobs(model, batch)
         streams = [TextStream(self.tokenizer, eot_ids=self.eot_ids, max_tokens=p.max_tokens, stop=p.stop)
                    for p, _ in rows]
+        for (p, _), stream in zip(rows, streams, strict=True):
+            if not p.max_tokens:  # echo only: nothing of this row is decoded
+                stream.finish_reason = "length"
 
         def on_step(tokens: list[int]) -> None:
             for (p, i), stream, token in zip(rows, streams, tokens, strict=True):
@@ -154,23 +166,39 @@ class Batcher:
                     p.on_delta(i, delta)
 
         first = batch[0]
-        names = [p.adapter[0] if p.adapter else "__base__" for p, _ in rows] if self.engine.adapters else None
-        try:
-            sample(model, [p.prompt_ids for p, _ in rows], pad_id=self.tokenizer.pad_token_id, eot_ids=self.eot_ids,
-                   max_new_tokens=max(p.max_tokens for p, _ in rows), temperature=first.temperature,
-                   top_p=first.top_p, seed=first.seed, adapter_names=names, on_step=on_step,
-                   finished=lambda: [s.done or p.abandoned for (p, _), s in zip(rows, streams, strict=True)])
-        except torch.OutOfMemoryError:
-            if self.engine.cuda:
-                torch.cuda.empty_cache()
-            raise
+        rules = None if all(p.rules.plain for p in batch) else Rules([p.rules for p, _ in rows], self.tokenizer,
+                                                                          self.eot_ids)
+        if any(p.max_tokens for p in batch):  # max_tokens 0: the prompt's log-probabilities only (echo)
+            try:
+                sample(model, [p.prompt_ids for p, _ in rows], pad_id=self.tokenizer.pad_token_id,
+                       eot_ids=self.eot_ids, max_new_tokens=max(p.max_tokens for p, _ in rows),
+                       temperature=first.temperature, top_p=first.top_p, seed=first.seed, adapter_names=names,
+                       on_step=on_step, rules=rules,
+                       finished=lambda: [s.done or p.abandoned for (p, _), s in zip(rows, streams, strict=True)])
+            except torch.OutOfMemoryError:
+                if self.engine.cuda:
+                    torch.cuda.empty_cache()
+                raise
         self.batches += 1
         self.rows += len(rows)
         out: dict[int, list[Choice]] = {id(p): [] for p in batch}
-        for (p, i), stream in zip(rows, streams, strict=True):
+        for row, ((p, i), stream) in enumerate(zip(rows, streams, strict=True)):
             delta = stream.finish()
             if delta and p.on_delta is not None:
                 p.on_delta(i, delta)
-            out[id(p)].append(Choice(stream.text, stream.finish_reason, len(stream.tokens)))
+            logprobs = rules.logprobs[row][: len(stream.tokens)] if rules is not None and rules.want[row] else None
+            out[id(p)].append(Choice(stream.text, stream.finish_reason, len(stream.tokens),
+                                     list(stream.tokens), logprobs, prompts.get(id(p))))
             self.tokens += len(stream.tokens)
         return [out[id(p)] for p in batch]
+
+    def _prompt_logprobs(self, model, batch: list[Pending]) -> dict[int, list]:
+        """The prompt log-probabilities of the requests that asked for them (echo), by request."""
+        asked = [p for p in batch if p.echo_top is not None]
+        if not asked:
+            return {}
+        names = [p.adapter[0] if p.adapter else "__base__" for p in asked] if self.engine.adapters else None
+        found = prompt_logprobs(model, [p.prompt_ids for p in asked], pad_id=self.tokenizer.pad_token_id,
+                                top=max(p.echo_top for p in asked), adapter_names=names)
+        return {id(p): [TokenLogprob(t.token, t.logprob, t.top[: p.echo_top]) for t in rows]
+                for p, rows in zip(asked, found, strict=True)}

@@ -10,155 +10,11 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from lorakit.data.formats import Problem, tool_calls
-from lorakit.data.template import render
-from lorakit.server.batching import Pending
-from lorakit.server.errors import APIError
+from lorakit.server import logprob_shapes
+from lorakit.server import tools as tool_syntax
+from lorakit.server.batching import Choice, Pending
+from lorakit.server.chat_request import ChatPlan, pending_of
 from lorakit.server.requests import ChatRequest, json_body
-
-ROLES = {"system", "developer", "user", "assistant", "tool"}
-UNSUPPORTED = {  # asked for, these would be silently missing from the answer: refused instead
-    "logprobs": lambda v: bool(v), "top_logprobs": lambda v: v not in (None, 0),
-    "response_format": lambda v: v is not None and (not isinstance(v, dict) or v.get("type") != "text"),
-    "audio": lambda v: v is not None, "functions": lambda v: bool(v), "prediction": lambda v: v is not None,
-    "modalities": lambda v: v not in (None, ["text"]),
-}
-
-
-def _number(body: dict, name: str, default, low: float, high: float, kind=float):
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and value != int(value)):
-        raise APIError(400, f"'{name}' must be {'an integer' if kind is int else 'a number'}, got {value!r}",
-                       param=name, code="invalid_type")
-    if not low <= value <= high:
-        raise APIError(400, f"'{name}' must be between {low:g} and {high:g}, got {value!r}", param=name,
-                       code="invalid_value")
-    return kind(value)
-
-
-def _content(value, i: int, role: str) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        parts = []
-        for part in value:
-            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise APIError(400, f"messages[{i}].content: only text parts are supported ({{'type': 'text', "
-                               "'text': ...}})", param=f"messages[{i}].content", code="invalid_value")
-            parts.append(part["text"])
-        return "".join(parts)
-    raise APIError(400, f"messages[{i}].content must be a string or a list of text parts", param=f"messages[{i}].content",
-                   code="invalid_type")
-
-
-def messages_of(body: dict) -> list[dict]:
-    """The request's messages in lorakit's chat form (developer -> system, text parts joined, tool-call
-    arguments parsed), or a 400 naming the message at fault."""
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise APIError(400, "'messages' must be a non-empty list of {role, content} objects", param="messages",
-                       code="invalid_value")
-    out = []
-    for i, msg in enumerate(messages):
-        if not isinstance(msg, dict) or msg.get("role") not in ROLES:
-            raise APIError(400, f"messages[{i}]: role must be one of {sorted(ROLES)}", param=f"messages[{i}].role",
-                           code="invalid_value")
-        role = "system" if msg["role"] == "developer" else msg["role"]
-        converted = {"role": role, "content": _content(msg.get("content"), i, role)}
-        if msg.get("tool_calls"):
-            calls = tool_calls(msg["tool_calls"], i + 1)
-            if isinstance(calls, Problem):
-                raise APIError(400, f"messages[{i}].tool_calls: {calls}", param=f"messages[{i}].tool_calls",
-                               code="invalid_value")
-            converted["tool_calls"] = calls
-        for key in ("name", "tool_call_id"):
-            if isinstance(msg.get(key), str):
-                converted[key] = msg[key]
-        out.append(converted)
-    return out
-
-
-def _tools(body: dict) -> list | None:
-    """The tools to render: none with tool_choice "none"; a forced call ("required", a named function) is refused,
-    since tool calls come back as text that lorakit.serve does not parse yet."""
-    choice = body.get("tool_choice")
-    if choice == "none" or not body.get("tools"):
-        return None
-    if choice not in (None, "auto"):
-        raise APIError(400, f"tool_choice {json.dumps(choice)}: lorakit.serve cannot force a tool call (tool calls come "
-                       "back as text in the reply); use 'auto' or leave it out", param="tool_choice",
-                       code="unsupported_value")
-    return body["tools"]
-
-
-_TOKEN_BYTES: dict[int, int] = {}  # per tokenizer: the most UTF-8 bytes one token decodes to
-
-
-def _refuse_unseen_length(state, messages: list[dict]) -> None:
-    """Refuse, before rendering and tokenizing it, a prompt whose text alone needs more tokens than the context:
-    no token decodes to more than the longest one's bytes, so bytes / that length is a floor on the tokens."""
-    size = sum(len(m["content"].encode()) for m in messages)
-    if size <= state.context:  # a token holds at least a byte: no floor above the context yet
-        return
-    tokenizer = state.tokenizer
-    if id(tokenizer) not in _TOKEN_BYTES:
-        _TOKEN_BYTES[id(tokenizer)] = max(len(tokenizer.convert_tokens_to_string([t]).encode())
-                                          for t in tokenizer.get_vocab())
-    floor = size // max(_TOKEN_BYTES[id(tokenizer)], 1)
-    if floor > state.context:
-        raise APIError(400, f"This model's maximum context length is {state.context} tokens. However, your messages "
-                       f"({size:,} bytes) need at least {floor:,} tokens. Please reduce the length of the messages.",
-                       param="messages", code="context_length_exceeded")
-
-
-def pending_of(body: dict, state) -> tuple[Pending, str, int]:
-    """The validated request: (what the batcher decodes, the model id, prompt tokens)."""
-    for name, refused in UNSUPPORTED.items():
-        if refused(body.get(name)):
-            raise APIError(400, f"'{name}' is not supported by lorakit.serve", param=name, code="unsupported_parameter")
-    served = state.registry.get(body.get("model"))
-    messages = messages_of(body)
-    _refuse_unseen_length(state, messages)
-    tools = _tools(body)
-    try:
-        prompt = render(state.tokenizer, messages, tools, add_generation_prompt=True)
-        if tools and prompt == render(state.tokenizer, messages, None, add_generation_prompt=True):
-            raise APIError(400, f"model {served.id}: its chat template does not render tools, so the model would "
-                           "never see them; send the request without 'tools' (describe them in the system message), "
-                           "or serve a model whose template supports tools (e.g. Llama 3.1, Qwen2.5)", param="tools",
-                           code="unsupported_parameter")
-    except APIError:
-        raise
-    except Exception as err:  # noqa: BLE001 - the chat template refuses this conversation (e.g. role order)
-        raise APIError(400, f"the model's chat template cannot render these messages: {err}", param="messages",
-                       code="invalid_value") from None
-    prompt_ids = state.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    room = state.context - len(prompt_ids)
-    limit = body.get("max_completion_tokens", body.get("max_tokens"))
-    param = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
-    max_tokens = _number({param: limit}, param, None, 1, 10**9, int)
-    if room < 1 or (max_tokens or 0) > room:
-        raise APIError(400, f"This model's maximum context length is {state.context} tokens. However, you requested "
-                       f"{len(prompt_ids) + (max_tokens or 1)} tokens ({len(prompt_ids)} in the messages, "
-                       f"{max_tokens or 1} in the completion). Please reduce the length of the messages or completion.",
-                       param="messages", code="context_length_exceeded")
-    stop = body.get("stop")
-    stop = [stop] if isinstance(stop, str) else stop
-    if stop is not None and (not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) for s in stop)):
-        raise APIError(400, "'stop' must be a string or a list of up to 4 strings", param="stop", code="invalid_value")
-    pending = Pending(
-        adapter=(served.internal, served.adapter) if served.adapter is not None else None, prompt_ids=prompt_ids,
-        max_tokens=max_tokens or min(state.default_max_tokens, room),
-        temperature=_number(body, "temperature", 1.0, 0.0, 2.0), top_p=_number(body, "top_p", 1.0, 0.0, 1.0),
-        seed=_number(body, "seed", None, -(2**63), 2**63 - 1, int), stop=stop or [],
-        n=_number(body, "n", 1, 1, state.batcher.max_batch, int))
-    if pending.top_p == 0:
-        pending.temperature = 0.0  # nothing but the most likely token is left
-    return pending, served.id, len(prompt_ids)
 
 
 def router(state) -> APIRouter:
@@ -182,31 +38,51 @@ def router(state) -> APIRouter:
     @api.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         body = await json_body(request, ChatRequest)
-        pending, model_id, prompt_tokens = await asyncio.to_thread(pending_of, body, state)  # render, tokenize
+        plan = await asyncio.to_thread(pending_of, body, state)  # render, tokenize, compile a grammar
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return StreamingResponse(_stream(state, pending, completion_id, created, model_id, prompt_tokens,
-                                             include_usage), media_type="text/event-stream",
-                                     headers={"cache-control": "no-cache"})
-        choices = await _unless_gone(request, state.batcher, pending)
+            return StreamingResponse(_stream(state, plan, completion_id, created, include_usage),
+                                     media_type="text/event-stream", headers={"cache-control": "no-cache"})
+        choices = await unless_gone(request, state.batcher, plan.pending)
         if choices is None:  # nobody is left to read the answer
             return JSONResponse({"error": {"message": "client closed the request", "type": "invalid_request_error",
                                            "param": None, "code": "client_closed_request"}}, status_code=499)
-        completion_tokens = sum(c.tokens for c in choices)
         return {
-            "id": completion_id, "object": "chat.completion", "created": created, "model": model_id,
-            "choices": [{"index": i, "message": {"role": "assistant", "content": c.text, "refusal": None},
-                         "logprobs": None, "finish_reason": c.finish_reason} for i, c in enumerate(choices)],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
-            "system_fingerprint": state.fingerprint,
+            "id": completion_id, "object": "chat.completion", "created": created, "model": plan.model_id,
+            "choices": [{"index": i, **reply(state, plan, c)} for i, c in enumerate(choices)],
+            "usage": usage(plan.prompt_tokens, choices), "system_fingerprint": state.fingerprint,
         }
 
     return api
 
 
-async def _unless_gone(request: Request, batcher, pending: Pending):
+def usage(prompt_tokens: int, choices: list[Choice]) -> dict:
+    completion_tokens = sum(c.tokens for c in choices)
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def reply(state, plan: ChatPlan, choice: Choice) -> dict:
+    """One choice in OpenAI's shape: its message (text, or the tool calls it makes), logprobs, finish_reason."""
+    message = {"role": "assistant", "content": choice.text, "refusal": None}
+    finish = choice.finish_reason
+    if plan.tools:
+        if plan.choice == "auto":
+            raw = state.tokenizer.decode(choice.token_ids, skip_special_tokens=False)
+            calls = tool_syntax.parse(raw, {t["function"]["name"] for t in plan.tools})
+        else:
+            calls = tool_syntax.forced_calls(choice.text, plan.tools, plan.choice)
+        if calls:
+            calls = calls if plan.parallel else calls[:1]
+            message = {"role": "assistant", "content": None, "refusal": None,
+                       "tool_calls": tool_syntax.openai_calls(calls, plan.template)}
+            finish = "stop" if isinstance(plan.choice, dict) else "tool_calls"  # as OpenAI: a named call "stop"s
+    return {"message": message, "logprobs": logprob_shapes.chat(state.tokenizer, choice.logprobs),
+            "finish_reason": finish}
+
+
+async def unless_gone(request: Request, batcher, pending: Pending):
     """The request's choices, or None when its client disconnects first (its rows then stop decoding)."""
 
     async def gone() -> None:
@@ -222,19 +98,23 @@ async def _unless_gone(request: Request, batcher, pending: Pending):
     return None
 
 
-async def _stream(state, pending: Pending, completion_id: str, created: int, model_id: str, prompt_tokens: int,
-                  include_usage: bool):
+async def _stream(state, plan: ChatPlan, completion_id: str, created: int, include_usage: bool):
+    """Server-sent events: the text as it is decoded. A reply read whole before it can be shown (tools offered,
+    logprobs asked) arrives in one delta at its end."""
     loop = asyncio.get_running_loop()
     events: asyncio.Queue = asyncio.Queue()
-    pending.on_delta = lambda i, text: loop.call_soon_threadsafe(events.put_nowait, (i, text))
+    pending = plan.pending
+    whole = bool(plan.tools) or plan.logprobs
+    if not whole:
+        pending.on_delta = lambda i, text: loop.call_soon_threadsafe(events.put_nowait, (i, text))
     future = state.batcher.submit(pending)
     future.add_done_callback(lambda _: loop.call_soon_threadsafe(events.put_nowait, None))
 
-    def chunk(choices: list[dict], usage: dict | None = None) -> str:
-        data = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model_id,
+    def chunk(choices: list[dict], usage_of: dict | None = None) -> str:
+        data = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": plan.model_id,
                 "system_fingerprint": state.fingerprint, "choices": choices}
         if include_usage:
-            data["usage"] = usage
+            data["usage"] = usage_of
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
     try:
@@ -251,10 +131,14 @@ async def _stream(state, pending: Pending, completion_id: str, created: int, mod
     except Exception as err:  # noqa: BLE001 - the status line is sent already: the error goes in the stream
         yield f"data: {json.dumps({'error': {'message': str(err), 'type': 'server_error', 'param': None, 'code': None}})}\n\n"
         return
-    yield chunk([{"index": i, "delta": {}, "logprobs": None, "finish_reason": c.finish_reason}
-                 for i, c in enumerate(choices)])
+    for i, c in enumerate(choices):
+        answer = reply(state, plan, c)
+        if whole:
+            delta = {k: v for k, v in answer["message"].items() if k in ("content", "tool_calls") and v is not None}
+            for n, call in enumerate(delta.get("tool_calls", [])):
+                call["index"] = n
+            yield chunk([{"index": i, "delta": delta, "logprobs": answer["logprobs"], "finish_reason": None}])
+        yield chunk([{"index": i, "delta": {}, "logprobs": None, "finish_reason": answer["finish_reason"]}])
     if include_usage:
-        completion_tokens = sum(c.tokens for c in choices)
-        yield chunk([], {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                         "total_tokens": prompt_tokens + completion_tokens})
+        yield chunk([], usage(plan.prompt_tokens, choices))
     yield "data: [DONE]\n\n"

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 
 from lorakit.evaluation.graders import spec
 from lorakit.evaluation.graders.run import grade
-from lorakit.server.chat_api import pending_of
+from lorakit.server.chat_request import pending_of
 from lorakit.server.errors import APIError
 from lorakit.server.requests import GraderRunRequest, GraderValidateRequest, json_body
 
@@ -62,7 +62,7 @@ def asker(state):
         for messages in conversations:
             body = {"model": model, "messages": messages, "temperature": 0,
                     "max_tokens": int(sampling.get("max_completions_tokens") or 16)}
-            pending, _, _ = pending_of(body, state)
+            pending = pending_of(body, state).pending
             futures.append(state.batcher.submit(pending))
         return [future.result()[0].text for future in futures]
 

@@ -2,7 +2,8 @@
 shape of each route's body (pydantic models of OpenAI's request shapes). A body that is not what the route takes
 gets a 400 in OpenAI's error shape whose `param` is the field's path, e.g. `messages[0].role`.
 
-Fields these models do not list are let through (the routes say which of them they refuse).
+Fields a request model does not list are refused by refuse_fields (nested shapes let extra fields through: the
+SDK sends back a reply's message whole, `refusal` and `annotations` included).
 """
 
 from __future__ import annotations
@@ -116,6 +117,14 @@ async def json_body(request, schema: type[BaseModel]) -> dict:
     return await asyncio.to_thread(check)
 
 
+def refuse_fields(body: dict, schema: type[BaseModel]) -> None:
+    """A 400 for the first top-level field the route's schema does not know (OpenAI's own message)."""
+    for name in body:
+        if name not in schema.model_fields:
+            raise APIError(400, f"Unrecognized request argument supplied: {name} (lorakit.serve takes "
+                           f"{', '.join(sorted(schema.model_fields))})", param=name, code="unknown_parameter")
+
+
 def parse(schema: type[BaseModel], body: dict) -> BaseModel:
     try:
         return schema.model_validate(body)
@@ -177,6 +186,30 @@ class StreamOptions(_Shape):
 
 
 Penalty = Annotated[float, Field(ge=-2, le=2)]
+Bias = Annotated[float, Field(ge=-100, le=100)]
+
+
+class JsonSchema(_Shape):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    description: str | None = None
+    schema_: dict | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class TextFormat(_Shape):
+    type: Literal["text"]
+
+
+class JsonObjectFormat(_Shape):
+    type: Literal["json_object"]
+
+
+class JsonSchemaFormat(_Shape):
+    type: Literal["json_schema"]
+    json_schema: JsonSchema
+
+
+ResponseFormat = Annotated[TextFormat | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")]
 
 
 class ChatRequest(_Shape):
@@ -196,13 +229,107 @@ class ChatRequest(_Shape):
     parallel_tool_calls: bool | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
-    response_format: dict | None = None
+    response_format: ResponseFormat | None = None
     frequency_penalty: Penalty | None = None
     presence_penalty: Penalty | None = None
-    logit_bias: dict[str, float] | None = None
+    logit_bias: Annotated[dict[str, Bias], Field(max_length=1024)] | None = None
+    # identify the caller, change nothing in the answer (as at OpenAI without stored completions)
     user: str | None = None
-    metadata: dict[str, str] | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    metadata: Annotated[dict[str, str], Field(max_length=16)] | None = None
+    service_tier: str | None = None
+    # OpenAI's, refused when asked for (lorakit.server.chat_request.REFUSED says why)
     store: bool | None = None
+    audio: object = None
+    modalities: list[str] | None = None
+    prediction: object = None
+    functions: object = None
+    function_call: object = None
+    reasoning_effort: object = None
+    verbosity: object = None
+    web_search_options: object = None
+
+
+TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+
+
+class CompletionRequest(_Shape):
+    """OpenAI's legacy completions (what lm-eval's local-completions sends)."""
+    model: str
+    prompt: Annotated[str, Field(min_length=1)] | Annotated[list[str], Field(min_length=1)] | TokenIds | \
+        Annotated[list[TokenIds], Field(min_length=1)]
+    max_tokens: Annotated[int, Field(ge=0)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    n: Annotated[int, Field(ge=1, le=128)] | None = None
+    best_of: Annotated[int, Field(ge=1, le=128)] | None = None
+    seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    echo: bool | None = None
+    frequency_penalty: Penalty | None = None
+    presence_penalty: Penalty | None = None
+    logit_bias: Annotated[dict[str, Bias], Field(max_length=1024)] | None = None
+    user: str | None = None
+    suffix: str | None = None  # refused when set: no model served here fills in the middle
+
+
+class InputText(_Shape):
+    type: Literal["input_text", "output_text", "text"]
+    text: str
+
+
+class InputMessage(_Shape):
+    type: Literal["message"] | None = None
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[InputText]
+
+
+class ResponsesSchemaFormat(_Shape):
+    type: Literal["json_schema"]
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    schema_: dict = Field(alias="schema")
+    description: str | None = None
+    strict: bool | None = None
+
+
+class TextConfig(_Shape):
+    format: Annotated[TextFormat | JsonObjectFormat | ResponsesSchemaFormat, Field(discriminator="type")] | None = None
+
+
+class ResponsesRequest(_Shape):
+    """OpenAI's Responses API, its text subset (tools, stored conversations and reasoning are refused)."""
+    model: str
+    input: Annotated[str, Field(min_length=1)] | Annotated[list[InputMessage], Field(min_length=1)]
+    instructions: str | None = None
+    max_output_tokens: Annotated[int, Field(ge=1)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    stream: bool | None = None
+    text: TextConfig | None = None
+    user: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    metadata: Annotated[dict[str, str], Field(max_length=16)] | None = None
+    service_tier: str | None = None
+    truncation: Literal["disabled"] | None = None
+    parallel_tool_calls: bool | None = None
+    # OpenAI's, refused when asked for (lorakit.server.responses_api.REFUSED says why)
+    store: bool | None = None
+    previous_response_id: object = None
+    conversation: object = None
+    tools: object = None
+    tool_choice: object = None
+    reasoning: object = None
+    include: object = None
+    background: object = None
+    prompt: object = None
+    top_logprobs: object = None
+    max_tool_calls: object = None
+    stream_options: object = None
 
 
 Auto = Literal["auto"]

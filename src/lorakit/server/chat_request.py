@@ -1,0 +1,248 @@
+"""A chat completion request, read whole before anything is decoded: every field is honoured or refused with a
+400 naming it (nothing asked is silently left out of the answer), the messages in lorakit's chat form, the
+prompt rendered with the model's template (tools included, or refused when the template drops them), and what
+each row asks of the decoder (lorakit.inference.rules).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lorakit.data.formats import Problem, tool_calls
+from lorakit.data.template import render
+from lorakit.inference.grammar import GrammarError, json_grammar
+from lorakit.inference.rules import RowRules
+from lorakit.server import tools as tool_syntax
+from lorakit.server.batching import Pending
+from lorakit.server.errors import APIError
+from lorakit.server.requests import ChatRequest, refuse_fields
+
+ROLES = {"system", "developer", "user", "assistant", "tool"}
+REFUSED = {  # OpenAI's fields whose ask lorakit.serve cannot meet: (refused when, why)
+    "audio": (lambda v: v is not None, "audio output needs an audio model"),
+    "modalities": (lambda v: v not in (None, ["text"]), "only text output is served"),
+    "prediction": (lambda v: v is not None, "predicted outputs are not supported"),
+    "functions": (lambda v: v is not None, "the deprecated 'functions' is not supported: send them as 'tools'"),
+    "function_call": (lambda v: v is not None, "the deprecated 'function_call' is not supported: use 'tool_choice'"),
+    "reasoning_effort": (lambda v: v is not None, "the served models do not reason before answering"),
+    "verbosity": (lambda v: v is not None, "the served models have no verbosity setting"),
+    "web_search_options": (lambda v: v is not None, "lorakit.serve does not search the web"),
+    "store": (lambda v: bool(v), "lorakit.serve does not store chat completions (store=true)"),
+    "service_tier": (lambda v: v not in (None, "auto", "default"), "lorakit.serve has one service tier"),
+}
+
+
+def number(body: dict, name: str, default, low: float, high: float, kind=float):
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and value != int(value)):
+        raise APIError(400, f"'{name}' must be {'an integer' if kind is int else 'a number'}, got {value!r}",
+                       param=name, code="invalid_type")
+    if not low <= value <= high:
+        raise APIError(400, f"'{name}' must be between {low:g} and {high:g}, got {value!r}", param=name,
+                       code="invalid_value")
+    return kind(value)
+
+
+def _content(value, i: int) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        parts = []
+        for part in value:
+            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise APIError(400, f"messages[{i}].content: only text parts are supported ({{'type': 'text', "
+                               "'text': ...}})", param=f"messages[{i}].content", code="invalid_value")
+            parts.append(part["text"])
+        return "".join(parts)
+    raise APIError(400, f"messages[{i}].content must be a string or a list of text parts", param=f"messages[{i}].content",
+                   code="invalid_type")
+
+
+def messages_of(body: dict) -> list[dict]:
+    """The request's messages in lorakit's chat form (developer -> system, text parts joined, tool-call
+    arguments parsed), or a 400 naming the message at fault."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise APIError(400, "'messages' must be a non-empty list of {role, content} objects", param="messages",
+                       code="invalid_value")
+    out = []
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or msg.get("role") not in ROLES:
+            raise APIError(400, f"messages[{i}]: role must be one of {sorted(ROLES)}", param=f"messages[{i}].role",
+                           code="invalid_value")
+        role = "system" if msg["role"] == "developer" else msg["role"]
+        converted = {"role": role, "content": _content(msg.get("content"), i)}
+        if msg.get("tool_calls"):
+            calls = tool_calls(msg["tool_calls"], i + 1)
+            if isinstance(calls, Problem):
+                raise APIError(400, f"messages[{i}].tool_calls: {calls}", param=f"messages[{i}].tool_calls",
+                               code="invalid_value")
+            converted["tool_calls"] = calls
+        for key in ("name", "tool_call_id"):
+            if isinstance(msg.get(key), str):
+                converted[key] = msg[key]
+        out.append(converted)
+    return out
+
+
+@dataclass
+class ChatPlan:
+    """A checked request: what the batcher decodes and how its reply is read back."""
+    pending: Pending
+    model_id: str
+    prompt_tokens: int
+    tools: list[dict] | None = None   # offered (rendered in the prompt)
+    choice: object = None            # tool_choice: "auto", "required" or {"type": "function", ...}
+    parallel: bool = True
+    template: str = ""
+    logprobs: bool = False
+
+
+def _tool_choice(body: dict):
+    """(tools to render, tool_choice); a named function must be one of the tools."""
+    choice = body.get("tool_choice")
+    tools = body.get("tools") or None
+    if choice == "none" or tools is None:
+        if choice not in (None, "none", "auto"):
+            raise APIError(400, f"tool_choice {choice!r} needs 'tools'", param="tool_choice", code="invalid_value")
+        return None, None
+    if isinstance(choice, dict) and choice["function"]["name"] not in {t["function"]["name"] for t in tools}:
+        raise APIError(400, f"tool_choice names function {choice['function']['name']!r}, which is not in 'tools'",
+                       param="tool_choice.function.name", code="invalid_value")
+    return tools, choice or "auto"
+
+
+def _schema(body: dict) -> dict | None | bool:
+    """response_format -> the JSON schema the answer must follow (None: any JSON object; False: free text)."""
+    fmt = body.get("response_format") or {"type": "text"}
+    if fmt["type"] == "text":
+        return False
+    if fmt["type"] == "json_object":
+        return None
+    return fmt["json_schema"].get("schema") or {"type": "object"}
+
+
+def rules_of(body: dict, state, schema) -> RowRules:
+    """Bias, penalties, grammar and log-probabilities of each row of the request."""
+    bias = {}
+    for key, value in (body.get("logit_bias") or {}).items():
+        if not key.isdigit() or int(key) >= len(state.tokenizer):
+            raise APIError(400, f"logit_bias: {key!r} is not a token id of this model (0..{len(state.tokenizer) - 1})",
+                           param=f"logit_bias.{key}", code="invalid_value")
+        bias[int(key)] = float(value)
+    top = body.get("top_logprobs")
+    if top and not body.get("logprobs"):
+        raise APIError(400, "'top_logprobs' needs 'logprobs': true", param="top_logprobs", code="invalid_value")
+    grammar = None
+    if schema is not False:
+        try:
+            grammar = json_grammar(schema, state.tokenizer, state.eot_ids)
+        except GrammarError as err:
+            raise APIError(400, f"response_format: the JSON schema cannot be enforced: {err}",
+                           param="response_format", code="invalid_value") from None
+    return RowRules(bias, float(body.get("frequency_penalty") or 0), float(body.get("presence_penalty") or 0),
+                    grammar, (top or 0) if body.get("logprobs") else None)
+
+
+def check_fields(body: dict) -> None:
+    refuse_fields(body, ChatRequest)
+    for name, (refused, why) in REFUSED.items():
+        if refused(body.get(name)):
+            raise APIError(400, f"'{name}' is not supported by lorakit.serve: {why}", param=name,
+                           code="unsupported_parameter")
+
+
+_TOKEN_BYTES: dict[int, int] = {}  # per tokenizer: the most UTF-8 bytes one token decodes to
+
+
+def _refuse_unseen_length(state, messages: list[dict]) -> None:
+    """Refuse, before rendering and tokenizing it, a prompt whose text alone needs more tokens than the context:
+    no token decodes to more than the longest one's bytes, so bytes / that length is a floor on the tokens."""
+    size = sum(len(m["content"].encode()) for m in messages)
+    if size <= state.context:  # a token holds at least a byte: no floor above the context yet
+        return
+    tokenizer = state.tokenizer
+    if id(tokenizer) not in _TOKEN_BYTES:
+        _TOKEN_BYTES[id(tokenizer)] = max(len(tokenizer.convert_tokens_to_string([t]).encode())
+                                          for t in tokenizer.get_vocab())
+    floor = size // max(_TOKEN_BYTES[id(tokenizer)], 1)
+    if floor > state.context:
+        raise APIError(400, f"This model's maximum context length is {state.context} tokens. However, your messages "
+                       f"({size:,} bytes) need at least {floor:,} tokens. Please reduce the length of the messages.",
+                       param="messages", code="context_length_exceeded")
+
+
+def _prompt(state, served, messages: list[dict], tools: list | None) -> str:
+    try:
+        prompt = render(state.tokenizer, messages, tools, add_generation_prompt=True)
+        if tools and prompt == render(state.tokenizer, messages, None, add_generation_prompt=True):
+            raise APIError(400, f"model {served.id}: its chat template does not render tools, so the model would "
+                           "never see them; send the request without 'tools' (describe them in the system message), "
+                           "or serve a model whose template supports tools (e.g. Llama 3.1, Qwen2.5, Mistral)",
+                           param="tools", code="unsupported_parameter")
+    except APIError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the chat template refuses this conversation (e.g. role order)
+        raise APIError(400, f"the model's chat template cannot render these messages: {err}", param="messages",
+                       code="invalid_value") from None
+    return prompt
+
+
+def token_limit(state, body: dict, prompt_tokens: int, *, low: int = 1) -> int | None:
+    """The request's max_tokens (None: not set), refused when prompt and completion exceed the context."""
+    room = state.context - prompt_tokens
+    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    param = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+    max_tokens = number({param: limit}, param, None, low, 10**9, int)
+    if room < 1 or (max_tokens or 0) > room:
+        asked = max_tokens if max_tokens is not None else 1
+        raise APIError(400, f"This model's maximum context length is {state.context} tokens. However, you requested "
+                       f"{prompt_tokens + asked} tokens ({prompt_tokens} in the messages, {asked} in the "
+                       "completion). Please reduce the length of the messages or completion.",
+                       param="messages", code="context_length_exceeded")
+    return max_tokens
+
+
+def stops(body: dict) -> list[str]:
+    stop = body.get("stop")
+    stop = [stop] if isinstance(stop, str) else stop
+    if stop is not None and (not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) for s in stop)):
+        raise APIError(400, "'stop' must be a string or a list of up to 4 strings", param="stop", code="invalid_value")
+    return stop or []
+
+
+def sampling(body: dict, state) -> dict:
+    """temperature, top_p, seed and n as Pending takes them (top_p 0 leaves only the most likely token)."""
+    temperature = number(body, "temperature", 1.0, 0.0, 2.0)
+    top_p = number(body, "top_p", 1.0, 0.0, 1.0)
+    return {"temperature": 0.0 if top_p == 0 else temperature, "top_p": top_p,
+            "seed": number(body, "seed", None, -(2**63), 2**63 - 1, int),
+            "n": number(body, "n", 1, 1, state.batcher.max_batch, int)}
+
+
+def pending_of(body: dict, state) -> ChatPlan:
+    """The validated request: what the batcher decodes and how its reply is read back."""
+    check_fields(body)
+    served = state.registry.get(body.get("model"))
+    messages = messages_of(body)
+    _refuse_unseen_length(state, messages)
+    tools, choice = _tool_choice(body)
+    schema = _schema(body)
+    if tools and schema is not False:
+        raise APIError(400, "lorakit.serve cannot combine 'response_format' JSON with 'tools': send one of them",
+                       param="response_format", code="unsupported_parameter")
+    parallel = body.get("parallel_tool_calls") is not False
+    if tools and choice != "auto":
+        schema = tool_syntax.forced_schema(tools, choice, parallel)
+    prompt_ids = state.tokenizer(_prompt(state, served, messages, tools), add_special_tokens=False)["input_ids"]
+    max_tokens = token_limit(state, body, len(prompt_ids))
+    pending = Pending(
+        adapter=(served.internal, served.adapter) if served.adapter is not None else None, prompt_ids=prompt_ids,
+        max_tokens=max_tokens or min(state.default_max_tokens, state.context - len(prompt_ids)), stop=stops(body),
+        rules=rules_of(body, state, schema), **sampling(body, state))
+    return ChatPlan(pending, served.id, len(prompt_ids), tools, choice, parallel,
+                    getattr(state.tokenizer, "chat_template", None) or "", bool(body.get("logprobs")))
