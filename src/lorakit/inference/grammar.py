@@ -32,6 +32,19 @@ def _ll_tokenizer(tokenizer, eot_ids: set[int]):
         return _TOKENIZERS[key]
 
 
+def strict(schema):
+    """OpenAI's strict mode: an object schema that does not say otherwise takes no properties beyond its own
+    (as xgrammar's strict mode reads it), at every depth."""
+    if isinstance(schema, list):
+        return [strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict(v) for k, v in schema.items()}
+    if "properties" in out and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
 def json_grammar(schema: dict | None, tokenizer, eot_ids: set[int]) -> str:
     """The grammar of JSON that validates against `schema` (None: any JSON object), checked before decoding."""
     from llguidance import LLMatcher

@@ -55,11 +55,11 @@ def create_app(state: State, *, key: str | None, max_body: int, max_upload: int)
         return {"status": "ok", "decoding": {"batches": state.batcher.batches, "rows": state.batcher.rows,
                                              "tokens": state.batcher.tokens, "abandoned": state.batcher.abandoned}}
 
-    app.include_router(chat_api.router(state))
-    app.include_router(completions_api.router(state))
-    app.include_router(responses_api.router(state))
-    app.include_router(files_api.router(state))
-    app.include_router(jobs_api.router(state))
-    app.include_router(graders_api.router(state))
+    routers = [module.router(state) for module in (chat_api, completions_api, responses_api, files_api, jobs_api,
+                                                   graders_api)]
+    for router in routers:
+        app.include_router(router)
+    app.state.served = sorted({f"{method} {route.path}" for router in routers for route in router.routes
+                               for method in route.methods} | {"GET /health"})  # named by a 404
     app.add_middleware(Guard, key=key, max_body=max_body, max_upload=max_upload)
     return app

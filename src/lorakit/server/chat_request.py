@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from lorakit.data.formats import Problem, tool_calls
 from lorakit.data.template import render
-from lorakit.inference.grammar import GrammarError, json_grammar
+from lorakit.inference.grammar import GrammarError, json_grammar, strict
 from lorakit.inference.rules import RowRules
 from lorakit.server import tools as tool_syntax
 from lorakit.server.batching import Pending
@@ -117,13 +117,15 @@ def _tool_choice(body: dict):
 
 
 def _schema(body: dict) -> dict | None | bool:
-    """response_format -> the JSON schema the answer must follow (None: any JSON object; False: free text)."""
+    """response_format -> the JSON schema the answer must follow (None: any JSON object; False: free text);
+    strict: objects take only their own properties unless the schema says otherwise."""
     fmt = body.get("response_format") or {"type": "text"}
     if fmt["type"] == "text":
         return False
     if fmt["type"] == "json_object":
         return None
-    return fmt["json_schema"].get("schema") or {"type": "object"}
+    schema = fmt["json_schema"].get("schema") or {"type": "object"}
+    return strict(schema) if fmt["json_schema"].get("strict") else schema
 
 
 def rules_of(body: dict, state, schema) -> RowRules:

@@ -51,8 +51,7 @@ def install(app) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, err: StarletteHTTPException):
         if err.status_code in (404, 405):  # no such route (or not with this method): say what is served
-            routes = sorted({f"{m} {r.path}" for r in app.routes if getattr(r, "methods", None) for m in r.methods
-                             if m not in ("HEAD", "OPTIONS")})
+            routes = getattr(app.state, "served", [])
             return response(err.status_code, f"{request.method} {request.url.path} is not served by lorakit.serve. "
                             f"It serves: {', '.join(routes)}", None, "unknown_url")
         return response(err.status_code, str(err.detail), None, None)
