@@ -36,12 +36,12 @@ def _weights_id(model_path: str) -> str:
 
 
 def candidate_key(*, model_path: str, quant: dict, adapter: Path | None, shots: list | None, template: str | None,
-                  max_new_tokens: int, eot_ids: set[int]) -> str:
+                  max_new_tokens: int, eot_ids: set[int], engine: str = "lorakit") -> str:
     parts = {
         "base": _weights_id(model_path), "quant": quant,
         "adapter": _file_sha(adapter / "adapter_model.safetensors") if adapter else None,
         "shots": shots, "template": template, "max_new_tokens": max_new_tokens, "eot": sorted(eot_ids),
-        "decoding": "greedy",
+        "decoding": "greedy", **({"engine": engine} if engine != "lorakit" else {}),  # lorakit's: keys as before
     }
     return _sha(json.dumps(parts, sort_keys=True, default=str))[:24]
 

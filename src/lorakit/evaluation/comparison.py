@@ -24,6 +24,7 @@ from lorakit.evaluation.cache import GenerationCache, candidate_key
 from lorakit.evaluation.candidates import Candidate, CandidateError, check_base
 from lorakit.evaluation.metrics import METRICS, check_names, default_metrics
 from lorakit.inference.engine import Engine, default_max_new_tokens
+from lorakit.inference.vllm_engine import engine_for
 from lorakit.models.loading import BaseModel
 from lorakit.openai.api import ApiEngine, api_key, endpoint
 from lorakit.openai.formats import prompt_messages
@@ -169,7 +170,7 @@ def _plans(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], split
         prompts = ([prompt_and_reference(base.tokenizer, with_shots(r["messages"], shots), r.get("tools"))[0]
                     for r in rows] if shots else [p for p, _ in split])
         key = candidate_key(model_path=base.path, quant=engine.quant, adapter=c.adapter, shots=shots, template=template,
-                            max_new_tokens=max_new, eot_ids=base.eot_ids)
+                            max_new_tokens=max_new, eot_ids=base.eot_ids, engine=engine.name)
         plans.append((c, prompts, key, *cache.lookup(key, prompts)))
     return plans
 
@@ -218,14 +219,16 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, b
     references = [ref for _, ref in split]
     max_new = cfg.eval.max_new_tokens or default_max_new_tokens(base.tokenizer, references)
     metrics = metrics or (default_metrics(references) if any(references) else [])  # tasks have no reference
-    engine = Engine(base, quant=OmegaConf.to_container(cfg.quant, resolve=True), batch_size=cfg.eval.batch_size,
-                    cuda=cuda)
+    engine = engine_for(cfg.eval.get("engine") or "auto", base, quant=OmegaConf.to_container(cfg.quant, resolve=True),
+                        batch_size=cfg.eval.batch_size, cuda=cuda,
+                        settings=OmegaConf.to_container(cfg.eval.vllm, resolve=True) if cfg.eval.get("vllm") else None)
     cache = GenerationCache(cache_dir)
     log.info("comparing %s on %d test examples (max %d new tokens, batch %d; metrics %s)", ", ".join(
         c.name for c in candidates), len(rows), max_new, cfg.eval.batch_size, ", ".join([*metrics, *graders]))
     plans = _plans(cfg, candidates, rows, split, engine=engine, api=api, cache=cache, max_new=max_new,
                    train_rows=train_rows)
     mixed = cuda if cfg.eval.get("mixed_batches") is None else bool(cfg.eval.mixed_batches)
+    mixed = mixed or engine.name == "vllm"  # vLLM batches every candidate's requests together
     outputs, timings, generated = _generate_api(api, [p for p in plans if p[0].kind == "api"], cache, max_new, cfg.seed)
     local = _generate(engine, [p for p in plans if p[0].kind != "api"], cache, max_new, mixed=mixed,
                       keep_base=judge_is_base)

@@ -122,6 +122,8 @@ def default_max_new_tokens(tokenizer, references: list[str]) -> int:
 class Engine:
     """One base model (loaded on first use) and any number of its adapters, by name."""
 
+    name = "lorakit"
+
     def __init__(self, base: BaseModel, *, quant: dict | None = None, batch_size: int = 8, cuda: bool):
         """base: the model and tokenizer (lorakit.models.loading.load_base); quant: BitsAndBytesConfig fields (empty:
         unquantized); batch_size: rows generated together."""
