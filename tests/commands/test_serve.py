@@ -290,7 +290,7 @@ def test_requests_are_refused_with_openai_errors(server):
         with pytest.raises(openai.BadRequestError) as err:
             client.chat.completions.create(model="tiny-llama", messages=messages)
         assert err.value.status_code == 400 and err.value.body["param"] == param
-    for extra, param in [({"temperature": 3}, "temperature"), ({"logprobs": True}, "logprobs"),
+    for extra, param in [({"temperature": 3}, "temperature"), ({"top_logprobs": 2}, "top_logprobs"),
                          ({"max_tokens": 10**6}, "messages")]:
         with pytest.raises(openai.BadRequestError) as err:
             client.chat.completions.create(model="tiny-llama", messages=[{"role": "user", "content": "hi"}], **extra)
