@@ -200,6 +200,13 @@ def _judged(cfg: DictConfig, judge_model, engine: Engine, api, cache: Generation
                      task_kind(references))
 
 
+def _engine(cfg: DictConfig, base: BaseModel, cuda: bool):
+    """The inference engine eval.engine names (lorakit's own or vLLM's), over the comparison's base."""
+    settings = OmegaConf.to_container(cfg.eval.vllm, resolve=True) if cfg.eval.get("vllm") else None
+    return engine_for(cfg.eval.get("engine") or "auto", base, quant=OmegaConf.to_container(cfg.quant, resolve=True),
+                      batch_size=cfg.eval.batch_size, cuda=cuda, settings=settings)
+
+
 def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, base: BaseModel, cuda: bool,
             train_rows: list[dict] | None = None, cache_dir: Path | None = None,
             graders: dict[str, dict] | None = None) -> dict:
@@ -219,9 +226,7 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, b
     references = [ref for _, ref in split]
     max_new = cfg.eval.max_new_tokens or default_max_new_tokens(base.tokenizer, references)
     metrics = metrics or (default_metrics(references) if any(references) else [])  # tasks have no reference
-    engine = engine_for(cfg.eval.get("engine") or "auto", base, quant=OmegaConf.to_container(cfg.quant, resolve=True),
-                        batch_size=cfg.eval.batch_size, cuda=cuda,
-                        settings=OmegaConf.to_container(cfg.eval.vllm, resolve=True) if cfg.eval.get("vllm") else None)
+    engine = _engine(cfg, base, cuda)
     cache = GenerationCache(cache_dir)
     log.info("comparing %s on %d test examples (max %d new tokens, batch %d; metrics %s)", ", ".join(
         c.name for c in candidates), len(rows), max_new, cfg.eval.batch_size, ", ".join([*metrics, *graders]))
