@@ -10,7 +10,7 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from lorakit.server import logprob_shapes
+from lorakit.server import errors, logprob_shapes
 from lorakit.server import tools as tool_syntax
 from lorakit.server.batching import Choice, Pending
 from lorakit.server.chat_request import ChatPlan, pending_of
@@ -46,8 +46,7 @@ def router(state) -> APIRouter:
                                      media_type="text/event-stream", headers={"cache-control": "no-cache"})
         choices = await unless_gone(request, state.batcher, plan.pending)
         if choices is None:  # nobody is left to read the answer
-            return JSONResponse({"error": {"message": "client closed the request", "type": "invalid_request_error",
-                                           "param": None, "code": "client_closed_request"}}, status_code=499)
+            return closed()
         return {
             "id": completion_id, "object": "chat.completion", "created": created, "model": plan.model_id,
             "choices": [{"index": i, **reply(state, plan, c)} for i, c in enumerate(choices)],
@@ -55,6 +54,11 @@ def router(state) -> APIRouter:
         }
 
     return api
+
+
+def closed() -> JSONResponse:
+    """The answer to a request whose client left before it was ready (nginx's 499)."""
+    return errors.response(499, "client closed the request", None, "client_closed_request")
 
 
 def usage(prompt_tokens: int, choices: list[Choice]) -> dict:

@@ -15,7 +15,7 @@ from lorakit.inference.rules import RowRules
 from lorakit.server import tools as tool_syntax
 from lorakit.server.batching import Pending
 from lorakit.server.errors import APIError
-from lorakit.server.requests import ChatRequest, refuse_fields
+from lorakit.server.requests import ChatRequest, refuse_asked, refuse_fields
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 REFUSED = {  # OpenAI's fields whose ask lorakit.serve cannot meet: (refused when, why)
@@ -152,10 +152,7 @@ def rules_of(body: dict, state, schema) -> RowRules:
 
 def check_fields(body: dict) -> None:
     refuse_fields(body, ChatRequest)
-    for name, (refused, why) in REFUSED.items():
-        if refused(body.get(name)):
-            raise APIError(400, f"'{name}' is not supported by lorakit.serve: {why}", param=name,
-                           code="unsupported_parameter")
+    refuse_asked(body, REFUSED)
 
 
 _TOKEN_BYTES: dict[int, int] = {}  # per tokenizer: the most UTF-8 bytes one token decodes to
@@ -194,12 +191,12 @@ def _prompt(state, served, messages: list[dict], tools: list | None) -> str:
     return prompt
 
 
-def token_limit(state, body: dict, prompt_tokens: int, *, low: int = 1) -> int | None:
+def token_limit(state, body: dict, prompt_tokens: int) -> int | None:
     """The request's max_tokens (None: not set), refused when prompt and completion exceed the context."""
     room = state.context - prompt_tokens
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     param = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
-    max_tokens = number({param: limit}, param, None, low, 10**9, int)
+    max_tokens = number({param: limit}, param, None, 1, 10**9, int)
     if room < 1 or (max_tokens or 0) > room:
         asked = max_tokens if max_tokens is not None else 1
         raise APIError(400, f"This model's maximum context length is {state.context} tokens. However, you requested "

@@ -125,6 +125,14 @@ def refuse_fields(body: dict, schema: type[BaseModel]) -> None:
                            f"{', '.join(sorted(schema.model_fields))})", param=name, code="unknown_parameter")
 
 
+def refuse_asked(body: dict, refused: dict) -> None:
+    """A 400 for the first field whose ask cannot be met: refused is {name: (refused when, why)}."""
+    for name, (when, why) in refused.items():
+        if when(body.get(name)):
+            raise APIError(400, f"'{name}' is not supported by lorakit.serve: {why}", param=name,
+                           code="unsupported_parameter")
+
+
 def parse(schema: type[BaseModel], body: dict) -> BaseModel:
     try:
         return schema.model_validate(body)
@@ -212,7 +220,16 @@ class JsonSchemaFormat(_Shape):
 ResponseFormat = Annotated[TextFormat | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")]
 
 
-class ChatRequest(_Shape):
+class _Identified(_Shape):
+    """Fields that identify the caller and change nothing in the answer (as at OpenAI without stored outputs)."""
+    user: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    metadata: Annotated[dict[str, str], Field(max_length=16)] | None = None
+    service_tier: str | None = None
+
+
+class ChatRequest(_Identified):
     model: str
     messages: list[Message] = Field(min_length=1)
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
@@ -233,12 +250,6 @@ class ChatRequest(_Shape):
     frequency_penalty: Penalty | None = None
     presence_penalty: Penalty | None = None
     logit_bias: Annotated[dict[str, Bias], Field(max_length=1024)] | None = None
-    # identify the caller, change nothing in the answer (as at OpenAI without stored completions)
-    user: str | None = None
-    safety_identifier: str | None = None
-    prompt_cache_key: str | None = None
-    metadata: Annotated[dict[str, str], Field(max_length=16)] | None = None
-    service_tier: str | None = None
     # OpenAI's, refused when asked for (lorakit.server.chat_request.REFUSED says why)
     store: bool | None = None
     audio: object = None
@@ -300,7 +311,7 @@ class TextConfig(_Shape):
     format: Annotated[TextFormat | JsonObjectFormat | ResponsesSchemaFormat, Field(discriminator="type")] | None = None
 
 
-class ResponsesRequest(_Shape):
+class ResponsesRequest(_Identified):
     """OpenAI's Responses API, its text subset (tools, stored conversations and reasoning are refused)."""
     model: str
     input: Annotated[str, Field(min_length=1)] | Annotated[list[InputMessage], Field(min_length=1)]
@@ -310,11 +321,6 @@ class ResponsesRequest(_Shape):
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     stream: bool | None = None
     text: TextConfig | None = None
-    user: str | None = None
-    safety_identifier: str | None = None
-    prompt_cache_key: str | None = None
-    metadata: Annotated[dict[str, str], Field(max_length=16)] | None = None
-    service_tier: str | None = None
     truncation: Literal["disabled"] | None = None
     parallel_tool_calls: bool | None = None
     # OpenAI's, refused when asked for (lorakit.server.responses_api.REFUSED says why)

@@ -15,22 +15,23 @@ import time
 import uuid
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
-from lorakit.server.chat_api import unless_gone
+from lorakit.server.chat_api import closed, unless_gone
 from lorakit.server.chat_request import ChatPlan, pending_of
-from lorakit.server.errors import APIError
-from lorakit.server.requests import ResponsesRequest, json_body, refuse_fields
+from lorakit.server.requests import ResponsesRequest, json_body, refuse_asked, refuse_fields
 
-REFUSED = {"store": "lorakit.serve does not store responses (store: true)",
-           "previous_response_id": "lorakit.serve does not store responses: send the whole conversation as input",
-           "conversation": "lorakit.serve does not store conversations: send the whole conversation as input",
-           "tools": "the Responses API here serves text only: use chat completions for tools",
-           "tool_choice": "the Responses API here serves text only: use chat completions for tools",
-           "reasoning": "the served models do not reason before answering",
-           "include": "nothing more can be included", "background": "responses are answered in the request",
-           "prompt": "stored prompts are not supported", "top_logprobs": "use chat completions for logprobs",
-           "max_tool_calls": "the Responses API here serves text only", "stream_options": "not supported"}
+_ASKED = lambda value: value not in (None, False, [])  # noqa: E731 - set to anything that asks for it
+REFUSED = {name: (_ASKED, why) for name, why in {
+    "store": "lorakit.serve does not store responses (store: true)",
+    "previous_response_id": "lorakit.serve does not store responses: send the whole conversation as input",
+    "conversation": "lorakit.serve does not store conversations: send the whole conversation as input",
+    "tools": "the Responses API here serves text only: use chat completions for tools",
+    "tool_choice": "the Responses API here serves text only: use chat completions for tools",
+    "reasoning": "the served models do not reason before answering",
+    "include": "nothing more can be included", "background": "responses are answered in the request",
+    "prompt": "stored prompts are not supported", "top_logprobs": "use chat completions for logprobs",
+    "max_tool_calls": "the Responses API here serves text only", "stream_options": "not supported"}.items()}
 
 
 def _text(content) -> str:
@@ -40,10 +41,7 @@ def _text(content) -> str:
 def chat_body(body: dict) -> dict:
     """The request as a chat completion request (what pending_of checks and decodes)."""
     refuse_fields(body, ResponsesRequest)
-    for name, why in REFUSED.items():
-        if body.get(name) not in (None, False, []):
-            raise APIError(400, f"'{name}' is not supported by lorakit.serve: {why}", param=name,
-                           code="unsupported_parameter")
+    refuse_asked(body, REFUSED)
     given = body["input"]
     messages = [{"role": "user", "content": given}] if isinstance(given, str) else [
         {"role": m["role"], "content": _text(m["content"])} for m in given]
@@ -100,8 +98,7 @@ def router(state) -> APIRouter:
                                      headers={"cache-control": "no-cache"})
         choices = await unless_gone(request, state.batcher, plan.pending)
         if choices is None:
-            return JSONResponse({"error": {"message": "client closed the request", "type": "invalid_request_error",
-                                           "param": None, "code": "client_closed_request"}}, status_code=499)
+            return closed()
         [c] = choices
         return _response(body, plan, ids[0], ids[2], "completed", c.text, ids[1], c.tokens, c.finish_reason)
 
