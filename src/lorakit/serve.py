@@ -23,13 +23,16 @@ from omegaconf import OmegaConf
 from lorakit.config.compose import compose, cuda_available, model_overrides, register_resolvers
 from lorakit.core.errors import ConfigError, exit_2_on_user_error
 from lorakit.inference.engine import Engine
+from lorakit.inference.vllm_engine import engine_for
 from lorakit.models.loading import load_base
+from lorakit.server import tools as tool_syntax
 from lorakit.server.app import State, create_app
 from lorakit.server.batching import Batcher
 from lorakit.server.jobs import JobRunner
 from lorakit.server.registry import Registry, find_adapters
 from lorakit.server.security import check_bind, load_key
 from lorakit.server.store import Store
+from lorakit.server.vllm_proxy import VllmProxy
 
 log = logging.getLogger("lorakit.server")
 
@@ -46,6 +49,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="run folders, adapter folders, checkpoints or folders of runs to serve; name=path to name one")
     p.add_argument("--data-dir", default="outputs/serve", help="where files, jobs and their runs are kept")
     p.add_argument("--api-key-file", default=None, help="a file whose first line is the key (else LORAKIT_API_KEY)")
+    p.add_argument("--engine", default="auto", choices=["auto", "lorakit", "vllm"],
+                   help="what decodes chat, completions and responses: lorakit's own engine, or vLLM's server run "
+                        "beside it (scripts/setup_vllm.sh); auto: vLLM on CUDA when it is installed")
+    p.add_argument("--vllm-python", default=None, help="a Python with vLLM (default: $LORAKIT_VLLM_PYTHON, "
+                                                          "./.venv-vllm, or `vllm` on PATH)")
+    p.add_argument("--vllm-gpu-memory", type=float, default=0.5,
+                   help="the share of GPU memory vLLM takes (the rest is left to the fine-tuning jobs)")
     p.add_argument("--max-batch", type=int, default=32, help="rows decoded together at most")
     p.add_argument("--batch-window-ms", type=float, default=50.0,
                    help="while several clients are active, how long a batch waits for more requests (16 clients on "
@@ -78,8 +88,22 @@ def build(args: argparse.Namespace, key: str | None):
                   store=Store(Path(args.data_dir)), context=base.context, default_max_tokens=args.max_tokens,
                   learning_rate=float(composed.train.learning_rate))
     state.runner = JobRunner(state, model_overrides=overrides)
+    state.proxy = _proxy(args, base, registry, quant, cuda)
     return create_app(state, key=key, max_body=int(args.max_request_mb * 2**20),
                       max_upload=int(args.max_upload_mb * 2**20))
+
+
+def _proxy(args: argparse.Namespace, base, registry: Registry, quant: dict, cuda: bool) -> VllmProxy | None:
+    """vLLM behind the OpenAI routes (--engine), given the adapters served from the start; None: lorakit's."""
+    settings = {"python": args.vllm_python, "gpu_memory_utilization": args.vllm_gpu_memory if cuda else None,
+                "tool_call_parser": tool_syntax.vllm_parser(getattr(base.tokenizer, "chat_template", None))}
+    engine = engine_for(args.engine, base, quant=quant, batch_size=args.max_batch, cuda=cuda, settings=settings)
+    if engine.name != "vllm":
+        return None
+    for served in registry.all():
+        if served.adapter is not None:
+            engine.add_adapter(served.internal, served.adapter)
+    return VllmProxy(engine)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -67,8 +67,8 @@ def stop(server: Server) -> None:
 
 
 @contextmanager
-def running(data_dir: Path, *args: str, key: str | None = None):
-    server = start(data_dir, *args, key=key)
+def running(data_dir: Path, *args: str, key: str | None = None, timeout: float = 180):
+    server = start(data_dir, *args, key=key, timeout=timeout)
     try:
         yield server
     finally:

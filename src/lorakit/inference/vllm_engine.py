@@ -73,7 +73,7 @@ class VllmEngine:
         self.loads = 0
         self.proc: subprocess.Popen | None = None
         self.url = ""
-        self._key = ""
+        self.key = ""
         self._log: Path | None = None
 
     # the server's life
@@ -92,6 +92,8 @@ class VllmEngine:
                  "--max-loras", str(max(int(s.get("max_loras") or 4), len(self.adapters)))]
         if self.adapters:
             args += ["--lora-modules", *[f"{n}={p}" for n, p in self.adapters.items()]]
+        if s.get("tool_call_parser"):  # tool_choice "auto": vLLM parses the model family's tool-call syntax
+            args += ["--enable-auto-tool-choice", "--tool-call-parser", s["tool_call_parser"]]
         return args
 
     def start(self) -> None:
@@ -99,8 +101,8 @@ class VllmEngine:
             return
         import httpx
 
-        port, self._key = _free_port(), secrets.token_urlsafe(24)
-        env = {**os.environ, "VLLM_API_KEY": self._key, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
+        port, self.key = _free_port(), secrets.token_urlsafe(24)
+        env = {**os.environ, "VLLM_API_KEY": self.key, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
                "VLLM_CPU_KVCACHE_SPACE": str(self.settings.get("cpu_kvcache_gib") or 2)}
         self._log = Path(tempfile.mkstemp(prefix="lorakit-vllm-", suffix=".log")[1])
         log.info("starting vLLM for %s (log: %s)", self.base.name, self._log)
@@ -145,7 +147,7 @@ class VllmEngine:
         import httpx
 
         response = httpx.post(f"{self.url}{route}", json=body, timeout=None,
-                              headers={"authorization": f"Bearer {self._key}"})
+                              headers={"authorization": f"Bearer {self.key}"})
         if response.status_code >= 400:
             raise RuntimeError(f"vLLM {route}: {response.status_code} {response.text[:500]}")
         return response.json() if response.headers.get("content-type", "").startswith("application/json") else {}

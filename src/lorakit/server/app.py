@@ -29,6 +29,7 @@ class State:
     default_max_tokens: int      # a completion's limit when the request sets none
     learning_rate: float         # lorakit's default, which learning_rate_multiplier scales
     runner: object = None        # lorakit.server.jobs.JobRunner
+    proxy: object = None         # lorakit.server.vllm_proxy.VllmProxy: vLLM decodes the OpenAI routes
     fingerprint: str = field(default="")
 
     def __post_init__(self):
@@ -38,12 +39,16 @@ class State:
 def create_app(state: State, *, key: str | None, max_body: int, max_upload: int) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        state.batcher.start()
+        state.batcher.start(preload=state.proxy is None)
+        if state.proxy is not None:
+            state.proxy.start()  # vLLM loads the model: the server answers once it is ready
         state.runner.start()
         log.info("serving %s", ", ".join(m.id for m in state.registry.all()))
         yield
         state.runner.stop()
         state.batcher.stop()
+        if state.proxy is not None:
+            state.proxy.stop()
 
     app = FastAPI(title="lorakit", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     errors.install(app)
@@ -52,8 +57,9 @@ def create_app(state: State, *, key: str | None, max_body: int, max_upload: int)
     async def health():
         """Liveness; the decoding batches and rows the server has run (rows/batch = batching at work), and the
         requests whose client left before their answer ended (their decoding stopped there)."""
-        return {"status": "ok", "decoding": {"batches": state.batcher.batches, "rows": state.batcher.rows,
-                                             "tokens": state.batcher.tokens, "abandoned": state.batcher.abandoned}}
+        return {"status": "ok", "engine": "vllm" if state.proxy is not None else "lorakit",
+                "decoding": {"batches": state.batcher.batches, "rows": state.batcher.rows,
+                             "tokens": state.batcher.tokens, "abandoned": state.batcher.abandoned}}
 
     routers = [module.router(state) for module in (chat_api, completions_api, responses_api, files_api, jobs_api,
                                                    graders_api)]

@@ -74,8 +74,11 @@ class Batcher:
         self.abandoned = 0  # requests whose client left before the answer ended (their decoding stopped there)
         self._thread = threading.Thread(target=self._loop, name="lorakit-batcher", daemon=True)
 
-    def start(self) -> None:
-        self.engine.load()
+    def start(self, *, preload: bool = True) -> None:
+        """Start decoding; preload: load the model now (else on the first request: with vLLM decoding the
+        chat routes, only a model grader asks lorakit's engine)."""
+        if preload:
+            self.engine.load()
         self._thread.start()
 
     def stop(self) -> None:

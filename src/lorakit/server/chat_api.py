@@ -39,6 +39,11 @@ def router(state) -> APIRouter:
     async def chat_completions(request: Request):
         body = await json_body(request, ChatRequest)
         plan = await asyncio.to_thread(pending_of, body, state)  # render, tokenize, compile a grammar
+        if state.proxy is not None:  # checked as on lorakit's engine, decoded by vLLM
+            limit = {} if body.get("max_tokens") or body.get("max_completion_tokens") else {
+                "max_tokens": plan.pending.max_tokens}  # lorakit's default, not vLLM's (the whole context)
+            return await state.proxy.forward("/v1/chat/completions", body, state.registry.get(plan.model_id),
+                                             defaults=limit)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))

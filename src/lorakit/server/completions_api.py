@@ -89,6 +89,8 @@ def router(state) -> APIRouter:
     async def completions(request: Request):
         body = await json_body(request, CompletionRequest)
         pendings, model_id = await asyncio.to_thread(pendings_of, body, state)
+        if state.proxy is not None:  # checked as on lorakit's engine, decoded by vLLM
+            return await state.proxy.forward("/v1/completions", body, state.registry.get(model_id))
         completion_id, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         echo = bool(body.get("echo"))
         futures = [asyncio.wrap_future(state.batcher.submit(p)) for p in pendings]

@@ -92,6 +92,10 @@ def router(state) -> APIRouter:
     async def responses(request: Request):
         body = await json_body(request, ResponsesRequest)
         plan = await asyncio.to_thread(lambda: pending_of(chat_body(body), state))
+        if state.proxy is not None:  # checked as on lorakit's engine, decoded by vLLM
+            limit = {} if body.get("max_output_tokens") else {"max_output_tokens": plan.pending.max_tokens}
+            return await state.proxy.forward("/v1/responses", body, state.registry.get(plan.model_id),
+                                             defaults=limit)
         ids = (f"resp_{uuid.uuid4().hex}", f"msg_{uuid.uuid4().hex}", int(time.time()))
         if body.get("stream"):
             return StreamingResponse(_events(state, body, plan, *ids), media_type="text/event-stream",

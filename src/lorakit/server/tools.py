@@ -75,6 +75,18 @@ def parse(raw: str, offered: set[str]) -> list[dict] | None:
     return found if found and all(found) else None
 
 
+def vllm_parser(template: str) -> str | None:
+    """vLLM's tool-call parser for the syntax a chat template teaches (None: the template renders no tools)."""
+    template = template or ""
+    if "<tool_call>" in template:
+        return "hermes"
+    if "[TOOL_CALLS]" in template:
+        return "mistral"
+    if "<|python_tag|>" in template or "tools" in template:
+        return "llama3_json"
+    return None
+
+
 def new_id(template: str) -> str:
     """A tool call's id: Mistral's templates take 9 letters and digits only; others OpenAI's `call_...`."""
     if "[TOOL_CALLS]" in (template or ""):
