@@ -106,3 +106,24 @@ def two_runs(tmp_path_factory):
                   "stages=[prepare,train]", f"hydra.run.dir={tmp / name}", cwd=tmp)
         assert out.returncode == 0, out.stderr[-3000:]
     return tmp
+
+
+@pytest.fixture(scope="session")
+def smollm2_adapters(tmp_path_factory, smollm2_dir):
+    """Two LoRA adapters of SmolLM2 (A/adapter, B/adapter) with small random weights: they change the answers,
+    they learned nothing (for the vLLM tests: vLLM's CPU attention takes no head size as small as the tiny model's)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    root = tmp_path_factory.mktemp("smollm2-adapters")
+    for seed, name in enumerate(("A", "B")):
+        torch.manual_seed(seed)
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(smollm2_dir), LoraConfig(
+            r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if "lora_B" in n:
+                    p.mul_(0.05)
+        model.save_pretrained(root / name / "adapter")
+    return root

@@ -15,45 +15,24 @@ from lorakit.inference import vllm_engine
 pytestmark = pytest.mark.skipif(vllm_engine.find() is None, reason="no vLLM installed: bash scripts/setup_vllm.sh")
 
 
-@pytest.fixture(scope="module")
-def adapters(tmp_path_factory, smollm2_dir):
-    """Two LoRA adapters of SmolLM2 with small random weights (they change answers, they learned nothing)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    root = tmp_path_factory.mktemp("vllm-adapters")
-    for seed, name in enumerate(("A", "B")):
-        torch.manual_seed(seed)
-        model = get_peft_model(AutoModelForCausalLM.from_pretrained(smollm2_dir), LoraConfig(
-            r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-        with torch.no_grad():
-            for n, p in model.named_parameters():
-                if "lora_B" in n:
-                    p.mul_(0.05)
-        model.save_pretrained(root / name / "adapter")
-    return root
-
-
-def test_vllm_answers_as_lorakits_engine_for_the_base_and_two_adapters(adapters, smollm2_dir):
+def test_vllm_answers_as_lorakits_engine_for_the_base_and_two_adapters(smollm2_adapters):
     from helpers import compose_cfg
     from lorakit.inference.engine import Engine
     from lorakit.models.loading import load_base
 
-    two_runs = adapters
     base = load_base(compose_cfg().model)
     prompts = [prompt_and_reference(base.tokenizer, r["messages"], r.get("tools"))[0]
                for r in tool_picker_rows("test", 12)]
     ours = Engine(base, batch_size=12, cuda=False)
     theirs = vllm_engine.VllmEngine(base, batch_size=12, cuda=False, settings={"max_model_len": 1024})
     for engine in (ours, theirs):
-        engine.add_adapter("A", two_runs / "A" / "adapter")
+        engine.add_adapter("A", smollm2_adapters / "A" / "adapter")
     try:
         jobs = [(None, prompts), ("A", prompts)]
         expected = ours.generate_mixed(jobs, max_new_tokens=12)
         got = theirs.generate_mixed(jobs, max_new_tokens=12)
-        ours.add_adapter("B", two_runs / "B" / "adapter")
-        theirs.add_adapter("B", two_runs / "B" / "adapter")  # the server runs: loaded at run time
+        ours.add_adapter("B", smollm2_adapters / "B" / "adapter")
+        theirs.add_adapter("B", smollm2_adapters / "B" / "adapter")  # the server runs: loaded at run time
         expected.append(ours.generate_mixed([("B", prompts)], max_new_tokens=12)[0])
         got.append(theirs.generate([prompts[0], *prompts[1:]], adapter="B", max_new_tokens=12))
         assert theirs.loads == 1

@@ -14,26 +14,8 @@ from lorakit.inference import vllm_engine
 pytestmark = pytest.mark.skipif(vllm_engine.find() is None, reason="no vLLM installed: bash scripts/setup_vllm.sh")
 
 
-@pytest.fixture(scope="module")
-def adapter(tmp_path_factory, smollm2_dir):
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(smollm2_dir), LoraConfig(
-        r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.mul_(0.05)
-    folder = tmp_path_factory.mktemp("adapter") / "adapter"
-    model.save_pretrained(folder)
-    return folder
-
-
-def test_vllm_behind_lorakit_serve_answers_as_lorakits_engine(adapter, tmp_path):
-    args = ("--model", "smollm2-135m", "--adapters", f"tuned={adapter}", "--max-tokens", "24")
+def test_vllm_behind_lorakit_serve_answers_as_lorakits_engine(smollm2_adapters, tmp_path):
+    args = ("--model", "smollm2-135m", "--adapters", f"tuned={smollm2_adapters / 'A' / 'adapter'}", "--max-tokens", "24")
     with serving.running(tmp_path / "ours", *args, "--engine", "lorakit") as ours, \
             serving.running(tmp_path / "theirs", *args, "--engine", "vllm", timeout=600) as theirs:
         assert theirs.health()["engine"] == "vllm" and ours.health()["engine"] == "lorakit"
