@@ -48,6 +48,14 @@ def shuffled(rows: list[dict], seed: int) -> list[dict]:
             for r, a in zip(rows, answers, strict=True)]
 
 
+def print_ranking(report: dict) -> None:
+    """compare.json's candidates per metric, each value with its 95% interval."""
+    for metric in report["metrics"]:
+        cells = [f"{n} {s[metric]['value']:.3f} [{s[metric]['ci_low']:.3f}, {s[metric]['ci_high']:.3f}]"
+                 for n, s in report["candidates"].items()]
+        print(f"  {metric:<15} " + " | ".join(cells))
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="tool_picker", help="a task in data/")
@@ -89,10 +97,7 @@ def main(argv=None) -> None:
     print(f"the same compare again (warm cache, generated {sum(warm_report['generated'].values())} answers): "
           f"{warm:.1f} s  -> {warm / cold:.2f}x the first")
     print("\nranking (value [95% interval]):")
-    for metric in report["metrics"]:
-        cells = [f"{n} {s[metric]['value']:.3f} [{s[metric]['ci_low']:.3f}, {s[metric]['ci_high']:.3f}]"
-                 for n, s in report["candidates"].items()]
-        print(f"  {metric:<15} " + " | ".join(cells))
+    print_ranking(report)
     print("\npaired tests against base:")
     for t in report["tests"]:
         print(f"  {t['metric']:<15} {t['b']:<5} {t['difference']:+.3f} [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}] "
