@@ -4,6 +4,7 @@ time (what a server without batching does), on the embedded SmolLM2-135M by defa
 Usage:
     .venv/bin/python scripts/bench_serve.py                     # 16 clients x 2 requests, 64 new tokens max
     .venv/bin/python scripts/bench_serve.py --clients 16 --per-client 4 --max-tokens 128 --model smollm2-135m
+    .venv/bin/python scripts/bench_serve.py --engine vllm       # vLLM decoding behind lorakit.serve
 
 Prints requests/s and completion tokens/s of both, their ratio (target >= 3x), p50/p95 latency, the server's
 rows per decoding batch, and whether every request was answered (and answered the same in both phases: greedy).
@@ -80,10 +81,13 @@ def main() -> None:
     p.add_argument("--per-client", type=int, default=2)
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--batch-window-ms", type=float, default=None, help="the server's --batch-window-ms (its default)")
+    p.add_argument("--engine", default="lorakit", choices=["lorakit", "vllm"], help="the server's --engine")
     args = p.parse_args()
     extra = ["--batch-window-ms", str(args.batch_window_ms)] if args.batch_window_ms is not None else []
+    extra += ["--engine", args.engine]
     asks = requests(args.clients * args.per_client)
-    with tempfile.TemporaryDirectory() as tmp, serving.running(Path(tmp) / "data", "--model", args.model, *extra) as server:
+    with tempfile.TemporaryDirectory() as tmp, serving.running(Path(tmp) / "data", "--model", args.model, *extra,
+                                                                    timeout=900) as server:
         client = server.client(key="bench")
         one(client, args.model, asks[0], 8)  # warm-up
         wall, alone = sequential(client, args.model, asks, args.max_tokens)
@@ -94,10 +98,11 @@ def main() -> None:
         con = summary(f"{args.clients} clients", wall, together)
     answered = all(r is not None and r[1] is not None for r in together)
     same = sum(a[1] == b[1] for a, b in zip(alone, together, strict=True))
-    rows_per_batch = (after["rows"] - before["rows"]) / max(after["batches"] - before["batches"], 1)
-    print(f"ratio: {con['requests_per_s'] / seq['requests_per_s']:.2f}x requests/s, "
-          f"{con['tokens_per_s'] / seq['tokens_per_s']:.2f}x tokens/s (target >= 3x); {rows_per_batch:.1f} rows per "
-          f"decoding batch; all {len(together)} answered: {answered}; same answer as alone: {same}/{len(together)}")
+    batches = after["batches"] - before["batches"]  # lorakit's engine's; vLLM batches on its own
+    rows = f"{(after['rows'] - before['rows']) / batches:.1f} rows per decoding batch" if batches else "vLLM batching"
+    print(f"engine {args.engine}; ratio: {con['requests_per_s'] / seq['requests_per_s']:.2f}x requests/s, "
+          f"{con['tokens_per_s'] / seq['tokens_per_s']:.2f}x tokens/s (target >= 3x); {rows}; "
+          f"all {len(together)} answered: {answered}; same answer as alone: {same}/{len(together)}")
 
 
 if __name__ == "__main__":
