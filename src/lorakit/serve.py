@@ -88,14 +88,17 @@ def build(args: argparse.Namespace, key: str | None):
                   store=Store(Path(args.data_dir)), context=base.context, default_max_tokens=args.max_tokens,
                   learning_rate=float(composed.train.learning_rate))
     state.runner = JobRunner(state, model_overrides=overrides)
-    state.proxy = _proxy(args, base, registry, quant, cuda)
+    state.proxy = _proxy(args, base, registry, quant, cuda, job_rank=int(composed.lora.r))
     return create_app(state, key=key, max_body=int(args.max_request_mb * 2**20),
                       max_upload=int(args.max_upload_mb * 2**20))
 
 
-def _proxy(args: argparse.Namespace, base, registry: Registry, quant: dict, cuda: bool) -> VllmProxy | None:
-    """vLLM behind the OpenAI routes (--engine), given the adapters served from the start; None: lorakit's."""
+def _proxy(args: argparse.Namespace, base, registry: Registry, quant: dict, cuda: bool, *,
+           job_rank: int) -> VllmProxy | None:
+    """vLLM behind the OpenAI routes (--engine), given the adapters served from the start and room for the rank
+    the jobs train at (adapters loaded later cannot raise it); None: lorakit's engine decodes."""
     settings = {"python": args.vllm_python, "gpu_memory_utilization": args.vllm_gpu_memory if cuda else None,
+                "max_lora_rank": job_rank,
                 "tool_call_parser": tool_syntax.vllm_parser(getattr(base.tokenizer, "chat_template", None))}
     engine = engine_for(args.engine, base, quant=quant, batch_size=args.max_batch, cuda=cuda, settings=settings)
     if engine.name != "vllm":

@@ -1,6 +1,7 @@
 """`lorakit.serve --engine vllm` with the official SDK, beside `lorakit.serve` on its own engine, both serving
 SmolLM2 and one adapter: the same greedy answers through chat (plain and streamed), completions (with logprobs
-close to lorakit's forward pass) and responses, the client's model ids in the replies, and the same refusals.
+close to lorakit's forward pass) and responses, the client's model ids in the replies, the same refusals, and a
+deleted model gone from both.
 Runs where vLLM is installed (`bash scripts/setup_vllm.sh`); elsewhere it is skipped, saying so."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+import openai
 from helpers import serving, tool_picker_rows
 from lorakit.inference import vllm_engine
 
@@ -49,3 +51,8 @@ def test_vllm_behind_lorakit_serve_answers_as_lorakits_engine(smollm2_adapters, 
             refused = httpx.post(f"{server.url}/v1/chat/completions", timeout=60, json={
                 "model": "tuned", "messages": [{"role": "user", "content": "hi"}], "made_up": 1})
             assert refused.status_code == 400 and refused.json()["error"]["param"] == "made_up"
+        b.models.delete("tuned")  # unloaded from vLLM too; the base answers on
+        with pytest.raises(openai.NotFoundError):
+            b.chat.completions.create(model="tuned", messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+        assert b.chat.completions.create(model="smollm2-135m", messages=[{"role": "user", "content": "hi"}],
+                                         max_tokens=2).choices[0].message.content is not None

@@ -141,6 +141,11 @@ class VllmEngine:
         if self.proc is not None and self.proc.poll() is None:
             self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(path)})
 
+    def remove_adapter(self, name: str) -> None:
+        """Stop serving an adapter (vLLM frees its slot)."""
+        if self.adapters.pop(name, None) is not None and self.proc is not None and self.proc.poll() is None:
+            self._post("/v1/unload_lora_adapter", {"lora_name": name})
+
     # answers
 
     def _post(self, route: str, body: dict) -> dict:

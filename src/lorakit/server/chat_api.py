@@ -33,6 +33,8 @@ def router(state) -> APIRouter:
         """A fine-tuned model is no longer served, now or after a restart; its job's run folder stays on disk."""
         served = state.registry.remove(model_id)
         state.store.delete_model(served.id)
+        if state.proxy is not None:
+            await asyncio.to_thread(state.proxy.forget, served)
         return {"id": served.id, "object": "model", "deleted": True}
 
     @api.post("/v1/chat/completions")

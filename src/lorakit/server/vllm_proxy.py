@@ -39,6 +39,12 @@ class VllmProxy:
                 self.engine.add_adapter(served.internal, served.adapter)
         return served.internal
 
+    def forget(self, served) -> None:
+        """A model no longer served: unloaded from vLLM too."""
+        if served.adapter is not None:
+            with self.lock:
+                self.engine.remove_adapter(served.internal)
+
     async def forward(self, route: str, body: dict, served, *, defaults: dict | None = None):
         """vLLM's answer to the checked request, with the client's model id in it (streamed when asked)."""
         import httpx
