@@ -110,6 +110,8 @@ def test_test_file_must_differ_from_train_file(tmp_path):
     ("method=supervised +method.beta=0.2", "method: ['beta'] are settings of another method"),
     ("init_from=/nowhere", "init_from: /nowhere holds no adapter_config.json"),
     ("init_from=/nowhere backend=openai", "init_from: a local adapter, which a hosted job cannot start from"),
+    ("eval.engine=fast", "eval.engine='fast': use auto, lorakit or vllm"),
+    ("eval.engine=vllm eval.vllm.python=/nowhere/python quant=nf4", "serves the base unquantized here"),
 ])
 def test_out_of_range_settings_are_refused_before_any_model_loads(tmp_path, override, expected):
     cfg = compose_cfg("+experiment=quickstart", *override.split(), run_dir=tmp_path)

@@ -25,6 +25,7 @@ from lorakit.evaluation import judge as judges
 from lorakit.evaluation.candidates import API
 from lorakit.evaluation.graders.spec import GraderError
 from lorakit.evaluation.metrics import check_names
+from lorakit.inference.vllm_engine import problems as engine_problems
 
 STAGES = ("prepare", "train", "evaluate", "merge")
 LOGGERS = ("none", "wandb")
@@ -296,8 +297,11 @@ def _check_run(cfg: DictConfig, stages: list, run_dir: Path) -> list[str]:
     return problems
 
 
-def _check_eval(ev: DictConfig, stages: list) -> list[str]:
+def _check_eval(ev: DictConfig, stages: list, quant: DictConfig) -> list[str]:
     problems = check_names(ev.metrics or [])
+    if "evaluate" in stages:
+        problems += engine_problems(ev.get("engine") or "auto", quant=OmegaConf.to_container(quant, resolve=True),
+                                    settings=OmegaConf.to_container(ev.vllm, resolve=True) if ev.get("vllm") else None)
     if ev.get("fewshot") is not None and (not isinstance(ev.fewshot, int) or ev.fewshot < 1):
         problems.append(f"eval.fewshot: the number of training examples to prompt with (a positive integer) or null, "
                         f"got {ev.fewshot!r}")
@@ -335,7 +339,7 @@ def validate(cfg: DictConfig, *, cuda: bool | None = None) -> None:
     problems = (_check_stages(stages) + _check_method(cfg) + _check_train(cfg.train, cuda) + _check_lora(cfg.lora)
                 + _check_quant(cfg.quant, cuda) + _check_model(cfg.model) + _check_data(cfg.data)
                 + _check_files(cfg.data, stages, run_dir) + _check_run(cfg, stages, run_dir)
-                + _check_eval(cfg.eval, stages))
+                + _check_eval(cfg.eval, stages, cfg.quant))
     if problems:
         raise ConfigError("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 

@@ -41,6 +41,23 @@ def find(python: str | None = None) -> list[str] | None:
     return [command, "serve"] if command else None
 
 
+def problems(kind: str, *, quant: dict | None, settings: dict | None) -> list[str]:
+    """What stops the engine `kind` (eval.engine) from running here, each with its fix (the config checks ask
+    before anything trains)."""
+    if kind not in ("auto", "lorakit", "vllm"):
+        return [f"eval.engine={kind!r}: use auto, lorakit or vllm"]
+    if kind != "vllm":
+        return []
+    out = []
+    if find((settings or {}).get("python")) is None:
+        out.append("eval.engine=vllm: no vLLM found; run `bash scripts/setup_vllm.sh` (it makes ./.venv-vllm), set "
+                   "eval.vllm.python to a Python with vLLM, or use eval.engine=lorakit")
+    if quant:
+        out.append("eval.engine=vllm serves the base unquantized here (bitsandbytes configs are lorakit's engine's); "
+                   "add quant=none or use eval.engine=lorakit")
+    return out
+
+
 def _lora_rank(adapter: Path) -> int:
     config = json.loads((Path(adapter) / "adapter_config.json").read_text())
     return int(config.get("r", 8))
@@ -62,13 +79,9 @@ class VllmEngine:
         self.base, self.tokenizer, self.eot_ids = base, base.tokenizer, base.eot_ids
         self.quant, self.batch_size, self.cuda = dict(quant or {}), batch_size, cuda
         self.settings = dict(settings or {})
+        if found := problems("vllm", quant=self.quant, settings=self.settings):
+            raise ConfigError("; ".join(found))
         self.command = find(self.settings.get("python"))
-        if self.command is None:
-            raise ConfigError("eval.engine=vllm: no vLLM found; run `bash scripts/setup_vllm.sh` (it makes "
-                              "./.venv-vllm), set eval.vllm.python to a Python with vLLM, or use eval.engine=lorakit")
-        if self.quant:
-            raise ConfigError("eval.engine=vllm serves the base unquantized here (bitsandbytes configs are lorakit's "
-                              "engine's); add quant=none or use eval.engine=lorakit")
         self.adapters: dict[str, Path] = {}
         self.loads = 0
         self.proc: subprocess.Popen | None = None
@@ -191,7 +204,7 @@ def engine_for(kind: str, base, *, quant: dict | None, batch_size: int, cuda: bo
     from lorakit.inference.engine import Engine
 
     if kind not in ("auto", "lorakit", "vllm"):
-        raise ConfigError(f"eval.engine={kind!r}: use auto, lorakit or vllm")
+        raise ConfigError(problems(kind, quant=quant, settings=settings)[0])
     python = (settings or {}).get("python")
     if kind == "vllm" or (kind == "auto" and cuda and not quant and find(python) is not None):
         return VllmEngine(base, quant=quant, batch_size=batch_size, cuda=cuda, settings=settings)
