@@ -138,7 +138,8 @@ class VllmEngine:
         raise RuntimeError(f"vLLM did not answer /health in {START_TIMEOUT_S} s (log: {self._log})")
 
     def release(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        """Stop the server (the next answer starts it again)."""
+        if getattr(self, "proc", None) is not None and self.proc.poll() is None:  # None: __init__ refused
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=60)
