@@ -18,7 +18,8 @@ from lorakit.evaluation.graders import spec
 from lorakit.evaluation.graders.run import grade
 from lorakit.server.chat_request import pending_of
 from lorakit.server.errors import APIError
-from lorakit.server.requests import GraderRunRequest, GraderValidateRequest, json_body
+from lorakit.server.job_requests import GraderRunRequest, GraderValidateRequest
+from lorakit.server.requests import json_body
 
 ERROR_FLAGS = ("formula_parse_error", "invalid_variable_error", "model_grader_parse_error",
                "model_grader_refusal_error", "model_grader_server_error", "other_error", "python_grader_runtime_error",

@@ -11,13 +11,8 @@ from fastapi import APIRouter, Request
 
 from lorakit.server import graders_api
 from lorakit.server.errors import APIError
-from lorakit.server.requests import (
-    DpoHyperparameters,
-    Hyperparameters,
-    JobRequest,
-    ReinforcementHyperparameters,
-    json_body,
-)
+from lorakit.server.job_requests import DpoHyperparameters, Hyperparameters, JobRequest, ReinforcementHyperparameters
+from lorakit.server.requests import json_body
 from lorakit.server.store import new_id, page
 
 SCHEMAS = {"supervised": Hyperparameters, "dpo": DpoHyperparameters, "reinforcement": ReinforcementHyperparameters}
@@ -25,7 +20,7 @@ SCHEMAS = {"supervised": Hyperparameters, "dpo": DpoHyperparameters, "reinforcem
 
 def hyperparameters(body: dict) -> tuple[str, dict]:
     """(method type, its hyperparameters): method.<type>.hyperparameters over the older top-level hyperparameters,
-    each "auto" (or null) or a value in the range requests.Hyperparameters checked."""
+    each "auto" (or null) or a value in the range job_requests.Hyperparameters checked."""
     method = body.get("method") or {"type": "supervised"}
     kind = method["type"]
     given = dict(body.get("hyperparameters") or {})

@@ -140,27 +140,27 @@ def parse(schema: type[BaseModel], body: dict) -> BaseModel:
         raise validation_error(err, body) from None
 
 
-class _Shape(BaseModel):
+class Shape(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")  # strict: "1" is no number, true no integer
 
 
-class TextPart(_Shape):
+class TextPart(Shape):
     type: Literal["text"]
     text: str
 
 
-class FunctionCall(_Shape):
+class FunctionCall(Shape):
     name: str
     arguments: str | dict
 
 
-class ToolCall(_Shape):
+class ToolCall(Shape):
     id: str | None = None
     type: Literal["function"] = "function"
     function: FunctionCall
 
 
-class Message(_Shape):
+class Message(Shape):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = None
@@ -168,28 +168,28 @@ class Message(_Shape):
     tool_call_id: str | None = None
 
 
-class FunctionDef(_Shape):
+class FunctionDef(Shape):
     name: str
     description: str | None = None
     parameters: dict | None = None
     strict: bool | None = None
 
 
-class Tool(_Shape):
+class Tool(Shape):
     type: Literal["function"]
     function: FunctionDef
 
 
-class NamedFunction(_Shape):
+class NamedFunction(Shape):
     name: str
 
 
-class NamedToolChoice(_Shape):
+class NamedToolChoice(Shape):
     type: Literal["function"]
     function: NamedFunction
 
 
-class StreamOptions(_Shape):
+class StreamOptions(Shape):
     include_usage: bool | None = None
 
 
@@ -197,22 +197,22 @@ Penalty = Annotated[float, Field(ge=-2, le=2)]
 Bias = Annotated[float, Field(ge=-100, le=100)]
 
 
-class JsonSchema(_Shape):
+class JsonSchema(Shape):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     description: str | None = None
     schema_: dict | None = Field(default=None, alias="schema")
     strict: bool | None = None
 
 
-class TextFormat(_Shape):
+class TextFormat(Shape):
     type: Literal["text"]
 
 
-class JsonObjectFormat(_Shape):
+class JsonObjectFormat(Shape):
     type: Literal["json_object"]
 
 
-class JsonSchemaFormat(_Shape):
+class JsonSchemaFormat(Shape):
     type: Literal["json_schema"]
     json_schema: JsonSchema
 
@@ -220,7 +220,7 @@ class JsonSchemaFormat(_Shape):
 ResponseFormat = Annotated[TextFormat | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")]
 
 
-class _Identified(_Shape):
+class _Identified(Shape):
     """Fields that identify the caller and change nothing in the answer (as at OpenAI without stored outputs)."""
     user: str | None = None
     safety_identifier: str | None = None
@@ -265,7 +265,7 @@ class ChatRequest(_Identified):
 TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 
 
-class CompletionRequest(_Shape):
+class CompletionRequest(Shape):
     """OpenAI's legacy completions (what lm-eval's local-completions sends)."""
     model: str
     prompt: Annotated[str, Field(min_length=1)] | Annotated[list[str], Field(min_length=1)] | TokenIds | \
@@ -288,18 +288,18 @@ class CompletionRequest(_Shape):
     suffix: str | None = None  # refused when set: no model served here fills in the middle
 
 
-class InputText(_Shape):
+class InputText(Shape):
     type: Literal["input_text", "output_text", "text"]
     text: str
 
 
-class InputMessage(_Shape):
+class InputMessage(Shape):
     type: Literal["message"] | None = None
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[InputText]
 
 
-class ResponsesSchemaFormat(_Shape):
+class ResponsesSchemaFormat(Shape):
     type: Literal["json_schema"]
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     schema_: dict = Field(alias="schema")
@@ -307,7 +307,7 @@ class ResponsesSchemaFormat(_Shape):
     strict: bool | None = None
 
 
-class TextConfig(_Shape):
+class TextConfig(Shape):
     format: Annotated[TextFormat | JsonObjectFormat | ResponsesSchemaFormat, Field(discriminator="type")] | None = None
 
 
@@ -336,66 +336,3 @@ class ResponsesRequest(_Identified):
     top_logprobs: object = None
     max_tool_calls: object = None
     stream_options: object = None
-
-
-Auto = Literal["auto"]
-
-
-class Hyperparameters(_Shape):
-    model_config = ConfigDict(strict=True, extra="forbid")  # an unknown hyperparameter would be silently unused
-    n_epochs: Auto | Annotated[int, Field(ge=1, le=50)] | None = "auto"  # null: "auto" (the SDK sends it so)
-    batch_size: Auto | Annotated[int, Field(ge=1, le=256)] | None = "auto"
-    learning_rate_multiplier: Auto | Annotated[float, Field(ge=1e-6, le=100)] | None = "auto"
-
-
-class DpoHyperparameters(Hyperparameters):
-    beta: Auto | Annotated[float, Field(gt=0, le=100)] | None = "auto"
-
-
-class ReinforcementHyperparameters(Hyperparameters):
-    batch_size: Auto | Annotated[int, Field(ge=1, le=256)] | None = "auto"  # tasks per step, each answered n times
-    compute_multiplier: Auto | Annotated[float, Field(gt=0, le=16)] | None = "auto"
-    eval_interval: Auto | Annotated[int, Field(ge=1)] | None = "auto"
-    eval_samples: Auto | Annotated[int, Field(ge=1, le=64)] | None = "auto"
-    reasoning_effort: Literal["default", "low", "medium", "high"] | None = "default"
-
-
-class Supervised(_Shape):
-    hyperparameters: Hyperparameters | None = None
-
-
-class Dpo(_Shape):
-    hyperparameters: DpoHyperparameters | None = None
-
-
-class Reinforcement(_Shape):
-    grader: dict  # checked whole by lorakit.evaluation.graders.spec (every problem named), not field by field here
-    hyperparameters: ReinforcementHyperparameters | None = None
-
-
-class Method(_Shape):
-    type: Literal["supervised", "dpo", "reinforcement"]
-    supervised: Supervised | None = None
-    dpo: Dpo | None = None
-    reinforcement: Reinforcement | None = None
-
-
-class JobRequest(_Shape):
-    model: str
-    training_file: str
-    validation_file: str | None = None
-    hyperparameters: Hyperparameters | None = None
-    method: Method | None = None
-    suffix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
-    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
-    metadata: dict[str, str] | None = None
-    integrations: list[dict] | None = None
-
-
-class GraderValidateRequest(_Shape):
-    grader: dict
-
-
-class GraderRunRequest(GraderValidateRequest):
-    model_sample: str
-    item: dict | list | str | int | float | bool | None = None
