@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import serving  # noqa: E402
+from helpers import serving  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
