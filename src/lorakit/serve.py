@@ -28,6 +28,7 @@ from lorakit.models.loading import load_base
 from lorakit.server import tools as tool_syntax
 from lorakit.server.app import State, create_app
 from lorakit.server.batching import Batcher
+from lorakit.server.browsers import BrowserRules
 from lorakit.server.jobs import JobRunner
 from lorakit.server.registry import Registry, find_adapters
 from lorakit.server.security import check_bind, load_key
@@ -42,6 +43,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need a key)")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a web page's origin (e.g. http://localhost:3000, or *) whose requests are served, with CORS "
+                        "headers; repeat for more. Default: none but the server's own (any other page's requests "
+                        "get 403)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a name clients reach the server by, beyond loopback names, IP addresses and --host "
+                        "(or * for any); other Host headers get 403, which stops DNS rebinding")
     p.add_argument("--model", default="smollm2-135m", help="base model: a conf/model name, a local folder or a hub id")
     p.add_argument("--quant", default=None,
                    help="conf/quant name: none, nf4 or int8 (the last two need CUDA); default: the model config's own")
@@ -89,8 +97,9 @@ def build(args: argparse.Namespace, key: str | None):
                   learning_rate=float(composed.train.learning_rate))
     state.runner = JobRunner(state, model_overrides=overrides)
     state.proxy = _proxy(args, base, registry, quant, cuda, job_rank=int(composed.lora.r))
+    browsers = BrowserRules(bind=args.host, hosts=frozenset(args.allow_host), origins=frozenset(args.allow_origin))
     return create_app(state, key=key, max_body=int(args.max_request_mb * 2**20),
-                      max_upload=int(args.max_upload_mb * 2**20))
+                      max_upload=int(args.max_upload_mb * 2**20), browsers=browsers)
 
 
 def _proxy(args: argparse.Namespace, base, registry: Registry, quant: dict, cuda: bool, *,

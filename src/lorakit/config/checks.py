@@ -165,7 +165,7 @@ def _check_reinforcement(cfg: DictConfig) -> list[str]:
     problems = _unknown("method", [k for k in method if k not in {"name", "grader"}], config_fields(GRPOConfig),
                         "trl.GRPOConfig")
     try:
-        problems += grading.check_models(dict([grading.method_grader(method)]))
+        problems += grading.check_can_run(dict([grading.method_grader(method)]))
     except GraderError as err:
         problems.append(str(err))
     generations = method.get("num_generations", 8)
@@ -308,7 +308,7 @@ def _check_eval(ev: DictConfig, stages: list, quant: DictConfig) -> list[str]:
     problems += _bad_number("eval.batch_size", ev.batch_size, 1, integer=True)
     if ev.get("graders"):
         try:
-            problems += grading.check_models(grading.load(ev.graders))
+            problems += grading.check_can_run(grading.load(ev.graders))
         except GraderError as err:
             problems.append(str(err))
     judge = ev.get("judge")

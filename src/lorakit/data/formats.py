@@ -91,9 +91,15 @@ def _json_array(text: str) -> Iterator[tuple[int, Any]]:
                 f"not valid JSON ({err.msg}); the rest of the array cannot be read. Fix this element, or convert "
                 "the file to JSONL (one object per line), where one bad line does not hide the others", "not_json"))
             return
+        except RecursionError:
+            yield line, Problem(f"{TOO_DEEP}; the rest of the array cannot be read", "not_json")
+            return
         yield line, obj
         line += text.count("\n", pos, end)
         pos = end
+
+
+TOO_DEEP = "JSON nested too deep to read (thousands of brackets); no training record nests like this"
 
 
 def records(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
@@ -128,6 +134,8 @@ def records(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
             continue
         try:
             yield number, json.loads(text)
+        except RecursionError:
+            yield number, Problem(f"{TOO_DEEP}; fix the line", "not_json")
         except json.JSONDecodeError as err:
             yield number, Problem(f"not valid JSON ({err.msg} at column {err.colno}); fix the line: each line is one JSON object",
                                   "not_json")

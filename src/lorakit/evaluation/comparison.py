@@ -80,7 +80,7 @@ def check(candidates: list[Candidate], rows: list[dict], *, base: BaseModel, met
     problems += [f"candidate {n!r} is given twice" for n in sorted({n for n in names if names.count(n) > 1})]
     if not rows:
         problems.append("the test set is empty: set data.test_file=... (chat JSONL) or compare runs that have a test split")
-    problems += check_names(metrics or []) + grading.check_models(graders or {})
+    problems += check_names(metrics or []) + grading.check_can_run(graders or {})
     if rows and not (metrics or graders) and all(last_reply(r["messages"]) is None for r in rows):
         problems.append("the test rows end in a user turn (tasks, no reference answer) and no grader is set to "
                         "score the answers; set eval.graders=graders.yaml")

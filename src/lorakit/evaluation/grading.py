@@ -14,9 +14,10 @@ from collections.abc import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
+from lorakit.core.sandbox import SandboxUnavailable
 from lorakit.evaluation import judge
 from lorakit.evaluation.candidates import API, CandidateError
-from lorakit.evaluation.graders import spec
+from lorakit.evaluation.graders import python_grader, spec
 from lorakit.evaluation.graders.run import Ask, Grade, grade
 from lorakit.evaluation.metrics import METRICS, Metric
 from lorakit.inference.engine import Engine
@@ -67,11 +68,17 @@ def task_fields(cfg) -> set[str] | None:
     return spec.item_fields(method_grader(method)[1])
 
 
-def check_models(graders: dict[str, dict]) -> list[str]:
-    """Problems with the grading models of score_model / label_model graders, found without loading them."""
+def check_can_run(graders: dict[str, dict]) -> list[str]:
+    """Problems with the grading models of score_model / label_model graders, found without loading them, and
+    python graders where no sandbox can be made."""
     problems = []
     for name, grader in graders.items():
         subs = list(grader["graders"].values()) if grader["type"] == "multi" else [grader]
+        if any(sub["type"] == "python" for sub in subs):
+            try:
+                python_grader.require()
+            except SandboxUnavailable as err:
+                problems.append(f"graders.{name}: a python grader cannot run here: {err}")
         for sub in subs:
             if sub["type"] in {"score_model", "label_model"} and not sub["model"].startswith(API):
                 try:

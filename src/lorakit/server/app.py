@@ -8,9 +8,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from lorakit.core import sandbox
 from lorakit.server import chat_api, completions_api, errors, files_api, graders_api, jobs_api, responses_api
 from lorakit.server.batching import Batcher
+from lorakit.server.browsers import BrowserRules
 from lorakit.server.registry import Registry
 from lorakit.server.security import Guard
 from lorakit.server.store import Store
@@ -36,7 +39,8 @@ class State:
         self.fingerprint = "fp_lorakit_" + hashlib.sha256(self.registry.model_name.encode()).hexdigest()[:8]
 
 
-def create_app(state: State, *, key: str | None, max_body: int, max_upload: int) -> FastAPI:
+def create_app(state: State, *, key: str | None, max_body: int, max_upload: int,
+               browsers: BrowserRules) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         state.batcher.start(preload=state.proxy is None)
@@ -46,6 +50,7 @@ def create_app(state: State, *, key: str | None, max_body: int, max_upload: int)
         log.info("serving %s", ", ".join(m.id for m in state.registry.all()))
         yield
         state.runner.stop()
+        sandbox.close_all()  # python graders still grading
         state.batcher.stop()
         if state.proxy is not None:
             state.proxy.stop()
@@ -67,5 +72,8 @@ def create_app(state: State, *, key: str | None, max_body: int, max_upload: int)
         app.include_router(router)
     app.state.served = sorted({f"{method} {route.path}" for router in routers for route in router.routes
                                for method in route.methods} | {"GET /health"})  # named by a 404
-    app.add_middleware(Guard, key=key, max_body=max_body, max_upload=max_upload)
+    if browsers.origins:  # CORS headers for the origins allowed with --allow-origin, and only for them
+        app.add_middleware(CORSMiddleware, allow_origins=sorted(browsers.origins), allow_methods=["*"],
+                           allow_headers=["*"])
+    app.add_middleware(Guard, key=key, max_body=max_body, max_upload=max_upload, browsers=browsers)  # outermost
     return app

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
-         409: "invalid_request_error", 413: "invalid_request_error", 422: "invalid_request_error",
+TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error",
+         404: "invalid_request_error", 409: "invalid_request_error", 413: "invalid_request_error",
+         415: "invalid_request_error", 422: "invalid_request_error",
          500: "server_error", 503: "server_error"}
 
 
@@ -16,6 +19,15 @@ class APIError(Exception):
     def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None):
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
+
+
+_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.+@-]+/)+([\w.+@-]+)")
+
+
+def without_paths(text: str) -> str:
+    """The text with the server's file paths cut to their last part (an API answer never shows where the server
+    keeps its files): '/srv/lorakit/jobs/ftjob-1/train.log' -> '.../train.log'."""
+    return _PATH.sub(r".../\1", text)
 
 
 def path_of(loc) -> str:

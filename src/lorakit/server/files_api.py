@@ -32,6 +32,8 @@ def check_training_file(path, filename: str, tokenizer) -> tuple[int, str | None
         tasks = read_tasks(path, special=special)
     except (DataError, UnicodeDecodeError, ValueError) as err:
         return 0, None, str(err).replace(str(path), filename)
+    except RecursionError:
+        return 0, None, f"{filename}: JSON nested too deep to read; no training record nests like this"
     if len(tasks.examples) > len(read.examples):
         read = tasks
     errors = [f for f in read.findings if f.drops]
@@ -44,6 +46,22 @@ def check_training_file(path, filename: str, tokenizer) -> tuple[int, str | None
     return len(read.examples), kind, None
 
 
+async def _receive(file: UploadFile, path, purpose: str, tokenizer) -> dict:
+    """Write the upload to `path` and check it: its file object, less the id."""
+    size = 0
+    with path.open("wb") as out:
+        while chunk := await file.read(1 << 20):
+            out.write(chunk)
+            size += len(chunk)
+    body = {"object": "file", "bytes": size, "created_at": int(time.time()), "filename": file.filename or "upload.jsonl",
+            "purpose": purpose, "status": "processed", "status_details": None, "expires_at": None}
+    if purpose == "fine-tune":
+        examples, kind, problem = await asyncio.to_thread(check_training_file, path, body["filename"], tokenizer)
+        body["status"], body["status_details"] = ("error", problem) if problem else ("processed", None)
+        body["lorakit_examples"], body["lorakit_kind"] = examples, kind
+    return body
+
+
 def router(state) -> APIRouter:
     api = APIRouter()
     store = state.store
@@ -54,20 +72,13 @@ def router(state) -> APIRouter:
             raise APIError(400, f"'purpose' must be one of {sorted(PURPOSES)}", param="purpose", code="invalid_value")
         file_id = new_id("file")
         path = store.file_path(file_id)
-        size = 0
-        with path.open("wb") as out:
-            while chunk := await file.read(1 << 20):
-                out.write(chunk)
-                size += len(chunk)
-        body = {"id": file_id, "object": "file", "bytes": size, "created_at": int(time.time()),
-                "filename": file.filename or "upload.jsonl", "purpose": purpose, "status": "processed",
-                "status_details": None, "expires_at": None}
-        if purpose == "fine-tune":
-            examples, kind, problem = await asyncio.to_thread(check_training_file, path, body["filename"],
-                                                              state.tokenizer)
-            body["status"], body["status_details"] = ("error", problem) if problem else ("processed", None)
-            body["lorakit_examples"], body["lorakit_kind"] = examples, kind
-        store.put_file(body)
+        try:  # the bytes are kept only with their row: a refused or failed upload leaves nothing behind
+            body = await _receive(file, path, purpose, state.tokenizer)
+            body = {"id": file_id, **body}
+            store.put_file(body)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
         return body
 
     @api.get("/v1/files")

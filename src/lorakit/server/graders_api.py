@@ -2,19 +2,22 @@
 
 validate answers the grader back when it can run, else a 400 listing every problem and its fix. run grades one
 model_sample against one item and answers with the reward, the sub-rewards of a multi grader and OpenAI's metadata
-(its error flags, scores, execution time). A python grader runs in its own process (never in the server's), off
-the event loop; a score_model / label_model grader is answered by a model this server serves (its base or a
-fine-tuned model), greedily, through the same decoding batches as chat.
+(its error flags, scores, execution time). A python grader runs only in a sandbox (lorakit.core.sandbox), off the
+event loop, at most PYTHON_AT_ONCE requests' at a time (string and text graders never wait behind them); a
+score_model / label_model grader is answered by a model this server serves (its base or a fine-tuned model),
+greedily, through the same decoding batches as chat. Grading stops, its sandbox killed, when the client leaves or
+the request passes RUN_LIMIT_S.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 from fastapi import APIRouter, Request
 
-from lorakit.evaluation.graders import spec
+from lorakit.evaluation.graders import python_grader, spec
 from lorakit.evaluation.graders.run import grade
 from lorakit.server.chat_request import pending_of
 from lorakit.server.errors import APIError
@@ -26,18 +29,31 @@ ERROR_FLAGS = ("formula_parse_error", "invalid_variable_error", "model_grader_pa
                "python_grader_server_error", "sample_parse_error", "truncated_observation_error",
                "unresponsive_reward_error")
 MODEL_TYPES = {"score_model", "label_model"}
-AT_ONCE = 4  # graders run at once; more requests wait (each python grader is a process)
+PYTHON_AT_ONCE = 4   # requests with python graders graded at once (a sandbox each); more wait
+RUN_LIMIT_S = 120.0  # a graders/run request's grading, all its graders together (OpenAI's python graders get 2 min)
+
+
+def _parts(grader: dict) -> list[dict]:
+    return list(grader["graders"].values()) if grader["type"] == "multi" else [grader]
 
 
 def model_graders(grader: dict) -> list[dict]:
     """The score_model / label_model graders of a grader (itself, or a multi grader's parts)."""
-    return [g for g in (grader["graders"].values() if grader["type"] == "multi" else [grader])
-            if g.get("type") in MODEL_TYPES]
+    return [g for g in _parts(grader) if g.get("type") in MODEL_TYPES]
+
+
+def has_python(grader: dict) -> bool:
+    return any(g.get("type") == "python" for g in _parts(grader))
 
 
 def checked(state, grader) -> dict:
     """The grader when it can run on this server, else a 400 naming every problem."""
     found = spec.problems(grader)
+    if not found and has_python(grader):
+        try:
+            python_grader.require()
+        except python_grader.sandbox.SandboxUnavailable as err:
+            found = [f"grader: python graders cannot run on this server: {err}"]
     if not found:
         served = {m.id for m in state.registry.all()}
         found = [f"grader.model: {g['model']!r} is not served here; lorakit.serve grades with its own models: "
@@ -70,12 +86,14 @@ def asker(state):
     return ask
 
 
-def run(state, body: dict) -> dict:
-    grader = checked(state, body["grader"])
+def run(state, body: dict, grader: dict, stop: threading.Event) -> dict:
+    """Grade the request's sample; `stop` set (the client left) or RUN_LIMIT_S passed stops a python grader."""
     item = body.get("item")
     item = item if isinstance(item, dict) else {} if item is None else {"value": item}
     start = time.perf_counter()
-    [result] = grade(grader, [item], [body["model_sample"]], ask=asker(state) if model_graders(grader) else None)
+    deadline = time.monotonic() + RUN_LIMIT_S
+    [result] = grade(grader, [item], [body["model_sample"]], ask=asker(state) if model_graders(grader) else None,
+                     cancelled=lambda: stop.is_set() or time.monotonic() > deadline)
     errors = {flag: result.flag == flag for flag in ERROR_FLAGS}
     errors["python_grader_runtime_error_details"] = result.error if result.flag == "python_grader_runtime_error" else None
     if result.flag == "python_grader_server_error":
@@ -93,9 +111,25 @@ def run(state, body: dict) -> dict:
             "model_grader_token_usage_per_model": {}}
 
 
+async def _unless_gone(request: Request, work, stop: threading.Event):
+    """work()'s answer off the event loop; when the client disconnects first, `stop` is set and None comes back."""
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    answer, watch = asyncio.ensure_future(asyncio.to_thread(work)), asyncio.ensure_future(gone())
+    await asyncio.wait({answer, watch}, return_when=asyncio.FIRST_COMPLETED)
+    if answer.done():
+        watch.cancel()
+        return answer.result()
+    stop.set()  # the python grader's sandbox is killed; the thread ends soon after
+    return None
+
+
 def router(state) -> APIRouter:
     api = APIRouter()
-    slots = asyncio.Semaphore(AT_ONCE)
+    python_slots = asyncio.Semaphore(PYTHON_AT_ONCE)
 
     @api.post("/v1/fine_tuning/alpha/graders/validate")
     async def validate(request: Request):
@@ -105,7 +139,11 @@ def router(state) -> APIRouter:
     @api.post("/v1/fine_tuning/alpha/graders/run")
     async def run_grader(request: Request):
         body = await json_body(request, GraderRunRequest)
-        async with slots:
-            return await asyncio.to_thread(run, state, body)
+        grader = await asyncio.to_thread(checked, state, body["grader"])
+        stop = threading.Event()
+        if not has_python(grader):
+            return await _unless_gone(request, lambda: run(state, body, grader, stop), stop)
+        async with python_slots:
+            return await _unless_gone(request, lambda: run(state, body, grader, stop), stop)
 
     return api

@@ -16,10 +16,26 @@ import sys
 from pathlib import Path
 
 from lorakit.core.paths import quoted
+from lorakit.data.tasks import read_tasks
+from lorakit.evaluation.graders import spec
 
 GENERATIONS = 4  # conf/method/reinforcement.yaml's num_generations, scaled by compute_multiplier
 TASKS_FORMAT = ('one JSON object per line with "messages" ending in the user turn to answer, plus the fields the '
                 "grader reads")
+
+
+def missing_fields(body: dict, path: Path, filename: str) -> str | None:
+    """For a reinforcement job: the task lines of an upload that lack a field its grader reads (file:line and the
+    field), else None."""
+    if body["method"]["type"] != "reinforcement":
+        return None
+    needed = spec.item_fields(body["method"]["reinforcement"]["grader"])
+    missing = [f for f in read_tasks(path, needed).findings if f.category == "missing_field"]
+    if not missing:
+        return None
+    lines = "; ".join(f"{filename}:{f.line}: {f.message}" for f in missing[:20])
+    more = f" (and {len(missing) - 20} more)" if len(missing) > 20 else ""
+    return f"{len(missing)} task line(s) lack a field the grader reads: {lines}{more}"
 
 
 def wrong_kind(method: str, meta: dict) -> str | None:

@@ -23,7 +23,7 @@ import yaml
 from lorakit.core.runs import RunFolder, holds_adapter, logged_error
 from lorakit.evaluation.candidates import CandidateError
 from lorakit.server import job_command
-from lorakit.server.errors import APIError
+from lorakit.server.errors import APIError, without_paths
 from lorakit.server.store import new_id
 
 log = logging.getLogger("lorakit.server")
@@ -144,6 +144,10 @@ class JobRunner:
             if wrong:
                 return self._fail(body["id"], f"invalid_{param}", f"The job failed due to an invalid "
                                   f"{param.replace('_', ' ')}. {meta['filename']} {wrong}", param=param)
+            missing = job_command.missing_fields(body, self.store.file_path(file_id), meta["filename"])
+            if missing:
+                return self._fail(body["id"], f"invalid_{param}", f"The job failed due to an invalid "
+                                  f"{param.replace('_', ' ')}. {missing}", param=param)
         self.store.add_event(body["id"], "Files validated, moving job to queued state")
         self._set(body["id"], status="queued")
 
@@ -195,7 +199,12 @@ class JobRunner:
     def _error_line(self, job_id: str, code: int) -> str:
         log_file = RunFolder(self.store.run_dir(job_id)).log
         detail = logged_error(log_file, tail=5) or ""  # lorakit's own message with the fix, else the log's last lines
-        return f"training exited with code {code}: {detail[-1500:]} (log: {log_file})"
+        body, _ = self.store.job(job_id)
+        for param in ("training_file", "validation_file"):  # the uploads by their ids, as the client knows them
+            if body.get(param):
+                detail = detail.replace(str(self.store.file_path(body[param])), body[param])
+        return (f"training exited with code {code}: {without_paths(detail)[-1500:]} (the whole log: train.log in the "
+                "job's run folder on the server)")
 
     def _succeed(self, body: dict) -> None:
         folder = RunFolder(self.store.run_dir(body["id"]))

@@ -1,5 +1,7 @@
 """Who may call the server, and how much they may send.
 
+- What a web page may not make a browser send (Host, Origin, Content-Type): browsers.py, checked first on every
+  route, with a key or without.
 - The key: `LORAKIT_API_KEY`, or the first line of a key file (`--api-key-file`). Clients send it as
   `Authorization: Bearer <key>` (the openai SDK's `api_key`); it is compared in constant time and never logged.
 - Without a key the server only listens on a loopback address; on any other address it refuses to start.
@@ -17,6 +19,7 @@ import os
 from pathlib import Path
 
 from lorakit.core.errors import UserError
+from lorakit.server.browsers import BrowserRules, is_preflight
 from lorakit.server.errors import APIError
 
 OPEN_PATHS = {"/health"}  # answered without the key
@@ -65,15 +68,22 @@ def _refuse(status: int, message: str, code: str) -> tuple[dict, bytes]:
 
 
 class Guard:
-    """ASGI middleware: the bearer key on every route but /health, and the body size limits."""
+    """ASGI middleware: the browser rules and the bearer key on every route (the key: all but /health), and the
+    body size limits."""
 
-    def __init__(self, app, *, key: str | None, max_body: int, max_upload: int):
+    def __init__(self, app, *, key: str | None, max_body: int, max_upload: int, browsers: BrowserRules):
         self.app, self.key, self.max_body, self.max_upload = app, key, max_body, max_upload
+        self.browsers = browsers
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
+        refused = self.browsers.refusal(scope["method"], scope["path"], headers)
+        if refused:
+            return await self._send(send, *_refuse(*refused))
+        if is_preflight(scope["method"], headers):  # an allowed origin's preflight: the CORS middleware answers
+            return await self.app(scope, receive, send)
         if self.key is not None and scope["path"] not in OPEN_PATHS:
             given = headers.get(b"authorization", b"").decode("latin-1")
             token = given[7:].strip() if given[:7].lower() == "bearer " else ""

@@ -19,6 +19,7 @@ _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.Pow: operator.pow}
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 MAX_LENGTH = 1000  # characters: a formula is a line, not a program
+MAX_DEPTH = 50     # nesting of operators and calls (checking and computing recurse through it)
 
 
 class FormulaError(ValueError):
@@ -35,8 +36,22 @@ def parse(text: str, names: set[str]) -> ast.Expression:
         tree = ast.parse(text.strip().replace("^", "**"), mode="eval")  # power, binding as tightly as **
     except SyntaxError as err:
         raise FormulaError(f"not a formula ({err.msg} at column {err.offset})") from None
+    except (RecursionError, MemoryError):
+        raise FormulaError(f"the formula nests more than {MAX_DEPTH} deep") from None
+    if _too_deep(tree):
+        raise FormulaError(f"the formula nests operators or calls more than {MAX_DEPTH} deep")
     _check(tree.body, names)
     return tree
+
+
+def _too_deep(tree: ast.AST) -> bool:
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        stack += [(child, depth + 1) for child in ast.iter_child_nodes(node)]
+    return False
 
 
 def _check(node: ast.AST, names: set[str]) -> None:

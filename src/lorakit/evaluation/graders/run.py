@@ -56,8 +56,9 @@ def _text(grader: dict, items: list[dict], samples: list[dict]) -> list[Grade]:
     return [f or Grade(s) for f, s in zip(failed, scores, strict=True)]
 
 
-def _python(grader: dict, items: list[dict], samples: list[dict], limits: python_grader.Limits) -> list[Grade]:
-    outcomes = python_grader.grade(grader["source"], samples, items, limits)
+def _python(grader: dict, items: list[dict], samples: list[dict], limits: python_grader.Limits,
+            cancelled) -> list[Grade]:
+    outcomes = python_grader.grade(grader["source"], samples, items, limits, cancelled)
     return [Grade(o.score) if o.error is None else Grade(0.0, o.error, o.kind) for o in outcomes]
 
 
@@ -89,9 +90,9 @@ def _model(grader: dict, items: list[dict], samples: list[dict], ask: Ask | None
 
 
 def _multi(grader: dict, items: list[dict], samples: list[dict], ask: Ask | None,
-           limits: python_grader.Limits) -> list[Grade]:
+           limits: python_grader.Limits, cancelled) -> list[Grade]:
     tree = formula.parse(grader["calculate_output"], set(grader["graders"]))
-    parts = {name: _grade(sub, items, samples, ask, limits) for name, sub in grader["graders"].items()}
+    parts = {name: _grade(sub, items, samples, ask, limits, cancelled) for name, sub in grader["graders"].items()}
     out = []
     for i in range(len(items)):
         sub = {name: grades[i].score for name, grades in parts.items()}
@@ -108,22 +109,24 @@ def _multi(grader: dict, items: list[dict], samples: list[dict], ask: Ask | None
 
 
 def _grade(grader: dict, items: list[dict], samples: list[dict], ask: Ask | None,
-           limits: python_grader.Limits) -> list[Grade]:
+           limits: python_grader.Limits, cancelled) -> list[Grade]:
     kind = grader["type"]
     if kind in {"string_check", "text_similarity"}:
         return _text(grader, items, samples)
     if kind == "python":
-        return _python(grader, items, samples, limits)
+        return _python(grader, items, samples, limits, cancelled)
     if kind in {"score_model", "label_model"}:
         return _model(grader, items, samples, ask)
-    return _multi(grader, items, samples, ask, limits)
+    return _multi(grader, items, samples, ask, limits, cancelled)
 
 
 def grade(grader: dict, items: list[dict], outputs: list[str], *, ask: Ask | None = None,
-          limits: python_grader.Limits | None = None, samples: list[dict] | None = None) -> list[Grade]:
+          limits: python_grader.Limits | None = None, samples: list[dict] | None = None,
+          cancelled: Callable[[], bool] = lambda: False) -> list[Grade]:
     """One Grade per (item, output); the grader must have passed spec.check.
 
     samples: the sample namespaces when the caller has more than the text (tool calls); else built from outputs.
+    cancelled: once it returns True, python graders stop (their sandboxes killed) and their examples fail.
     """
     samples = samples if samples is not None else [sample_of(o) for o in outputs]
-    return _grade(grader, items, samples, ask, limits or python_grader.Limits())
+    return _grade(grader, items, samples, ask, limits or python_grader.Limits(), cancelled)

@@ -28,8 +28,16 @@ FIELDS = {  # type -> (required fields, optional fields)
     "label_model": ({"type", "name", "model", "input", "labels", "passing_labels"}, set()),
     "multi": ({"type", "name", "graders", "calculate_output"}, {"range"}),
 }
+MAX_GRADERS = 8  # in one multi grader: each runs over every example (a python one in a sandbox of its own)
 ROLES = ("user", "assistant", "system", "developer")
-SAMPLING = {"temperature", "top_p", "seed", "max_completions_tokens", "reasoning_effort"}
+SAMPLING = {  # a score_model grader's sampling parameter -> (its check, what it must be)
+    "temperature": (lambda v: _number(v) and 0 <= v <= 2, "a number from 0 to 2"),
+    "top_p": (lambda v: _number(v) and 0 < v <= 1, "a number above 0, at most 1"),
+    "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "max_completions_tokens": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 32768,
+                               "a whole number of tokens from 1 to 32768"),
+    "reasoning_effort": (lambda v: isinstance(v, str), "a string (it has no meaning here)"),
+}
 
 
 class GraderError(UserError, ValueError):
@@ -109,6 +117,8 @@ def _model(grader: dict, where: str) -> list[str]:
         else:
             out += [f"{where}.sampling_params.{k}: not a sampling parameter{_close(k, SAMPLING)}; choose from "
                     f"{', '.join(sorted(SAMPLING))}" for k in params if k not in SAMPLING]
+            out += [f"{where}.sampling_params.{k}: {params[k]!r}; must be {what}" for k, (ok, what) in SAMPLING.items()
+                    if params.get(k) is not None and not ok(params[k])]
         return out
     labels, passing = grader.get("labels"), grader.get("passing_labels")
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
@@ -126,6 +136,8 @@ def _multi(grader: dict, where: str) -> list[str]:
     subs = grader.get("graders")
     if not isinstance(subs, dict) or not subs:
         return [f"{where}.graders: must map names to graders, e.g. {{exact: {{type: string_check, ...}}}}"]
+    if len(subs) > MAX_GRADERS:
+        return [f"{where}.graders: {len(subs)} graders; a multi grader combines at most {MAX_GRADERS}"]
     out = []
     for name, sub in subs.items():
         if not str(name).isidentifier():
