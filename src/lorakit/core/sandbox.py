@@ -94,6 +94,7 @@ def _command(program: list[str], binds: list[tuple[str, str]], limits: Limits, e
              "--size", str(limits.tmp_mb * 2**20), "--tmpfs", "/tmp", "--chdir", "/tmp", "--clearenv"]
     for source, target in binds:
         bwrap += ["--ro-bind", source, target]
+    bwrap += ["--remount-ro", "/"]  # the sandbox's own root, which holds the mount points: read-only too
     for name, value in {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", **env}.items():
         bwrap += ["--setenv", name, value]
     bwrap += ["--", *program]
