@@ -23,6 +23,13 @@ CHAT = {"model": "tiny-llama", "max_tokens": 2, "temperature": 0, "top_p": 1, "n
                      {"role": "user", "content": [{"type": "text", "text": "hi"}]}]}
 
 
+GRADE = {"model_sample": "Paris", "item": {"answer": "Paris"},
+         "grader": {"type": "multi", "name": "m", "calculate_output": "(a + p) / 2", "graders": {
+             "a": {"type": "string_check", "name": "a", "input": "{{ sample.output_text }}",
+                   "reference": "{{ item.answer }}", "operation": "eq"},
+             "p": {"type": "python", "name": "p", "source": "def grade(sample, item):\n    return 1.0\n"}}}}
+
+
 def _paths(value, prefix=()):
     """Every place in a JSON value: each key of an object and each item of a list, at every depth."""
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
@@ -59,7 +66,7 @@ def _check(response: httpx.Response, what: str) -> None:
     if response.status_code >= 400:
         error = response.json()["error"]
         assert set(error) == {"message", "type", "param", "code"}, what
-        assert error["param"], f"{what}: no field named in {error}"
+        assert error["param"] or error["code"] == "unsupported_media_type", f"{what}: no field named in {error}"
 
 
 def test_every_field_of_a_chat_and_a_job_request_fuzzed_gets_no_5xx_and_names_the_field(server, bad_file):
@@ -68,7 +75,8 @@ def test_every_field_of_a_chat_and_a_job_request_fuzzed_gets_no_5xx_and_names_th
            "method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1}}}}
     sent = 0
     with httpx.Client(base_url=server.url, timeout=60) as http:  # one keep-alive connection: a drop would raise
-        for route, valid in (("/v1/chat/completions", CHAT), ("/v1/fine_tuning/jobs", job)):
+        for route, valid in (("/v1/chat/completions", CHAT), ("/v1/fine_tuning/jobs", job),
+                             ("/v1/fine_tuning/alpha/graders/run", GRADE)):
             for path in _paths(valid):
                 for value in WRONG:
                     _check(http.post(route, json=_replaced(valid, path, value)), f"{route} {path}={value!r}")
@@ -83,7 +91,9 @@ def test_every_field_of_a_chat_and_a_job_request_fuzzed_gets_no_5xx_and_names_th
                 response = http.get(f"{route}?{query}")
                 assert response.status_code < 500 and "error" in response.json() or response.status_code == 200
         for files, data in (({}, {"purpose": "fine-tune"}), ({"file": ("a.jsonl", io.BytesIO(b"{}"))}, {}),
-                            ({"file": ("a.jsonl", io.BytesIO(b"\x00\xff"))}, {"purpose": "nope"})):
+                            ({"file": ("a.jsonl", io.BytesIO(b"\x00\xff"))}, {"purpose": "nope"}),
+                            ({"file": ("a.jsonl", io.BytesIO(b"[" * 10000 + b"]" * 10000))}, {"purpose": "fine-tune"}),
+                            ({"file": ("a.json", io.BytesIO(b"[" * 10000))}, {"purpose": "fine-tune"})):
             _check(http.post("/v1/files", files=files, data=data), f"upload {files} {data}")
         _check(http.post("/v1/fine_tuning/jobs/ftjob-nope/cancel"), "cancel")
         ok = http.post("/v1/chat/completions", json=CHAT)

@@ -93,20 +93,27 @@ def reply(state, plan: ChatPlan, choice: Choice) -> dict:
             "finish_reason": finish}
 
 
-async def unless_gone(request: Request, batcher, pending: Pending):
-    """The request's choices, or None when its client disconnects first (its rows then stop decoding)."""
+async def before_gone(request: Request, work) -> tuple[bool, object]:
+    """(True, the awaitable's result), or (False, None) when the request's client disconnects first."""
 
     async def gone() -> None:
         while (await request.receive())["type"] != "http.disconnect":
             pass
 
-    answer, watch = asyncio.wrap_future(batcher.submit(pending)), asyncio.ensure_future(gone())
+    answer, watch = asyncio.ensure_future(work), asyncio.ensure_future(gone())
     await asyncio.wait({answer, watch}, return_when=asyncio.FIRST_COMPLETED)
     if answer.done():
         watch.cancel()
-        return answer.result()
-    batcher.abandon(pending)
-    return None
+        return True, answer.result()
+    return False, None
+
+
+async def unless_gone(request: Request, batcher, pending: Pending):
+    """The request's choices, or None when its client disconnects first (its rows then stop decoding)."""
+    done, answer = await before_gone(request, asyncio.wrap_future(batcher.submit(pending)))
+    if not done:
+        batcher.abandon(pending)
+    return answer
 
 
 async def _stream(state, plan: ChatPlan, completion_id: str, created: int, include_usage: bool):

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 
 from lorakit.evaluation.graders import python_grader, spec
 from lorakit.evaluation.graders.run import grade
+from lorakit.server.chat_api import before_gone
 from lorakit.server.chat_request import pending_of
 from lorakit.server.errors import APIError
 from lorakit.server.job_requests import GraderRunRequest, GraderValidateRequest
@@ -113,18 +114,10 @@ def run(state, body: dict, grader: dict, stop: threading.Event) -> dict:
 
 async def _unless_gone(request: Request, work, stop: threading.Event):
     """work()'s answer off the event loop; when the client disconnects first, `stop` is set and None comes back."""
-
-    async def gone() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    answer, watch = asyncio.ensure_future(asyncio.to_thread(work)), asyncio.ensure_future(gone())
-    await asyncio.wait({answer, watch}, return_when=asyncio.FIRST_COMPLETED)
-    if answer.done():
-        watch.cancel()
-        return answer.result()
-    stop.set()  # the python grader's sandbox is killed; the thread ends soon after
-    return None
+    done, answer = await before_gone(request, asyncio.to_thread(work))
+    if not done:
+        stop.set()  # the python grader's sandbox is killed; the thread ends soon after
+    return answer
 
 
 def router(state) -> APIRouter:

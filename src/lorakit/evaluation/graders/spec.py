@@ -159,7 +159,7 @@ def problems(grader, where: str = "grader") -> list[str]:
     if not isinstance(grader, dict):
         return [f"{where}: must be an object with a type ({', '.join(FIELDS)})"]
     kind = grader.get("type")
-    if kind not in FIELDS:
+    if not isinstance(kind, str) or kind not in FIELDS:
         return [f"{where}.type: {kind!r} is not a grader type{_close(kind, FIELDS)}; choose from {', '.join(FIELDS)}"]
     required, optional = FIELDS[kind]
     out = [f"{where}.{k}: missing; a {kind} grader needs {', '.join(sorted(required - {'type'}))}"
