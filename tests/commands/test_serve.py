@@ -198,6 +198,13 @@ GRADER = {"type": "text_similarity", "name": "close", "input": "{{ sample.output
           "reference": "{{ item.reference_answer }}", "evaluation_metric": "fuzzy_match"}
 
 
+# the reward is 1 only where grade() runs in the sandbox: uid 65534, none of the host's files
+SANDBOXED = {"type": "python", "name": "sandboxed", "source": (
+    "import os\nfrom rapidfuzz import fuzz\n\ndef grade(sample, item):\n"
+    "    inside = os.getuid() == 65534 and not os.path.exists('/etc/passwd')\n"
+    "    return float(inside) * (1 + 0 * fuzz.ratio(sample['output_text'], item['reference_answer']))\n")}
+
+
 def task_rows(n: int) -> list[dict]:
     return [{"messages": r["messages"][:-1], "reference_answer": r["messages"][-1]["content"]}
             for r in tool_picker_rows("train", n)]
@@ -212,8 +219,8 @@ def test_a_reinforcement_job_trains_on_tasks_with_its_grader_and_reports_the_rew
     hp = {"n_epochs": 1, "batch_size": 2, "compute_multiplier": "auto", "eval_samples": "auto",
           "reasoning_effort": "high"}
     job = client.fine_tuning.jobs.create(training_file=uploaded.id, model="tiny-llama", suffix="rft", method={
-        "type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": hp}})
-    assert job.method.type == "reinforcement" and job.method.reinforcement.grader.name == "close"
+        "type": "reinforcement", "reinforcement": {"grader": SANDBOXED, "hyperparameters": hp}})
+    assert job.method.type == "reinforcement" and job.method.reinforcement.grader.name == "sandboxed"
     job = serving.wait_for(client, job.id, {"succeeded", "failed", "cancelled"})
     assert job.status == "succeeded", job.error
     assert job.fine_tuned_model == f"ft:tiny-llama:rft:{job.id}" and job.hyperparameters.batch_size == 2
@@ -221,11 +228,11 @@ def test_a_reinforcement_job_trains_on_tasks_with_its_grader_and_reports_the_rew
     assert run["method"]["name"] == "reinforcement" and run["train"]["per_device_train_batch_size"] == 8  # 2 tasks x 4
     events = client.fine_tuning.jobs.list_events(job.id, limit=100).data
     steps = [e.data for e in events if e.type == "metrics"]
-    assert max(s["step"] for s in steps) == 2 and all(0 <= s["train_reward_mean"] <= 1 for s in steps)  # 4 tasks / 2
+    assert max(s["step"] for s in steps) == 2 and all(s["train_reward_mean"] == 1 for s in steps)  # 4 tasks / 2
     assert any("reasoning_effort=high is accepted, and has no meaning" in e.message and e.level == "warn"
                for e in events)
     [checkpoint] = client.fine_tuning.jobs.checkpoints.list(job.id).data
-    assert checkpoint.step_number == 2 and 0 <= checkpoint.metrics.train_reward_mean <= 1
+    assert checkpoint.step_number == 2 and checkpoint.metrics.train_reward_mean == 1
     csv = client.files.content(job.result_files[0]).text.splitlines()
     assert csv[0] == "step,train_loss,valid_loss,train_reward_mean" and len(csv) == len(steps) + 1
     reply = client.chat.completions.create(model=job.fine_tuned_model, max_tokens=5,

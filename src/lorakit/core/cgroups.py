@@ -52,11 +52,10 @@ class TreeLimit:
         return [d / "cgroup.procs" for d in self.dirs]
 
     def pids(self) -> set[int]:
-        out: set[int] = set()
-        for path in self.procs_files:
-            with contextlib.suppress(OSError):
-                out |= {int(p) for p in path.read_text().split()}
-        return out
+        """The processes in it (every v1 hierarchy's directory holds the same ones: one is read)."""
+        with contextlib.suppress(OSError):
+            return {int(p) for p in self.procs_files[-1].read_text().split()}
+        return set()
 
     def oom_killed(self) -> bool:
         """Whether the kernel killed a process of the tree for the memory limit."""
