@@ -160,8 +160,14 @@ class Sandbox:
         if self.limit is not None:  # the tree starts inside its cgroup: this shell joins it, then becomes bwrap
             joins = " && ".join(f"echo $$ > {shlex.quote(str(p))}" for p in self.limit.procs_files)
             argv = ["/bin/sh", "-c", f'{joins} && exec "$@"', "sh", *argv]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     bufsize=0, start_new_session=True, env=BARE_ENV, cwd="/")
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL, bufsize=0, start_new_session=True, env=BARE_ENV,
+                                         cwd="/")
+        except BaseException:
+            if self.limit is not None:
+                self.limit.close()
+            raise
         os.set_blocking(self.proc.stdin.fileno(), False)
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.kept: set[int] = set()
@@ -198,8 +204,10 @@ class Sandbox:
                 chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
             except BlockingIOError:
                 continue
-            if not chunk:
-                return None  # the pipe closed: the program has ended
+            if not chunk:  # the pipe closed: the program has ended, and bwrap ends with its exit status
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout=10)
+                return None
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         return line

@@ -12,11 +12,13 @@ the request passes RUN_LIMIT_S.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 
 from fastapi import APIRouter, Request
 
+from lorakit.core.sandbox import SandboxUnavailable
 from lorakit.evaluation.graders import python_grader, spec
 from lorakit.evaluation.graders.run import grade
 from lorakit.server.chat_api import before_gone
@@ -53,7 +55,7 @@ def checked(state, grader) -> dict:
     if not found and has_python(grader):
         try:
             python_grader.require()
-        except python_grader.sandbox.SandboxUnavailable as err:
+        except SandboxUnavailable as err:
             found = [f"grader: python graders cannot run on this server: {err}"]
     if not found:
         served = {m.id for m in state.registry.all()}
@@ -134,9 +136,7 @@ def router(state) -> APIRouter:
         body = await json_body(request, GraderRunRequest)
         grader = await asyncio.to_thread(checked, state, body["grader"])
         stop = threading.Event()
-        if not has_python(grader):
-            return await _unless_gone(request, lambda: run(state, body, grader, stop), stop)
-        async with python_slots:
+        async with python_slots if has_python(grader) else contextlib.nullcontext():
             return await _unless_gone(request, lambda: run(state, body, grader, stop), stop)
 
     return api

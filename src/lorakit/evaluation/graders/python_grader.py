@@ -28,6 +28,7 @@ MAX_SOURCE = 256 * 1024  # bytes, OpenAI's limit for a python grader's source
 GRADER_LIBRARIES = ("numpy", "scipy", "sympy", "pandas", "rapidfuzz", "scikit-learn", "rouge-score", "deepdiff",
                     "jsonschema", "pydantic", "pyyaml", "nltk", "sqlparse", "rdkit", "scikit-bio", "ast-grep-py")
 SITE = "/lorakit/site"
+STOPPED = "grading stopped: its request was abandoned or passed its time limit"
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class _Worker:
         oom = self.box.oom_killed()
         self.close()
         if self.cancelled():
-            return Outcome(None, "grading stopped: its request was abandoned", "python_grader_server_error")
+            return Outcome(None, STOPPED, "python_grader_server_error")
         if running and not self.ready:
             return Outcome(None, f"the source's top level ran past its limit of {self.limits.start_s:g} s, or the "
                                  "sandbox did not start", "python_grader_server_error")
@@ -161,7 +162,7 @@ def grade(source: str, samples: list[dict], items: list[dict], limits: Limits = 
     try:
         for sample, item in zip(samples, items, strict=True):
             if cancelled():
-                out.append(Outcome(None, "grading stopped: its request was abandoned", "python_grader_server_error"))
+                out.append(Outcome(None, STOPPED, "python_grader_server_error"))
                 continue
             if worker is None:
                 worker = _Worker(source, limits, cancelled)
