@@ -3,6 +3,9 @@ program inside sees only what it is given; its lines are bounded; it dies with c
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 
 from lorakit.core import sandbox
@@ -43,3 +46,24 @@ def test_a_program_inside_sees_only_its_binds_and_its_lines_are_bounded(tmp_path
     finally:
         box.close()
     assert box.proc.poll() is not None and box.tree() <= {box.proc.pid}
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"),
+                    reason="the drop from root to uid 65534 outside needs root and a Python under /usr")
+def test_as_root_the_sandbox_is_unprivileged_outside_too(monkeypatch):
+    monkeypatch.setattr(sandbox, "python_executable", lambda: os.path.realpath("/usr/bin/python3"))
+    monkeypatch.setattr(sys, "base_prefix", "/usr")  # a Python user 65534 can read, as in most installs
+    sandbox.mode.cache_clear()
+    try:
+        assert sandbox.mode(()) is True
+        box = sandbox.Sandbox([sandbox.python_executable(), "-I", "-c", "import os; print(os.getuid(), flush=True); "
+                               "input()"], [], sandbox.Limits(), {})
+        try:
+            assert box.receive(30) == b"65534"
+            uids = {line.split()[1] for pid in box.tree() - {box.proc.pid}
+                    for line in open(f"/proc/{pid}/status") if line.startswith("Uid:")}
+            assert uids == {"65534"}  # seen from the host: no process of the tree is root
+        finally:
+            box.close()
+    finally:
+        sandbox.mode.cache_clear()
