@@ -105,7 +105,7 @@ class _Worker:
         env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
         self.box = sandbox.Sandbox([sandbox.python_executable(), "-I", "/lorakit/worker.py"], binds(), limits, env)
         self.ready, self.closed = False, False
-        if _answer_hello(self.box.receive(limits.start_s, cancelled)):
+        if self.box.receive(limits.start_s, cancelled) == b'{"hello": true}':
             self.box.keep_current()  # the worker's own processes, before any of the grader's code has run
             header = {"source": source, "limits": {k: getattr(limits, k) for k in
                                                     ("memory_mb", "processes", "tmp_mb", "cpu_s")}}
@@ -148,10 +148,6 @@ class _Worker:
     def close(self) -> None:
         self.closed = True
         self.box.close()
-
-
-def _answer_hello(line: bytes | None) -> bool:
-    return line == b'{"hello": true}'
 
 
 def grade(source: str, samples: list[dict], items: list[dict], limits: Limits = Limits(),
