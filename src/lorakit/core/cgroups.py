@@ -4,7 +4,7 @@ that count every process of the tree together, which per-process rlimits cannot.
 The cgroup is made under the one this process is in: cgroup v2 (the unified hierarchy), or v1's memory and pids
 hierarchies (hosts and containers that still mount them). It can be made by root, or by a user whose cgroup is
 delegated to them (`systemd-run --user --scope -p Delegate=yes python -m lorakit.serve`); elsewhere `create`
-returns None and says why in `unavailable()`.
+returns None (the reason is logged at debug level).
 """
 
 from __future__ import annotations
