@@ -54,6 +54,30 @@ def test_completions_logprobs_with_echo_are_those_of_a_direct_forward_pass(serve
     assert plain.choices[0].logprobs is None and plain.usage.completion_tokens <= 3
 
 
+def test_a_completion_that_ends_on_the_end_of_turn_returns_that_token_as_lm_eval_reads_it(server, tiny_model):
+    """lm-eval's loglikelihood request (max_tokens 1, echo, logprobs 1) where the model's next token is its end of
+    turn (made so with logit_bias, which leaves the reported log-probabilities the model's own): the answer holds
+    prompt + 1 tokens, the last being the end of turn with its log-probability from a forward pass."""
+    from helpers import compose_cfg
+    from lorakit.models.loading import load_base
+
+    model, tokenizer = tiny_model
+    eot = min(load_base(compose_cfg("model=tiny-llama").model).eot_ids)
+    ids = tokenizer("The capital of France is Paris.")["input_ids"]
+    answer = httpx.post(f"{server.url}/v1/completions", headers={"authorization": f"Bearer {server.key}"}, json={
+        "model": "tiny-llama", "prompt": [ids], "max_tokens": 1, "echo": True, "logprobs": 1, "temperature": 0,
+        "logit_bias": {str(eot): 100}}, timeout=60).json()
+    [choice] = answer["choices"]
+    values = choice["logprobs"]["token_logprobs"]
+    assert len(values) == len(ids) + 1 and answer["usage"]["completion_tokens"] == 1
+    assert choice["finish_reason"] == "stop" and choice["text"] == tokenizer.decode(ids, skip_special_tokens=False)
+    with torch.no_grad():
+        dist = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
+    assert values[-1] == pytest.approx(float(dist[-1, eot]), abs=1e-3)  # the model's own, before the bias
+    assert values[-2] == pytest.approx(float(dist[-2, ids[-1]]), abs=1e-3)  # the answer's last token is kept
+    assert choice["logprobs"]["tokens"][-1] == tokenizer.decode([eot], skip_special_tokens=False)
+
+
 def test_chat_logprobs_and_structured_output_that_validates(server):
     client = server.client()
     answer = client.chat.completions.create(model="tiny-llama", messages=[{"role": "user", "content": "hi"}],

@@ -22,6 +22,7 @@ class TextStream:
         self.text = ""
         self.emitted = ""
         self.finish_reason: str | None = None  # "stop" (end of turn or a stop string) or "length"
+        self.end_token: int | None = None  # the end-of-turn token that ended the answer (not in tokens or text)
         # Incremental decoding: only tokens[prefix:] are decoded at each step (decoding the whole answer at every
         # step costs O(n^2) in the decoding thread); tokens[prefix:read] are those already in self.text.
         self._prefix = self._read = 0
@@ -35,7 +36,7 @@ class TextStream:
             return ""
         if token in self.eot_ids:
             self._decode_new(final=True)
-            self.finish_reason = "stop"
+            self.finish_reason, self.end_token = "stop", token
             return ""
         self.tokens.append(token)
         before = len(self.text)

@@ -36,6 +36,8 @@ class Choice:
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[TokenLogprob] | None = None  # per generated token, when the request asked
     prompt_logprobs: list[TokenLogprob] | None = None  # per prompt token (echo), when asked
+    end_token: int | None = None  # the end-of-turn token the answer ended on (generated; not in its text)
+    end_logprob: TokenLogprob | None = None  # its log-probability, when the request asked for them
 
 
 @dataclass
@@ -189,9 +191,12 @@ class Batcher:
             delta = stream.finish()
             if delta and p.on_delta is not None:
                 p.on_delta(i, delta)
-            logprobs = rules.logprobs[row][: len(stream.tokens)] if rules is not None and rules.want[row] else None
-            out[id(p)].append(Choice(stream.text, stream.finish_reason, len(stream.tokens),
-                                     list(stream.tokens), logprobs, prompts.get(id(p))))
+            logprobs = rules.logprobs[row] if rules is not None and rules.want[row] else None
+            end = (logprobs[len(stream.tokens)] if stream.end_token is not None and logprobs
+                   and len(logprobs) > len(stream.tokens) else None)
+            out[id(p)].append(Choice(stream.text, stream.finish_reason, len(stream.tokens), list(stream.tokens),
+                                     None if logprobs is None else logprobs[: len(stream.tokens)],
+                                     prompts.get(id(p)), stream.end_token, end))
             self.tokens += len(stream.tokens)
         return [out[id(p)] for p in batch]
 

@@ -1,6 +1,9 @@
 """`POST /v1/completions`: OpenAI's legacy text completions, the prompt taken as it is (no chat template), with
 `logprobs` (the chosen tokens' and the most likely alternatives) and `echo` (the prompt in the answer, its tokens'
 log-probabilities from one forward pass): what lm-eval's `local-completions` needs for loglikelihood tasks.
+A completion that ends on the model's end of turn holds that token in its logprobs and usage (not in its text), as
+vLLM's and OpenAI's do: lm-eval scores `token_logprobs[ctxlen:-1]`, trusting the last entry to be the one
+generated token.
 
 A text prompt is tokenized as vLLM does it (special tokens added: Llama's BOS); a prompt of token ids is used as
 given. Several prompts in one request are decoded in the same batch.
@@ -76,8 +79,8 @@ def _choice(state, pending: Pending, choice: Choice, echo: bool, index: int) -> 
     if echo:
         prompt_text = state.tokenizer.decode(pending.prompt_ids, skip_special_tokens=False)
         text = prompt_text + text
-    if choice.logprobs is not None:
-        rows = (choice.prompt_logprobs or []) + choice.logprobs
+    if choice.logprobs is not None:  # the end-of-turn token too: generated like any other (lm-eval reads it)
+        rows = (choice.prompt_logprobs or []) + choice.logprobs + ([choice.end_logprob] if choice.end_logprob else [])
         logprobs = logprob_shapes.completion(state.tokenizer, rows)
     return {"text": text, "index": index, "logprobs": logprobs, "finish_reason": choice.finish_reason}
 
@@ -104,7 +107,7 @@ def router(state) -> APIRouter:
                                                                                          strict=True))
                    for j, c in enumerate(cs)]
         prompt_tokens = sum(len(p.prompt_ids) for p in pendings)
-        completion_tokens = sum(c.tokens for cs in answers for c in cs)
+        completion_tokens = sum(c.tokens + (c.end_token is not None) for cs in answers for c in cs)
         result = {"id": completion_id, "object": "text_completion", "created": created, "model": model_id,
                   "choices": choices, "system_fingerprint": state.fingerprint,
                   "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
