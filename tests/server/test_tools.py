@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pytest
 
 from helpers import serving
@@ -23,6 +24,9 @@ TIME = {"type": "function", "function": {"name": "get_time", "parameters": {
     "type": "object", "properties": {"zone": {"enum": ["UTC", "CET"]}}, "required": ["zone"],
     "additionalProperties": False}}}
 ASK = [{"role": "user", "content": "Weather in Paris for 2 days?"}]
+# as the SDK's plain dict or LangChain's @tool send it: not strict, nothing said of other properties
+LOOSE = {"type": "function", "function": {"name": "get_weather", "description": "The weather in a city", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}, "required": ["city"]}}}
 
 
 def _assistant_text(tokenizer, calls: list[dict]) -> str:
@@ -88,3 +92,54 @@ def test_forced_tool_calls_come_back_as_tool_calls_and_the_conversation_goes_on(
     deltas = [c.choices[0].delta for c in stream if c.choices]
     streamed = [d.tool_calls[0] for d in deltas if d.tool_calls]
     assert streamed and streamed[0].function.name == "get_weather"
+
+
+def test_a_forced_schema_takes_only_declared_properties_and_a_bounded_list():
+    schema = tool_syntax.forced_schema([LOOSE, TIME], "required", parallel=True)
+    call = {"name": "get_weather", "parameters": {"city": "Paris"}}
+    jsonschema.validate([call, {"name": "get_time", "parameters": {"zone": "UTC"}}], schema)
+    for wrong in ([{**call, "parameters": {"city": "Paris", "country": "FR"}}],  # a property LOOSE never declares
+                  [call] * (tool_syntax.MAX_PARALLEL_CALLS + 1), []):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(wrong, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate([call, call], tool_syntax.forced_schema([LOOSE], "required", parallel=False))
+    open_ended = {**LOOSE, "function": {**LOOSE["function"], "parameters": {
+        **LOOSE["function"]["parameters"], "additionalProperties": True}}}  # the schema allows more: still allowed
+    jsonschema.validate({"city": "Paris", "country": "FR"},
+                        tool_syntax.forced_schema([open_ended], {"type": "function", "function": {"name": "get_weather"}},
+                                                  parallel=True))
+
+
+def test_a_forced_reply_cut_by_the_token_limit_keeps_its_whole_calls():
+    cut = '[{"name":"get_weather","parameters":{"city":"Paris"}},{"name":"get_weather","parameters":{"city":"Pa'
+    calls, whole = tool_syntax.forced_calls(cut, [LOOSE], "required")
+    assert not whole and calls == [{"name": "get_weather", "arguments": {"city": "Paris"}},
+                                   {"name": "get_weather", "arguments": '{"city":"Pa'}]
+    assert tool_syntax.forced_calls(cut[: cut.index("},{") + 2] + "]", [LOOSE], "required") == ([calls[0]], True)
+    assert tool_syntax.forced_calls('[{"na', [LOOSE], "required") == ([], False)
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    assert tool_syntax.forced_calls('{"city":"Os', [LOOSE], named) == ([{"name": "get_weather",
+                                                                        "arguments": '{"city":"Os'}], False)
+    [as_sent] = tool_syntax.openai_calls([calls[1]], "")
+    assert as_sent["function"]["arguments"] == '{"city":"Pa'  # as OpenAI returns a call cut at the limit
+
+
+@pytest.mark.parametrize("tools", [[WEATHER, TIME], [LOOSE, TIME]], ids=["strict", "loose"])
+def test_forced_calls_come_back_as_calls_never_as_text(family_server, tools):
+    _, server = family_server
+    client = server.client(key="local")
+    model = client.models.list().data[0].id
+    declared = {t["function"]["name"]: set(t["function"]["parameters"]["properties"]) for t in tools}
+    for choice, parallel in (("required", True), ("required", False),
+                             ({"type": "function", "function": {"name": "get_weather"}}, True)):
+        answer = client.chat.completions.create(model=model, messages=ASK, tools=tools, tool_choice=choice,
+                                                parallel_tool_calls=parallel, temperature=0, max_tokens=48)
+        [reply] = answer.choices
+        assert reply.message.content is None and reply.message.tool_calls, (choice, reply)
+        assert len(reply.message.tool_calls) <= (tool_syntax.MAX_PARALLEL_CALLS if parallel else 1)
+        whole = reply.message.tool_calls if reply.finish_reason != "length" else reply.message.tool_calls[:-1]
+        assert reply.finish_reason in ("length", "stop" if isinstance(choice, dict) else "tool_calls")
+        for call in whole:
+            assert set(json.loads(call.function.arguments)) <= declared[call.function.name]
+        assert all(call.function.name in declared for call in reply.message.tool_calls)

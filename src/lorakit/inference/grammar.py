@@ -32,6 +32,10 @@ def _ll_tokenizer(tokenizer, eot_ids: set[int]):
         return _TOKENIZERS[key]
 
 
+_NAMED_SCHEMAS = {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"}  # name -> schema
+_DATA = {"enum", "const", "default", "examples"}  # values, not schemas
+
+
 def strict(schema):
     """OpenAI's strict mode: an object schema that does not say otherwise takes no properties beyond its own
     (as xgrammar's strict mode reads it), at every depth."""
@@ -39,7 +43,14 @@ def strict(schema):
         return [strict(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: strict(v) for k, v in schema.items()}
+    out = {}
+    for key, value in schema.items():
+        if key in _DATA:
+            out[key] = value
+        elif key in _NAMED_SCHEMAS and isinstance(value, dict):
+            out[key] = {name: strict(sub) for name, sub in value.items()}
+        else:
+            out[key] = strict(value)
     if "properties" in out and "additionalProperties" not in out:
         out["additionalProperties"] = False
     return out

@@ -78,16 +78,18 @@ def reply(state, plan: ChatPlan, choice: Choice) -> dict:
     """One choice in OpenAI's shape: its message (text, or the tool calls it makes), logprobs, finish_reason."""
     message = {"role": "assistant", "content": choice.text, "refusal": None}
     finish = choice.finish_reason
-    if plan.tools:
-        if plan.choice == "auto":
-            raw = state.tokenizer.decode(choice.token_ids, skip_special_tokens=False)
-            calls = tool_syntax.parse(raw, {t["function"]["name"] for t in plan.tools})
-        else:
-            calls = tool_syntax.forced_calls(choice.text, plan.tools, plan.choice)
-        if calls:
+    if plan.tools and plan.choice == "auto":
+        raw = state.tokenizer.decode(choice.token_ids, skip_special_tokens=False)
+        if calls := tool_syntax.parse(raw, {t["function"]["name"] for t in plan.tools}):
             calls = calls if plan.parallel else calls[:1]
             message = {"role": "assistant", "content": None, "refusal": None,
                        "tool_calls": tool_syntax.openai_calls(calls, plan.template)}
+            finish = "tool_calls"
+    elif plan.tools:  # forced: never text; cut by the token limit, the calls so far with finish_reason "length"
+        calls, whole = tool_syntax.forced_calls(choice.text, plan.tools, plan.choice)
+        message = {"role": "assistant", "content": None, "refusal": None,
+                   **({"tool_calls": tool_syntax.openai_calls(calls, plan.template)} if calls else {})}
+        if whole:
             finish = "stop" if isinstance(plan.choice, dict) else "tool_calls"  # as OpenAI: a named call "stop"s
     return {"message": message, "logprobs": logprob_shapes.chat(state.tokenizer, choice.logprobs),
             "finish_reason": finish}

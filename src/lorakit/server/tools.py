@@ -9,7 +9,11 @@ Parsed syntaxes (from the reply's text with its special tokens, where the marker
 Only calls of functions the request offered count; a reply that is none of these stays text.
 
 A forced call is decoded as vLLM decodes it: constrained to JSON, the named function's arguments, or for
-"required" a list of `{"name", "parameters"}` objects of the offered functions.
+"required" a list of `{"name", "parameters"}` objects of the offered functions. Every object of a function's
+schema takes only the properties it declares unless it says otherwise (strict or not: a small model given room for
+more never closes the object), and the list ends after MAX_PARALLEL_CALLS calls (1 with parallel_tool_calls false).
+A forced reply is never text: the calls decoded whole come back as calls, and one the token limit cut comes back as
+OpenAI returns it at the limit, its arguments the JSON text decoded so far, with finish_reason "length".
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ import re
 import string
 import uuid
 
+from lorakit.inference.grammar import strict
+
+MAX_PARALLEL_CALLS = 16  # calls in one forced reply at most ("required" with parallel_tool_calls)
 _DECODER = json.JSONDecoder()
 
 
@@ -95,13 +102,15 @@ def new_id(template: str) -> str:
 
 
 def openai_calls(calls: list[dict], template: str) -> list[dict]:
+    """OpenAI's tool_calls; a call whose arguments are text (cut by the token limit) keeps that text as it is."""
     return [{"id": new_id(template), "type": "function",
-             "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}}
+             "function": {"name": c["name"], "arguments": c["arguments"] if isinstance(c["arguments"], str)
+                          else json.dumps(c["arguments"], ensure_ascii=False)}}
             for c in calls]
 
 
 def _parameters(tool: dict) -> dict:
-    return tool["function"].get("parameters") or {"type": "object", "properties": {}}
+    return strict(tool["function"].get("parameters") or {"type": "object", "properties": {}})
 
 
 def forced_schema(tools: list[dict], choice, parallel: bool) -> dict | None:
@@ -113,17 +122,39 @@ def forced_schema(tools: list[dict], choice, parallel: bool) -> dict | None:
         return None
     options = [{"type": "object", "properties": {"name": {"const": t["function"]["name"]}, "parameters": _parameters(t)},
                 "required": ["name", "parameters"], "additionalProperties": False} for t in tools]
-    return {"type": "array", "minItems": 1, **({} if parallel else {"maxItems": 1}), "items": {"anyOf": options}}
+    return {"type": "array", "minItems": 1, "maxItems": MAX_PARALLEL_CALLS if parallel else 1,
+            "items": {"anyOf": options}}
 
 
-def forced_calls(text: str, tools: list[dict], choice) -> list[dict] | None:
-    """The calls of a reply decoded under forced_schema ({name, arguments}), None if it ran out of tokens."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return None
+_CALL_START = re.compile(r'\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"parameters"\s*:\s*')
+
+
+def forced_calls(text: str, tools: list[dict], choice) -> tuple[list[dict], bool]:
+    """The calls of a reply decoded under forced_schema ({name, arguments}) and whether the reply is whole. In a
+    reply the token limit cut, the calls decoded whole keep their arguments as objects and the call cut short has
+    its arguments as the JSON text decoded so far."""
     if isinstance(choice, dict):
-        return [{"name": choice["function"]["name"], "arguments": value}] if isinstance(value, dict) else None
+        name = choice["function"]["name"]
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            return [{"name": name, "arguments": text}], False
+        return [{"name": name, "arguments": value}], True
     offered = {t["function"]["name"] for t in tools}
-    calls = [_call(v, offered) for v in value] if isinstance(value, list) else []
-    return calls if calls and all(calls) else None
+    calls, at = [], text.find("[") + 1
+    while at > 0:
+        while text[at:at + 1] in (" ", "\n", "\t", "\r", ","):
+            at += 1
+        if text[at:at + 1] == "]":
+            return calls, True
+        try:
+            value, at = _DECODER.raw_decode(text, at)
+        except json.JSONDecodeError:
+            break
+        if (call := _call(value, offered)) is None:
+            break
+        calls.append(call)
+    cut = _CALL_START.match(text, at) if at > 0 else None
+    if cut and cut[1] in offered:
+        calls.append({"name": cut[1], "arguments": text[cut.end():]})
+    return calls, False
