@@ -114,6 +114,35 @@ def test_the_responses_api_answers_plain_and_streamed(server):
     assert again.output_text == final.output_text  # streamed and plain: the same greedy answer
 
 
+def test_responses_include_honoured_ignored_or_refused_and_a_cut_reply_is_incomplete_throughout(server):
+    """inspect-ai's default provider sends include ["reasoning.encrypted_content"] with store false: answered (no
+    reasoning to include); output text log-probabilities are honoured; an unknown value is refused. A reply cut at
+    max_output_tokens is incomplete, its message item too, and its stream ends with response.incomplete (what
+    OpenAI sends at the limit)."""
+    client = server.client()
+    asked = {"model": "tiny-llama", "input": "hello", "max_output_tokens": 3, "temperature": 0, "store": False}
+    plain = client.responses.create(**asked, include=["reasoning.encrypted_content"])
+    assert plain.status == "incomplete" and plain.output[0].status == "incomplete" and plain.output_text
+    assert plain.output[0].content[0].logprobs == []
+    scored = client.responses.create(**asked, include=["message.output_text.logprobs"], top_logprobs=2)
+    [text] = scored.output[0].content
+    assert text.text == plain.output_text and len(text.logprobs) == scored.usage.output_tokens == 3
+    assert all(len(t.top_logprobs) == 2 and t.top_logprobs[0].logprob >= t.logprob for t in text.logprobs)
+    chat = client.chat.completions.create(model="tiny-llama", messages=[{"role": "user", "content": "hello"}],
+                                          max_tokens=3, temperature=0, logprobs=True)
+    assert [t.logprob for t in text.logprobs] == pytest.approx([t.logprob for t in chat.choices[0].logprobs.content])
+    refused = httpx.post(f"{server.url}/v1/responses", headers={"authorization": f"Bearer {server.key}"},
+                         json={**asked, "include": ["reasoning.plaintext"]}, timeout=30)
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "include[0]"
+    with client.responses.stream(**asked, include=["message.output_text.logprobs"]) as stream:
+        events = list(stream)
+    assert events[-1].type == "response.incomplete" and events[-1].response.output[0].status == "incomplete"
+    item_done = next(e for e in events if e.type == "response.output_item.done")
+    assert item_done.item.status == "incomplete"
+    deltas = [e for e in events if e.type == "response.output_text.delta"]
+    assert "".join(e.delta for e in deltas) == plain.output_text and sum(len(e.logprobs) for e in deltas) == 3
+
+
 @pytest.mark.parametrize(("extra", "param"), [
     ({"frequency_penalty": 99}, "frequency_penalty"), ({"presence_penalty": -3}, "presence_penalty"),
     ({"logit_bias": {"99999999": 1}}, "logit_bias.99999999"), ({"logit_bias": {"5": 101}}, "logit_bias.5"),

@@ -324,15 +324,15 @@ class ResponsesRequest(_Identified):
     truncation: Literal["disabled"] | None = None
     parallel_tool_calls: bool | None = None
     # OpenAI's, refused when asked for (lorakit.server.responses_api.REFUSED says why)
+    include: list[str] | None = None  # lorakit.server.responses_api.INCLUDABLE
+    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
     store: bool | None = None
     previous_response_id: object = None
     conversation: object = None
     tools: object = None
     tool_choice: object = None
     reasoning: object = None
-    include: object = None
     background: object = None
     prompt: object = None
-    top_logprobs: object = None
     max_tool_calls: object = None
     stream_options: object = None
