@@ -43,6 +43,10 @@ def test_the_guides_fine_tuning_flow_trains_and_serves_the_model(server, tuned):
     assert checkpoints[1].fine_tuned_model_checkpoint in models
     metrics = checkpoints[0].metrics  # as OpenAI names them
     assert metrics.step == 20 and metrics.train_loss > 0 and 0 <= metrics.train_mean_token_accuracy <= 1
+    assert [s["step"] for s in steps] == list(range(1, 21))  # as OpenAI: every step's metrics
+    at = {s["step"]: s for s in steps}
+    for checkpoint in checkpoints:  # a checkpoint's metrics are those of its own step
+        assert checkpoint.metrics.train_loss == at[checkpoint.step_number]["train_loss"]
 
     reply = client.chat.completions.create(model=job.fine_tuned_model, max_tokens=5,
                                            messages=[{"role": "user", "content": "Set a timer for 5 minutes"}])
@@ -139,7 +143,11 @@ def test_a_dpo_job_on_openai_preference_pairs_continues_a_supervised_model_and_i
     assert run["method"]["name"] == "dpo" and run["method"]["beta"] == 0.2 and "/jobs/" in run["init_from"]
     steps = [e.data for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data if e.type == "metrics"]
     assert steps and max(s["step"] for s in steps) == 2  # 16 pairs / batch 8 x 1 epoch
-    assert client.fine_tuning.jobs.checkpoints.list(job.id).data
+    assert all({"train_loss", "train_rewards_chosen", "train_rewards_margins"} <= set(s) for s in steps)
+    [checkpoint] = client.fine_tuning.jobs.checkpoints.list(job.id).data
+    last = next(s for s in steps if s["step"] == 2)
+    assert checkpoint.metrics.train_loss == last["train_loss"]
+    assert checkpoint.metrics.model_extra["train_rewards_accuracies"] == last["train_rewards_accuracies"]
     reply = client.chat.completions.create(model=job.fine_tuned_model, max_tokens=5,
                                            messages=[{"role": "user", "content": "Set a timer for 5 minutes"}])
     assert reply.model == job.fine_tuned_model and reply.choices[0].finish_reason in {"stop", "length"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -108,3 +110,15 @@ def test_kbit_preparation_keeps_the_compute_dtype(tiny_dir):
     assert not any(p.requires_grad for p in model.parameters())
     ids = torch.tensor([[5, 6, 7]])
     assert model.model.norm(model.model.embed_tokens(ids)).dtype == torch.bfloat16
+
+
+def test_the_last_step_and_every_checkpoint_log_their_own_training_loss(trained):
+    """Whatever logging_steps says, the values logged at a checkpoint's step and at the last step are that step's:
+    the server's job events and checkpoint metrics read them."""
+    trainer, *_, tmp = trained
+    assert trainer.state.max_steps % trainer.args.logging_steps, "the last step must fall between two logging steps"
+    progress = [json.loads(line) for line in (tmp / "progress.jsonl").read_text().splitlines()]
+    logged = {p["step"] for p in progress if "loss" in p}
+    assert trainer.state.max_steps in logged
+    saved = {int(p.name.split("-")[1]) for p in (tmp / "checkpoints").glob("checkpoint-*")}
+    assert saved and saved <= logged

@@ -81,13 +81,14 @@ def _reinforcement(body: dict, hp: dict, run_dir: Path, base_model: str) -> list
 
 def command(body: dict, init_from: str | None, run_dir: Path, *, training_file: Path, validation_file: Path | None,
             model_overrides: list[str], learning_rate: float, base_model: str) -> list[str]:
-    """`python -m train ...` for the job: prepare and train in run_dir, checkpoints every epoch."""
+    """`python -m train ...` for the job: prepare and train in run_dir, checkpoints every epoch, metrics every
+    step."""
     hp, kind = body["hyperparameters"], body["method"]["type"]
     start = [f"init_from={quoted(init_from)}"] if init_from else []
     overrides = [f"method={kind}", *start, *model_overrides, "stages=[prepare,train]",
                  f"hydra.run.dir={quoted(run_dir)}", "logger=none", f"data.train_file={quoted(training_file)}",
                  "data.test_file=null", "data.test_fraction=0", f"seed={body['seed']}", "train.save_strategy=epoch",
-                 "train.save_total_limit=3"]
+                 "train.save_total_limit=3", "train.logging_steps=1"]  # as OpenAI: every step's metrics
     if validation_file:
         overrides.append(f"data.validation_file={quoted(validation_file)}")
         if hp.get("eval_interval", "auto") != "auto":

@@ -58,10 +58,13 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
-# OpenAI's names for the trainer's logged values: in the job's metric events and its checkpoints' metrics
+# OpenAI's names for the trainer's logged values: in the job's metric events and its checkpoints' metrics (DPO's
+# implicit rewards, which OpenAI does not publish, named the same way: train_/valid_ and TRL's name)
 METRICS = (("train_loss", "loss"), ("train_mean_token_accuracy", "mean_token_accuracy"), ("valid_loss", "eval_loss"),
            ("valid_mean_token_accuracy", "eval_mean_token_accuracy"), ("train_reward_mean", "reward"),
-           ("valid_reward_mean", "eval_reward"))
+           ("valid_reward_mean", "eval_reward"),
+           *((f"{split}_rewards_{what}", f"{prefix}rewards/{what}") for split, prefix in (("train", ""), ("valid", "eval_"))
+             for what in ("chosen", "rejected", "accuracies", "margins")))
 
 
 class JobRunner:
@@ -71,6 +74,7 @@ class JobRunner:
         self.proc: subprocess.Popen | None = None
         self.running: str | None = None
         self.seen_lines = 0
+        self.step_metrics: dict = {}  # the values logged so far at the step the running job is at
         self._stop = threading.Event()
         self._lock = threading.RLock()
         self._thread = threading.Thread(target=self._loop, name="lorakit-jobs", daemon=True)
@@ -168,6 +172,7 @@ class JobRunner:
             self.proc = subprocess.Popen(self._command(body, run_dir), stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
         self.running, self.seen_lines = body["id"], len(_progress(run_dir))  # a resumed job: its earlier steps
+        self.step_metrics = {}
         self._set(body["id"], status="running", private={"pid": self.proc.pid, "run_dir": str(run_dir)})
         self.store.add_event(body["id"], "Fine-tuning job started")
         log.info("job %s started (process %d): %s", body["id"], self.proc.pid, run_dir)
@@ -179,7 +184,10 @@ class JobRunner:
             metrics = {name: line[key] for name, key in METRICS if key in line}
             if not metrics:
                 continue
-            data = {"step": line["step"], "total_steps": line["max_steps"], **metrics}
+            if self.step_metrics.get("step") != line["step"]:  # a step's later lines (validation) carry its earlier
+                self.step_metrics = {"step": line["step"]}
+            self.step_metrics.update(metrics)
+            data = {"step": line["step"], "total_steps": line["max_steps"], **self.step_metrics}
             text = ", ".join(f"{k}={v:.4f}" for k, v in data.items() if k not in {"step", "total_steps"})
             self.store.add_event(job_id, f"Step {line['step']}/{line['max_steps']}: {text}", data=data, kind="metrics")
         self.seen_lines = len(lines)
@@ -256,7 +264,7 @@ class JobRunner:
         out = []
         for path in sorted(folder.checkpoints.glob("checkpoint-*"), key=lambda p: -int(p.name.split("-")[1])):
             step = int(path.name.split("-")[1])
-            at = [h for h in history if h.get("step", 0) <= step]
+            at = [h for h in history if h.get("step") == step] or [h for h in history if h.get("step", 0) <= step]
             metrics = {"step": float(step)}
             for name, key in METRICS:
                 if found := [h[key] for h in at if key in h]:

@@ -116,10 +116,23 @@ def prepare_for_kbit_training(model, args, dtype: torch.dtype):
 
 def progress_callback(path: Path):
     """A TrainerCallback appending {"step", "max_steps", "epoch", logged values} to progress.jsonl at every log,
-    so that other processes (the server's fine-tuning jobs) can follow a run while it trains."""
+    so that other processes (the server's fine-tuning jobs) can follow a run while it trains.
+
+    It also logs the training values at every checkpoint, validation and the last step, whatever logging_steps
+    says: a checkpoint's metrics (and the run's last) are then those of its own step, not of an earlier log."""
     from transformers import TrainerCallback
 
     class Progress(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if control.should_save or control.should_evaluate or state.global_step >= state.max_steps:
+                control.should_log = True
+            return control
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            if control.should_save or control.should_evaluate:
+                control.should_log = True
+            return control
+
         def on_train_begin(self, args, state, control, **kwargs):
             line = json.dumps({"step": state.global_step, "max_steps": state.max_steps, "time": time.time()}) + "\n"
             if state.global_step and path.is_file():  # resumed from a checkpoint: the history goes on
