@@ -50,7 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="a name clients reach the server by, beyond loopback names, IP addresses and --host "
                         "(or * for any); other Host headers get 403, which stops DNS rebinding")
-    p.add_argument("--model", default="smollm2-135m", help="base model: a conf/model name, a local folder or a hub id")
+    p.add_argument("--model", default="smollm2-135m",
+                   help="base model: a conf/model name, a local folder or a hub id; served under that name (a folder "
+                        "under its own name), or name=model to choose the id clients use")
     p.add_argument("--quant", default=None,
                    help="conf/quant name: none, nf4 or int8 (the last two need CUDA); default: the model config's own")
     p.add_argument("--adapters", nargs="*", default=[],
@@ -75,8 +77,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def base_id(spec: str) -> tuple[str, str]:
+    """(the id the base model is served under, the model as conf/model name, folder or hub id): `name=model`
+    names it; a local folder goes by the folder's name (its path stays an alias); else the spec itself."""
+    if "=" in spec and not Path(spec).expanduser().exists():
+        name, _, model = spec.partition("=")
+        return name, model
+    folder = Path(spec).expanduser()
+    return (folder.resolve().name if folder.is_dir() else spec), spec
+
+
 def build(args: argparse.Namespace, key: str | None):
     """Load the base model's tokenizer and config, find the adapters, open the store: the app, ready to run."""
+    served_id, args.model = base_id(args.model)
     overrides = model_overrides(args.model, args.quant)
     composed = compose(*overrides)  # as python -m train composes it: the model's quantization and learning rate
     quant = OmegaConf.to_container(composed.quant, resolve=True)
@@ -85,7 +98,7 @@ def build(args: argparse.Namespace, key: str | None):
         raise ConfigError(f"--model {args.model} is loaded quantized by its config, which needs a CUDA GPU; add "
                           "--quant none on this machine")
     base = load_base(composed.model)
-    registry = Registry(args.model, [base.name], base.name, base.config)
+    registry = Registry(served_id, [args.model, base.name], base.name, base.config)
     for spec in args.adapters:
         for name, folder in find_adapters(spec):
             registry.add(name, folder)

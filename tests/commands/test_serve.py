@@ -152,10 +152,12 @@ def test_a_dpo_job_on_openai_preference_pairs_continues_a_supervised_model_and_i
                                            messages=[{"role": "user", "content": "Set a timer for 5 minutes"}])
     assert reply.model == job.fine_tuned_model and reply.choices[0].finish_reason in {"stop", "length"}
 
-    # the SDK's client.models.delete: the model is served no more (and the deletion is kept for a restart)
+    # the SDK's client.models.delete: the model is served no more, nor its checkpoints' models (and the deletion is
+    # kept for a restart)
+    assert checkpoint.fine_tuned_model_checkpoint in {m.id for m in client.models.list()}
     deleted = client.models.delete(job.fine_tuned_model)
     assert deleted.id == job.fine_tuned_model and deleted.deleted
-    assert job.fine_tuned_model not in {m.id for m in client.models.list()}
+    assert not [m.id for m in client.models.list() if m.id.startswith(job.fine_tuned_model)]
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model=job.fine_tuned_model, messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(openai.NotFoundError):
@@ -164,7 +166,7 @@ def test_a_dpo_job_on_openai_preference_pairs_continues_a_supervised_model_and_i
         client.models.delete("tiny-llama")
     from lorakit.server.store import Store
 
-    assert job.fine_tuned_model in Store(server.data_dir).deleted_models()
+    assert {job.fine_tuned_model, checkpoint.fine_tuned_model_checkpoint} <= Store(server.data_dir).deleted_models()
 
 
 def yaml_config(server, job_id: str) -> dict:
@@ -383,3 +385,14 @@ def test_adapters_given_at_start_are_served_by_name_and_answer_as_the_job_model(
                               str(tmp_path / "nothing"), "--data-dir", str(tmp_path / "d2")],
                              capture_output=True, text=True, env=env_without_keys(), timeout=120)
     assert refused.returncode == 2 and "no adapter in" in refused.stderr
+
+
+def test_the_base_model_id_a_folder_or_a_name_gives(tmp_path):
+    from lorakit.serve import base_id
+
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    assert base_id(str(folder)) == ("my-model", str(folder))
+    assert base_id(f"prod={folder}") == ("prod", str(folder))
+    assert base_id("meta-llama/Llama-3.1-8B-Instruct") == ("meta-llama/Llama-3.1-8B-Instruct",) * 2  # a hub id as vLLM
+    assert base_id("smollm2-135m") == ("smollm2-135m", "smollm2-135m")

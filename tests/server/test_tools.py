@@ -7,6 +7,7 @@ conversation with the call and its result renders for the next turn."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -60,13 +61,15 @@ def test_the_tool_calls_each_template_writes_are_parsed_back(families, family):
 def family_server(request, families, tmp_path_factory):
     folder, _, _ = families[request.param]
     with serving.running(tmp_path_factory.mktemp(request.param) / "data", "--model", folder, "--max-tokens", "64") as srv:
-        yield request.param, srv
+        yield request.param, srv, folder
 
 
 def test_forced_tool_calls_come_back_as_tool_calls_and_the_conversation_goes_on(family_server):
-    family, server = family_server
+    family, server, folder = family_server
     client = server.client(key="local")
     model = client.models.list().data[0].id
+    assert model == Path(folder).name  # a model served from a folder goes by the folder's name, its path an alias
+    assert client.models.retrieve(folder).id == model
     named = client.chat.completions.create(model=model, messages=ASK, tools=[WEATHER, TIME], temperature=0,
                                            tool_choice={"type": "function", "function": {"name": "get_weather"}})
     [call] = named.choices[0].message.tool_calls
@@ -127,7 +130,7 @@ def test_a_forced_reply_cut_by_the_token_limit_keeps_its_whole_calls():
 
 @pytest.mark.parametrize("tools", [[WEATHER, TIME], [LOOSE, TIME]], ids=["strict", "loose"])
 def test_forced_calls_come_back_as_calls_never_as_text(family_server, tools):
-    _, server = family_server
+    _, server, _ = family_server
     client = server.client(key="local")
     model = client.models.list().data[0].id
     declared = {t["function"]["name"]: set(t["function"]["parameters"]["properties"]) for t in tools}

@@ -30,11 +30,15 @@ def router(state) -> APIRouter:
 
     @api.delete("/v1/models/{model_id:path}")
     async def delete_model(model_id: str):
-        """A fine-tuned model is no longer served, now or after a restart; its job's run folder stays on disk."""
+        """A fine-tuned model is no longer served, now or after a restart, nor are its checkpoints' models
+        (`<model>:ckpt-step-N`); its job's run folder stays on disk."""
         served = state.registry.remove(model_id)
-        state.store.delete_model(served.id)
-        if state.proxy is not None:
-            await asyncio.to_thread(state.proxy.forget, served)
+        gone = [served, *(state.registry.remove(m.id) for m in state.registry.all()
+                          if m.id.startswith(f"{served.id}:ckpt-step-"))]
+        for model in gone:
+            state.store.delete_model(model.id)
+            if state.proxy is not None:
+                await asyncio.to_thread(state.proxy.forget, model)
         return {"id": served.id, "object": "model", "deleted": True}
 
     @api.post("/v1/chat/completions")
