@@ -323,9 +323,9 @@ class ResponsesRequest(_Identified):
     text: TextConfig | None = None
     truncation: Literal["disabled"] | None = None
     parallel_tool_calls: bool | None = None
-    # OpenAI's, refused when asked for (lorakit.server.responses_api.REFUSED says why)
     include: list[str] | None = None  # lorakit.server.responses_api.INCLUDABLE
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    # OpenAI's, refused when asked for (lorakit.server.responses_api.REFUSED says why)
     store: bool | None = None
     previous_response_id: object = None
     conversation: object = None
