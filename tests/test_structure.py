@@ -12,7 +12,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 COMMANDS = ["train", "hydra_plugins", "lorakit.compare", "lorakit.chat", "lorakit.serve", "lorakit.merge",
-            "lorakit.leaderboard", "lorakit.pairs"]
+            "lorakit.leaderboard", "lorakit.pairs", "lorakit.migrate"]
 RANKS = [  # top to bottom
     COMMANDS,                                               # python -m train, python -m lorakit.<command>
     ["lorakit.stages", "lorakit.server"],                   # the pipeline's stages; the HTTP API

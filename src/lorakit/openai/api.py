@@ -64,6 +64,15 @@ def _arguments(text: str):
         return text
 
 
+def answer_text(message) -> str:
+    """A chat reply's message as lorakit scores it: its text, or its tool calls as lorakit renders them (JSON of
+    name and arguments, one call per line)."""
+    if message.tool_calls:
+        return "\n".join(json.dumps({"name": c.function.name, "arguments": _arguments(c.function.arguments)},
+                                    ensure_ascii=False) for c in message.tool_calls)
+    return (message.content or "").strip()
+
+
 class ApiEngine:
     """Chat requests to one endpoint, `concurrency` at a time."""
 
@@ -95,11 +104,7 @@ class ApiEngine:
             extra = {"tools": tools[i]} if tools[i] else {}
             reply = self.client.chat.completions.create(model=model, messages=conversations[i], temperature=0,
                                                         max_tokens=max_tokens, seed=seed, **extra)
-            message = reply.choices[0].message
-            if message.tool_calls:  # a tool call answers as lorakit renders one: JSON of name and arguments
-                return "\n".join(json.dumps({"name": c.function.name, "arguments": _arguments(c.function.arguments)},
-                                            ensure_ascii=False) for c in message.tool_calls)
-            return (message.content or "").strip()
+            return answer_text(reply.choices[0].message)
 
         try:
             with ThreadPoolExecutor(self.concurrency) as pool:

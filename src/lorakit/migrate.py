@@ -1,0 +1,167 @@
+"""`python -m lorakit.migrate --out DIR`: bring an OpenAI fine-tuning account home before it closes.
+
+OpenAI takes no new fine-tuning jobs after 2027-01-06 and retires gpt-4o, gpt-4o-mini, gpt-4.1 and gpt-4.1-mini,
+with the models fine-tuned from them, on 2027-01-14. This command:
+  1. records every fine-tuning job of the account in DIR/<job id>/: job.json (the job as OpenAI resolved it, its
+     events and checkpoints, what is missing) and its training, validation and result files byte for byte;
+  2. records each succeeded job's `ft:` model answering its validation file's prompts (or --prompts FILE) at
+     temperature 0, in DIR/<job id>/recorded.jsonl, after showing the number of requests and their estimated cost.
+Re-running resumes: files on disk are not fetched again, answers recorded are not asked again.
+
+The account: OPENAI_API_KEY and OPENAI_BASE_URL, read as the openai SDK reads them (any server of OpenAI's API,
+lorakit.serve included). The key is never printed nor written.
+
+    OPENAI_API_KEY=sk-... python -m lorakit.migrate --out migrated
+    python -m lorakit.migrate --out migrated --yes --prompts my_prompts.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from lorakit.core.errors import ApiError, UserError, exit_2_on_user_error
+from lorakit.core.paths import CONF_DIR
+from lorakit.openai.account import inventory
+from lorakit.openai.recording import RECORDED, Plan, estimate, plan_job, record
+
+log = logging.getLogger("lorakit.migrate")
+INDEX = "index.json"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m lorakit.migrate", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--out", required=True, help="the folder the account is brought into (one folder per job)")
+    p.add_argument("--prompts", default=None,
+                   help="a JSONL file of prompts every tuned model answers (chat examples, DPO pairs or tasks), "
+                        "instead of each job's validation file")
+    p.add_argument("--no-record", action="store_true", help="only the inventory and the files (step 1)")
+    p.add_argument("--yes", action="store_true", help="record without asking, whatever the estimated cost")
+    p.add_argument("--max-tokens", type=int, default=1024, help="an answer's token limit (default 1024)")
+    p.add_argument("--concurrency", type=int, default=4, help="requests at once while recording (default 4)")
+    p.add_argument("--retries", type=int, default=8,
+                   help="retries of a request answered 429 or 5xx, with backoff (default 8)")
+    return p.parse_args(argv)
+
+
+def client(retries: int):
+    """The SDK's client, configured from the environment as the SDK does it."""
+    import openai
+
+    try:
+        return openai.OpenAI(max_retries=retries, timeout=600)
+    except openai.OpenAIError as err:  # no key in the environment
+        raise ApiError(f"{err} (the key is read from OPENAI_API_KEY only, never from a file or the command line)") \
+            from None
+
+
+def base_of(model: str) -> str:
+    """The OpenAI base model of a job's model: `ft:<base>:<org>:<suffix>:<id>` -> <base>."""
+    return model.split(":")[1] if model.startswith("ft:") else model
+
+
+def plans(records: list[dict], out: Path, prompts: Path | None, max_tokens: int) -> list[Plan]:
+    """One recording plan per succeeded job with a model to ask and prompts to ask it."""
+    found = []
+    for rec in records:
+        job = rec["job"]
+        if job["status"] != "succeeded" or not job.get("fine_tuned_model"):
+            continue
+        validation = rec["files"].get("validation_file", {})
+        source = prompts or (out / job["id"] / validation["path"] if validation.get("path") else None)
+        if source is None:
+            log.warning("%s: no validation file and no --prompts: %s answers nothing (give --prompts FILE)",
+                        job["id"], job["fine_tuned_model"])
+            continue
+        plan = plan_job(job["id"], job["fine_tuned_model"], base_of(job["model"]), source,
+                        out / job["id"] / RECORDED, max_tokens)
+        for line in plan.skipped:
+            log.warning("%s: skipped %s", job["id"], line)
+        found.append(plan)
+    return found
+
+
+def confirmed(cost: dict, yes: bool) -> bool:
+    """Whether to spend: the estimate shown, then --yes or the user's answer."""
+    priced = f"about ${cost['usd']:.2f} at OpenAI's rates as of {cost['rates_as_of']}"
+    if cost["unpriced_models"]:
+        priced += f" (no rate in conf/pricing/openai.yaml for {', '.join(cost['unpriced_models'])}: not counted)"
+    print(f"Recording asks {cost['requests']} request(s) of the tuned models: {priced}.", flush=True)
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UserError("recording spends on the account and nobody can be asked here: add --yes to go on, or "
+                        "--no-record for the inventory alone")
+    return input("Go on? [y/N] ").strip().lower() in {"y", "yes"}
+
+
+def record_all(openai_client, found: list[Plan], out: Path, concurrency: int) -> dict[str, str]:
+    """Each plan recorded; returns {job id: what went wrong} for the jobs whose answers could not be recorded."""
+    import openai
+
+    failed = {}
+    for plan in found:
+        try:
+            n = record(openai_client, plan, out / plan.job_id / RECORDED, concurrency=concurrency)
+            log.info("%s: %d answer(s) of %s recorded", plan.job_id, n, plan.model)
+        except openai.NotFoundError:
+            failed[plan.job_id] = f"{plan.model} no longer answers (retired or deleted): its answers cannot be recorded"
+        except openai.APIStatusError as err:
+            failed[plan.job_id] = f"{plan.model}: {err.status_code} {err.message} (re-run to resume)"
+        except openai.APIConnectionError as err:
+            failed[plan.job_id] = f"{plan.model}: cannot reach the API ({err}; re-run to resume)"
+        if plan.job_id in failed:
+            log.error("%s: %s", plan.job_id, failed[plan.job_id])
+    return failed
+
+
+def write_index(records: list[dict], out: Path, failed: dict[str, str]) -> None:
+    """DIR/index.json: every job with its status, model, missing files and answers recorded."""
+    jobs = []
+    for rec in records:
+        job, recorded = rec["job"], out / rec["job"]["id"] / RECORDED
+        jobs.append({"id": job["id"], "status": job["status"], "method": (job.get("method") or {}).get("type"),
+                     "model": job["model"], "fine_tuned_model": job.get("fine_tuned_model"),
+                     "missing": rec["missing"], "recording_failed": failed.get(job["id"]),
+                     "recorded": sum(1 for line in recorded.read_text().splitlines() if line.strip())
+                     if recorded.is_file() else 0})
+    (out / INDEX).write_text(json.dumps({"jobs": jobs}, indent=2, ensure_ascii=False) + "\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    openai_client = client(args.retries)
+    records = inventory(openai_client, out)
+    failed: dict[str, str] = {}
+    if not args.no_record:
+        prompts = Path(args.prompts) if args.prompts else None
+        if prompts is not None and not prompts.is_file():
+            raise UserError(f"--prompts {prompts}: no such file")
+        found = plans(records, out, prompts, args.max_tokens)
+        cost = estimate(found, OmegaConf.load(CONF_DIR / "pricing" / "openai.yaml"))
+        if cost["requests"] and confirmed(cost, args.yes):
+            failed = record_all(openai_client, found, out, args.concurrency)
+    write_index(records, out, failed)
+    print(f"{len(records)} job(s) in {out}/ ({INDEX} lists them)", flush=True)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    for name in ("httpx", "httpx2"):  # one INFO line per request otherwise
+        logging.getLogger(name).setLevel(logging.WARNING)
+    with exit_2_on_user_error(log):
+        code = run(args)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

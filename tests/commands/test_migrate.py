@@ -1,0 +1,135 @@
+"""`python -m lorakit.migrate` against lorakit.serve acting as an OpenAI account (it serves files, fine-tuning jobs
+and `ft:` models through OpenAI's API): supervised and DPO jobs made with the SDK are brought home (every job
+listed, files byte for byte, what was deleted named), the tuned model's answers are recorded equal to the
+server's own, an interrupted recording resumes without asking anything twice, and a 429 is retried."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from helpers import pair_rows, serving, tool_picker_rows, write_jsonl
+from helpers.fixtures import env_without_keys
+
+CHAT_REQUESTS = '"POST /v1/chat/completions HTTP/1.1" 200'
+
+
+def migrate(server, out, *args: str, base_url: str | None = None) -> subprocess.CompletedProcess:
+    env = env_without_keys(OPENAI_API_KEY=server.key, OPENAI_BASE_URL=base_url or f"{server.url}/v1")
+    return subprocess.run([sys.executable, "-m", "lorakit.migrate", "--out", str(out), *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def account(server, tuned, tmp_path_factory):
+    """The account: the session's supervised job, one with a validation file, and a DPO job whose training file
+    was deleted afterwards."""
+    client = server.client()
+    tmp = tmp_path_factory.mktemp("account")
+    train = write_jsonl(tmp / "train.jsonl", tool_picker_rows("train", 16))
+    valid = write_jsonl(tmp / "valid.jsonl", tool_picker_rows("test", 6))
+    files = {name: client.files.create(file=open(path, "rb"), purpose="fine-tune") for name, path in
+             (("train", train), ("valid", valid))}
+    supervised = client.fine_tuning.jobs.create(training_file=files["train"].id, validation_file=files["valid"].id,
+                                                model="tiny-llama", suffix="home", hyperparameters={"n_epochs": 1})
+    pairs = write_jsonl(tmp / "prefs.jsonl", pair_rows(8))
+    pair_file = client.files.create(file=open(pairs, "rb"), purpose="fine-tune")
+    dpo = client.fine_tuning.jobs.create(training_file=pair_file.id, model="tiny-llama", method={
+        "type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 1, "batch_size": 8}}})
+    supervised = serving.wait_for(client, supervised.id, {"succeeded", "failed", "cancelled"})
+    dpo = serving.wait_for(client, dpo.id, {"succeeded", "failed", "cancelled"})
+    assert supervised.status == dpo.status == "succeeded", (supervised.error, dpo.error)
+    client.files.delete(pair_file.id)
+    return {"supervised": supervised, "dpo": dpo, "train": train, "valid": valid}
+
+
+def test_the_account_comes_home_with_its_files_and_the_tuned_models_answers(server, account, tmp_path):
+    out = tmp_path / "home"
+    done = migrate(server, out, "--yes", "--concurrency", "1")  # one at a time: answers as the server gives them alone
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert server.key not in done.stdout + done.stderr
+    client = server.client()
+    index = {j["id"]: j for j in json.loads((out / "index.json").read_text())["jobs"]}
+    assert set(index) == {j.id for j in client.fine_tuning.jobs.list(limit=100)}  # every job, every status
+    job = account["supervised"]
+    record = json.loads((out / job.id / "job.json").read_text())
+    assert record["job"]["fine_tuned_model"] == job.fine_tuned_model and record["job"]["seed"] == job.seed
+    assert record["events"] and record["checkpoints"]
+    assert (out / job.id / "train.jsonl").read_bytes() == account["train"].read_bytes()
+    assert (out / job.id / "valid.jsonl").read_bytes() == account["valid"].read_bytes()
+    assert (out / job.id / "step_metrics.csv").read_text().startswith("step,train_loss")
+    dpo = index[account["dpo"].id]
+    assert dpo["method"] == "dpo" and "training_file" in dpo["missing"][0]  # deleted: named, not silently gone
+
+    recorded = [json.loads(line) for line in (out / job.id / "recorded.jsonl").read_text().splitlines()]
+    assert len(recorded) == 6 == index[job.id]["recorded"]
+    for line in recorded:  # the request as sent, the answer equal to the server's own for it
+        assert line["request"]["model"] == job.fine_tuned_model and line["request"]["temperature"] == 0
+        assert line["request"]["messages"][-1]["role"] == "user"  # the conversation without its final reply
+        again = client.chat.completions.create(**line["request"])
+        assert line["answer"] == (again.choices[0].message.content or "").strip()
+
+    asked = server.log.read_text().count(CHAT_REQUESTS)
+    train_mtime = (out / job.id / "train.jsonl").stat().st_mtime_ns
+    again = migrate(server, out, "--yes")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert server.log.read_text().count(CHAT_REQUESTS) == asked  # nothing asked twice
+    assert (out / job.id / "train.jsonl").stat().st_mtime_ns == train_mtime  # nor downloaded twice
+
+    path = out / job.id / "recorded.jsonl"
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:2]))  # interrupted after two answers
+    resumed = migrate(server, out, "--yes", "--concurrency", "1")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert server.log.read_text().count(CHAT_REQUESTS) == asked + 4
+    assert sorted(json.loads(line)["id"] for line in path.read_text().splitlines()) == sorted(r["id"] for r in recorded)
+
+
+class _Throttled(BaseHTTPRequestHandler):
+    """In front of the server: the first chat request gets 429 (Retry-After 0), everything else goes through."""
+    target, refused = "", 0
+
+    def _forward(self, method: str) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        if method == "POST" and self.path.endswith("/chat/completions") and not type(self).refused:
+            type(self).refused += 1
+            self.send_response(429)
+            self.send_header("retry-after", "0")
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"error": {"message": "Rate limit reached", "type": "requests", "code": null}}')
+            return
+        headers = {k: v for k, v in self.headers.items() if k.lower() in {"authorization", "content-type"}}
+        answer = httpx.request(method, self.target + self.path, content=body, headers=headers, timeout=120)
+        self.send_response(answer.status_code)
+        self.send_header("content-type", answer.headers.get("content-type", "application/json"))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    def do_GET(self):  # noqa: N802 - http.server's names
+        self._forward("GET")
+
+    def do_POST(self):  # noqa: N802
+        self._forward("POST")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_rate_limited_request_is_retried(server, account, tmp_path):
+    _Throttled.target = server.url
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Throttled)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        done = migrate(server, tmp_path / "home", "--yes", base_url=f"http://127.0.0.1:{proxy.server_port}/v1")
+    finally:
+        proxy.shutdown()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _Throttled.refused == 1
+    job = account["supervised"]
+    assert len((tmp_path / "home" / job.id / "recorded.jsonl").read_text().splitlines()) == 6
