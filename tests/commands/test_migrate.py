@@ -6,6 +6,7 @@ server's own, an interrupted recording resumes without asking anything twice, an
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -83,7 +84,8 @@ def test_the_account_comes_home_with_its_files_and_the_tuned_models_answers(serv
     assert (out / job.id / "train.jsonl").stat().st_mtime_ns == train_mtime  # nor downloaded twice
 
     path = out / job.id / "recorded.jsonl"
-    path.write_text("".join(path.read_text().splitlines(keepends=True)[:2]))  # interrupted after two answers
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:2]) + lines[2][:40])  # interrupted after two answers, in the third's write
     resumed = migrate(server, out, "--yes", "--concurrency", "1")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert server.log.read_text().count(CHAT_REQUESTS) == asked + 4
@@ -133,3 +135,27 @@ def test_a_rate_limited_request_is_retried(server, account, tmp_path):
     assert _Throttled.refused == 1
     job = account["supervised"]
     assert len((tmp_path / "home" / job.id / "recorded.jsonl").read_text().splitlines()) == 6
+
+
+def test_nothing_is_spent_unasked(server, account, tmp_path):
+    done = migrate(server, tmp_path / "home")  # no --yes, and nobody at a terminal to ask
+    assert done.returncode == 2 and "add --yes" in done.stderr
+    asked = re.search(r"Recording asks (\d+) request\(s\) of the tuned models: about \$", done.stdout)
+    assert asked and int(asked[1]) >= 6  # the supervised job's 6 validation prompts at least
+    assert "no rate in conf/pricing/openai.yaml for tiny-llama" in done.stdout
+    assert not list((tmp_path / "home").glob("*/recorded.jsonl"))
+
+
+def test_the_cost_estimate_uses_the_dated_fine_tuned_rates():
+    from omegaconf import OmegaConf
+
+    from lorakit.core.paths import CONF_DIR
+    from lorakit.openai.recording import Plan, estimate
+
+    request = {"messages": [{"role": "user", "content": "x" * 396}]}  # 4,000 characters with the JSON around it
+    plan = Plan("ftjob-1", "ft:gpt-4o-mini-2024-07-18:org::abc", "gpt-4o-mini-2024-07-18", [request] * 1000, [],
+                expected_output_chars=400_000)
+    cost = estimate([plan], OmegaConf.load(CONF_DIR / "pricing" / "openai.yaml"))
+    prompt_tokens = len(json.dumps(request["messages"])) / 4 * 1000
+    assert cost["requests"] == 1000 and not cost["unpriced_models"]
+    assert cost["usd"] == round((prompt_tokens * 0.30 + 100_000 * 1.20) / 1e6, 4)

@@ -65,10 +65,26 @@ def _conversation(row: dict) -> tuple[list[dict], dict, str]:
     return messages, extra, reply
 
 
+def recorded_ids(recorded: Path) -> set[str]:
+    """The requests recorded already. A line an interruption left half-written is dropped from the file (its
+    request is asked again)."""
+    if not recorded.is_file():
+        return set()
+    kept, ids = [], set()
+    for line in recorded.read_text(encoding="utf-8").splitlines():
+        try:
+            ids.add(json.loads(line)["id"])
+            kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            log.warning("%s: a half-written line is dropped; its request is asked again", recorded)
+    if len(kept) < len(recorded.read_text(encoding="utf-8").splitlines()):
+        recorded.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    return ids
+
+
 def plan_job(job_id: str, model: str, base: str, prompts: Path, recorded: Path, max_tokens: int) -> Plan:
     """The requests for one job from a prompt file (its validation file, or the user's), less those recorded."""
-    done = {json.loads(line)["id"] for line in recorded.read_text().splitlines() if line.strip()} \
-        if recorded.is_file() else set()
+    done = recorded_ids(recorded)
     requests, skipped, expected, seen = [], [], 0, set()
     for n, line in enumerate(prompts.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
