@@ -5,8 +5,12 @@ with the models fine-tuned from them, on 2027-01-14. This command:
   1. records every fine-tuning job of the account in DIR/<job id>/: job.json (the job as OpenAI resolved it, its
      events and checkpoints, what is missing) and its training, validation and result files byte for byte;
   2. records each succeeded job's `ft:` model answering its validation file's prompts (or --prompts FILE) at
-     temperature 0, in DIR/<job id>/recorded.jsonl, after showing the number of requests and their estimated cost.
+     temperature 0, in DIR/<job id>/recorded.jsonl, after showing the number of requests and their estimated cost;
+  3. writes DIR/<job id>/run.sh: the same method on the same data with OpenAI's hyperparameters mapped, trained on
+     a local base (--base) into DIR/<job id>/local, then `lorakit.compare` of that adapter against the recorded
+     answers (non-inferiority, --margin) into DIR/<job id>/compare.
 Re-running resumes: files on disk are not fetched again, answers recorded are not asked again.
+`python -m lorakit.serve --aliases DIR` then serves each old `ft:` id from its local adapter.
 
 The account: OPENAI_API_KEY and OPENAI_BASE_URL, read as the openai SDK reads them (any server of OpenAI's API,
 lorakit.serve included). The key is never printed nor written.
@@ -25,10 +29,13 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from lorakit.config.compose import compose, model_overrides, register_resolvers
 from lorakit.core.errors import ApiError, UserError, exit_2_on_user_error
 from lorakit.core.paths import CONF_DIR
 from lorakit.openai.account import inventory
 from lorakit.openai.recording import RECORDED, Plan, estimate, plan_job, record
+from lorakit.server.job_command import retrain_script
+from lorakit.server.jobs_api import hyperparameters
 
 log = logging.getLogger("lorakit.migrate")
 INDEX = "index.json"
@@ -47,6 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=4, help="requests at once while recording (default 4)")
     p.add_argument("--retries", type=int, default=8,
                    help="retries of a request answered 429 or 5xx, with backoff (default 8)")
+    p.add_argument("--base", default="smollm2-135m",
+                   help="the local base run.sh trains on: a conf/model name, a folder or a hub id (default: the "
+                        "embedded smollm2-135m; on a GPU box e.g. llama-3.1-8b or mistral-7b, README)")
+    p.add_argument("--margin", type=float, default=0.05,
+                   help="run.sh's non-inferiority margin: the local model may be worse by at most this (default 0.05)")
     return p.parse_args(argv)
 
 
@@ -121,6 +133,45 @@ def record_all(openai_client, found: list[Plan], out: Path, concurrency: int) ->
     return failed
 
 
+def _job_body(job: dict) -> dict:
+    """The job as the server's job command reads it: method, hyperparameters ("auto" where OpenAI gives none)."""
+    from pydantic import ValidationError
+
+    method = {k: v for k, v in (job.get("method") or {"type": "supervised"}).items() if v is not None}
+    try:
+        kind, hp = hyperparameters({"hyperparameters": job.get("hyperparameters"), "method": method})
+    except ValidationError as err:
+        raise UserError(f"{job['id']}: its hyperparameters cannot be mapped to lorakit's: {err}") from None
+    return {**job, "method": {**method, "type": kind}, "hyperparameters": hp}
+
+
+def write_scripts(records: list[dict], out: Path, base: str, margin: float, prompts: Path | None) -> None:
+    """run.sh per succeeded job whose training file is on disk (paths in it absolute)."""
+    out, prompts = out.resolve(), prompts.resolve() if prompts else None
+    overrides = model_overrides(base)
+    learning_rate = float(compose(*overrides).train.learning_rate)
+    made_by = {r["job"]["fine_tuned_model"]: r["job"]["id"] for r in records if r["job"].get("fine_tuned_model")}
+    for rec in records:
+        job, files, folder = rec["job"], rec["files"], out / rec["job"]["id"]
+        if job["status"] != "succeeded" or "path" not in files.get("training_file", {}):
+            if job["status"] == "succeeded":
+                log.warning("%s: its training file is missing: no run.sh", job["id"])
+            continue
+        parent = made_by.get(job["model"]) if job["model"].startswith("ft:") else None
+        if job["model"].startswith("ft:") and parent is None:
+            log.warning("%s continues %s, which no job of this account made: run.sh trains from the base", job["id"],
+                        job["model"])
+        valid = folder / files["validation_file"]["path"] if "path" in files.get("validation_file", {}) else None
+        recorded = folder / RECORDED
+        script = retrain_script(_job_body(job), folder, training_file=folder / files["training_file"]["path"],
+                                validation_file=valid, init_from=out / parent / "local" if parent else None,
+                                model_overrides=overrides, learning_rate=learning_rate, base_model=base,
+                                recorded=recorded if recorded.is_file() else None, test_file=prompts or valid,
+                                margin=margin)
+        (folder / "run.sh").write_text(script)
+        (folder / "run.sh").chmod(0o755)
+
+
 def write_index(records: list[dict], out: Path, failed: dict[str, str]) -> None:
     """DIR/index.json: every job with its status, model, missing files and answers recorded."""
     jobs = []
@@ -129,6 +180,7 @@ def write_index(records: list[dict], out: Path, failed: dict[str, str]) -> None:
         jobs.append({"id": job["id"], "status": job["status"], "method": (job.get("method") or {}).get("type"),
                      "model": job["model"], "fine_tuned_model": job.get("fine_tuned_model"),
                      "missing": rec["missing"], "recording_failed": failed.get(job["id"]),
+                     "run_sh": str(out / job["id"] / "run.sh") if (out / job["id"] / "run.sh").is_file() else None,
                      "recorded": sum(1 for line in recorded.read_text().splitlines() if line.strip())
                      if recorded.is_file() else 0})
     (out / INDEX).write_text(json.dumps({"jobs": jobs}, indent=2, ensure_ascii=False) + "\n")
@@ -148,6 +200,8 @@ def run(args: argparse.Namespace) -> int:
         cost = estimate(found, OmegaConf.load(CONF_DIR / "pricing" / "openai.yaml"))
         if cost["requests"] and confirmed(cost, args.yes):
             failed = record_all(openai_client, found, out, args.concurrency)
+    register_resolvers()
+    write_scripts(records, out, args.base, args.margin, Path(args.prompts) if args.prompts else None)
     write_index(records, out, failed)
     print(f"{len(records)} job(s) in {out}/ ({INDEX} lists them)", flush=True)
     return 1 if failed else 0

@@ -30,7 +30,7 @@ from lorakit.server.app import State, create_app
 from lorakit.server.batching import Batcher
 from lorakit.server.browsers import BrowserRules
 from lorakit.server.jobs import JobRunner
-from lorakit.server.registry import Registry, find_adapters
+from lorakit.server.registry import Registry, find_adapters, find_aliases
 from lorakit.server.security import check_bind, load_key
 from lorakit.server.store import Store
 from lorakit.server.vllm_proxy import VllmProxy
@@ -57,6 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="conf/quant name: none, nf4 or int8 (the last two need CUDA); default: the model config's own")
     p.add_argument("--adapters", nargs="*", default=[],
                    help="run folders, adapter folders, checkpoints or folders of runs to serve; name=path to name one")
+    p.add_argument("--aliases", nargs="*", default=[],
+                   help="folders python -m lorakit.migrate wrote: each migrated job's old ft: id is served from the "
+                        "local adapter its run.sh trained")
     p.add_argument("--data-dir", default="outputs/serve", help="where files, jobs and their runs are kept")
     p.add_argument("--api-key-file", default=None, help="a file whose first line is the key (else LORAKIT_API_KEY)")
     p.add_argument("--engine", default="auto", choices=["auto", "lorakit", "vllm"],
@@ -102,6 +105,9 @@ def build(args: argparse.Namespace, key: str | None):
     for spec in args.adapters:
         for name, folder in find_adapters(spec):
             registry.add(name, folder)
+    for folder in args.aliases:
+        for name, adapter in find_aliases(Path(folder)):
+            registry.add(name, adapter)
     engine = Engine(base, quant=quant, batch_size=args.max_batch, cuda=cuda)
     batcher = Batcher(engine, base.tokenizer, base.eot_ids, max_batch=args.max_batch,
                       window_s=args.batch_window_ms / 1000)

@@ -42,8 +42,8 @@ def test_bad_candidates_fail_before_any_generation_with_the_fix(two_runs):
     tmp = two_runs
     out = python_m("lorakit.compare", "model=tiny-llama", "candidates=[base,nowhere/run]", f"out_dir={tmp / 'x'}", cwd=tmp)
     assert out.returncode == 2 and "Traceback" not in out.stdout + out.stderr
-    assert ("candidate 'nowhere/run': nowhere/run does not exist; give base, fewshot:K, openai:<model id>, a run folder"
-            in out.stdout + out.stderr)
+    assert ("candidate 'nowhere/run': nowhere/run does not exist; give base, fewshot:K, openai:<model id>, "
+            "recorded:<file>, a run folder" in out.stdout + out.stderr)
     # the tiny adapters against the embedded SmolLM2: another base model, refused by name or by shape
     out = python_m("lorakit.compare", "candidates=[base,A]", f"out_dir={tmp / 'y'}", cwd=tmp)
     assert out.returncode == 2 and "Traceback" not in out.stdout + out.stderr

@@ -159,3 +159,30 @@ def test_the_cost_estimate_uses_the_dated_fine_tuned_rates():
     prompt_tokens = len(json.dumps(request["messages"])) / 4 * 1000
     assert cost["requests"] == 1000 and not cost["unpriced_models"]
     assert cost["usd"] == round((prompt_tokens * 0.30 + 100_000 * 1.20) / 1e6, 4)
+
+
+def test_run_sh_retrains_compares_with_the_recorded_answers_and_the_old_id_is_served(server, account, tmp_path):
+    out = tmp_path / "home"
+    done = migrate(server, out, "--yes", "--base", "tiny-llama", "--margin", "0.1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    job = account["supervised"]
+    script = out / job.id / "run.sh"
+    text = script.read_text()
+    assert "method=supervised" in text and "train.num_train_epochs=1" in text and "model=tiny-llama" in text
+    assert "recorded:" in text and "eval.margin=${MARGIN:-0.1}" in text
+    ran = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=900,
+                         env=env_without_keys(MARGIN="0.2"))
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    result = json.loads((out / job.id / "compare" / "compare.json").read_text())
+    assert result["reference"].startswith("recorded:") and result["n_examples"] == 6
+    verdicts = result["non_inferiority"]
+    assert verdicts and {v["b"] for v in verdicts} == {str(out.resolve() / job.id / "local")}
+    assert all(v["margin"] == 0.2 and v["verdict"] in {"non-inferior", "inferior", "inconclusive"} for v in verdicts)
+    assert "Non-inferiority" in (out / job.id / "compare" / "compare.html").read_text()
+
+    with serving.running(tmp_path / "data", "--model", "tiny-llama", "--aliases", str(out)) as local:
+        client = local.client(key="local")
+        assert job.fine_tuned_model in {m.id for m in client.models.list()}  # the id client code already uses
+        reply = client.chat.completions.create(model=job.fine_tuned_model, max_tokens=4,
+                                               messages=[{"role": "user", "content": "Set a timer"}])
+        assert reply.model == job.fine_tuned_model

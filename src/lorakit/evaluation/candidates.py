@@ -1,6 +1,7 @@
 """What can be compared: the base model, an adapter (a run folder, its adapter/, or a checkpoint), the base
-model prompted with K training examples (`fewshot:K`), or a model behind an OpenAI-compatible API
-(`openai:<model id>`). Every candidate is checked before any model is loaded.
+model prompted with K training examples (`fewshot:K`), a model behind an OpenAI-compatible API
+(`openai:<model id>`), or answers recorded earlier (`recorded:<file>`: lorakit.migrate's recorded.jsonl, an OpenAI
+model's answers kept after it is gone). Every candidate is checked before any model is loaded.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from lorakit.core.errors import UserError
 from lorakit.core.runs import ADAPTER_CONFIG, RunFolder, find_adapter
 
 API = "openai:"  # a model behind an OpenAI-compatible API: openai:<model id> (candidates and judges)
-FIX = ("give base, fewshot:K, openai:<model id>, a run folder (outputs/...), its adapter/ folder or a checkpoint "
-       "inside it")
+RECORDED = "recorded:"  # answers read from a file: recorded:<path to recorded.jsonl>
+FIX = ("give base, fewshot:K, openai:<model id>, recorded:<file>, a run folder (outputs/...), its adapter/ folder "
+       "or a checkpoint inside it")
 
 
 class CandidateError(UserError, ValueError):
@@ -28,10 +30,10 @@ class CandidateError(UserError, ValueError):
 @dataclass(frozen=True)
 class Candidate:
     name: str  # as the user wrote it; the report's label
-    kind: str  # "base", "adapter", "fewshot" or "api"
+    kind: str  # "base", "adapter", "fewshot", "api" or "recorded"
     adapter: Path | None = None
     shots: int = 0
-    model: str | None = None  # kind "api": the model id at the endpoint
+    model: str | None = None  # kind "api": the model id at the endpoint; kind "recorded": the file
 
     @property
     def run(self) -> RunFolder | None:
@@ -57,6 +59,12 @@ def parse(spec: str) -> Candidate:
         if not spec.removeprefix(API):
             raise CandidateError(f"candidate {spec!r}: name the model after openai:, e.g. openai:gpt-4o-mini")
         return Candidate(spec, "api", model=spec.removeprefix(API))
+    if spec.startswith(RECORDED):
+        recorded = Path(spec.removeprefix(RECORDED)).expanduser()
+        if not recorded.is_file():
+            raise CandidateError(f"candidate {spec!r}: {recorded} is not a file; give recorded:<path to a "
+                                 "recorded.jsonl> (python -m lorakit.migrate writes one per job)")
+        return Candidate(spec, "recorded", model=str(recorded))
     path = Path(spec).expanduser()
     adapter = find_adapter(path)
     if adapter is None:

@@ -19,7 +19,7 @@ from lorakit.core.runs import read_jsonl
 from lorakit.data.encoding import test_rows
 from lorakit.data.splits import held_out_examples
 from lorakit.data.template import prompt_and_reference, template_sha256
-from lorakit.evaluation import grading, judge, scoring
+from lorakit.evaluation import grading, judge, recorded, scoring
 from lorakit.evaluation.cache import GenerationCache, candidate_key
 from lorakit.evaluation.candidates import Candidate, CandidateError, check_base
 from lorakit.evaluation.metrics import METRICS, check_names, default_metrics
@@ -92,6 +92,11 @@ def check(candidates: list[Candidate], rows: list[dict], *, base: BaseModel, met
             except CandidateError as err:
                 problems.append(str(err))
     for c in candidates:
+        if c.kind == "recorded" and rows:
+            try:
+                recorded.answers(Path(c.model), rows)
+            except CandidateError as err:
+                problems.append(str(err))
         if c.kind == "fewshot" and len(train_rows or []) < c.shots:
             problems.append(f"candidate {c.name!r} needs {c.shots} training examples; {len(train_rows or [])} are "
                             "available; lower K or set data.train_file")
@@ -160,6 +165,8 @@ def _plans(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], split
     template = template_sha256(base.tokenizer)
     plans = []
     for c in candidates:
+        if c.kind == "recorded":  # answered already: read, never generated
+            continue
         if c.kind == "api":
             prompts = [json.dumps({"messages": prompt_messages(r["messages"]), "tools": r.get("tools")},
                                   ensure_ascii=False) for r in rows]
@@ -173,6 +180,19 @@ def _plans(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], split
                             max_new_tokens=max_new, eot_ids=base.eot_ids, engine=engine.name)
         plans.append((c, prompts, key, *cache.lookup(key, prompts)))
     return plans
+
+
+def _answers(cfg: DictConfig, plans: list, engine, api, cache: GenerationCache, max_new: int, *, cuda: bool,
+             keep_base: bool) -> tuple[dict, dict, dict]:
+    """The answers of the API candidates, then of the local ones: (answers, seconds, generated) per candidate."""
+    mixed = cuda if cfg.eval.get("mixed_batches") is None else bool(cfg.eval.mixed_batches)
+    mixed = mixed or engine.name == "vllm"  # vLLM batches every candidate's requests together
+    outputs, timings, generated = _generate_api(api, [p for p in plans if p[0].kind == "api"], cache, max_new, cfg.seed)
+    local = _generate(engine, [p for p in plans if p[0].kind != "api"], cache, max_new, mixed=mixed,
+                      keep_base=keep_base)
+    for mine, theirs in zip((outputs, timings, generated), local, strict=True):
+        mine.update(theirs)
+    return outputs, timings, generated
 
 
 def _api_engine(cfg: DictConfig, candidates: list[Candidate], judge_model) -> ApiEngine | None:
@@ -232,14 +252,9 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, b
         c.name for c in candidates), len(rows), max_new, cfg.eval.batch_size, ", ".join([*metrics, *graders]))
     plans = _plans(cfg, candidates, rows, split, engine=engine, api=api, cache=cache, max_new=max_new,
                    train_rows=train_rows)
-    mixed = cuda if cfg.eval.get("mixed_batches") is None else bool(cfg.eval.mixed_batches)
-    mixed = mixed or engine.name == "vllm"  # vLLM batches every candidate's requests together
-    outputs, timings, generated = _generate_api(api, [p for p in plans if p[0].kind == "api"], cache, max_new, cfg.seed)
-    local = _generate(engine, [p for p in plans if p[0].kind != "api"], cache, max_new, mixed=mixed,
-                      keep_base=judge_is_base)
-    for mine, theirs in zip((outputs, timings, generated), local, strict=True):
-        mine.update(theirs)
-    outputs = {c.name: outputs[c.name] for c in candidates}  # the user's order
+    outputs, timings, generated = _answers(cfg, plans, engine, api, cache, max_new, cuda=cuda, keep_base=judge_is_base)
+    outputs = {c.name: recorded.answers(Path(c.model), rows) if c.kind == "recorded" else outputs[c.name]
+               for c in candidates}  # the user's order
     log.info("generated %s answers (the rest from the cache) in %s; base model loads: %d",
              ", ".join(f"{n}: {k}" for n, k in generated.items()),
              ", ".join(f"{n} {t:.1f} s" for n, t in timings.items()), engine.loads)
@@ -262,6 +277,7 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, b
                            judge_is_base=judge_is_base, cuda=cuda)
         timings["judge"] = round(time.perf_counter() - start, 2)
     return {"candidates": scored["candidates"], "tests": scored["tests"], "judge": verdicts, "n_examples": len(rows),
+            "non_inferiority": scoring.non_inferiority(scored["tests"], cfg.eval.get("margin")),
             "graders": grading.failures(graders, graded, outputs, rows) if graders else None,
             "metrics": metrics, "reference": reference, "max_new_tokens": max_new,
             "generated": generated, "base_model_loads": loads,

@@ -99,6 +99,18 @@ def _examples(result: dict, rows: list[dict], order: list[int], limit: int) -> s
     return "".join(parts)
 
 
+def _non_inferiority(verdicts: list[dict] | None) -> str:
+    if not verdicts:
+        return ""
+    rows = "".join(f"<tr><td>{escape(v['b'])}</td><td>{v['metric']}</td><td class='n'>{v['difference']:+.3f}</td>"
+                   f"<td class='n'>{v['lower_bound']:+.3f}</td><td class='n'>-{v['margin']:g}</td>"
+                   f"<td><b>{v['verdict']}</b></td></tr>" for v in verdicts)
+    return (f"<h2>Non-inferiority</h2><p>Is each candidate not worse than <code>{escape(verdicts[0]['a'])}</code> by "
+            "more than the margin? Non-inferior when the lower bound (one-sided 97.5%) of b - a lies above -margin; "
+            "inferior when the whole 95% interval lies below it; else inconclusive.</p><table><tr><th>candidate</th>"
+            "<th>metric</th><th>b - a</th><th>lower bound</th><th>-margin</th><th>verdict</th></tr>" + rows + "</table>")
+
+
 def write_html(path: Path, result: dict, rows: list[dict], order: list[int], *, limit: int = 200) -> None:
     """compare.html: everything in one file."""
     figures = [("Metrics", plots.metric_bars(result["candidates"], result["metrics"]))]
@@ -114,7 +126,8 @@ def write_html(path: Path, result: dict, rows: list[dict], order: list[int], *, 
     body = [f"<h1>lorakit comparison</h1><p>{result['n_examples']} test examples, greedy decoding, at most "
             f"{result['max_new_tokens']} new tokens; 95% intervals; paired tests against "
             f"<code>{escape(result['reference'])}</code> (p &lt; 0.05 in bold).</p>",
-            _summary(result), "<h2>Paired tests</h2>", _tests(result), _judge(result.get("judge"))]
+            _summary(result), "<h2>Paired tests</h2>", _tests(result), _non_inferiority(result.get("non_inferiority")),
+            _judge(result.get("judge"))]
     body += [f"<h2>{title}</h2>{_img(png, title)}" for title, png in figures]
     body.append(_examples(result, rows, order, limit))
     path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>lorakit comparison</title>"

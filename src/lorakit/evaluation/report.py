@@ -89,6 +89,19 @@ def disagreement_order(result: dict) -> list[int]:
     return sorted(range(n), key=lambda i: (-spread[i], -distinct[i], i))
 
 
+def non_inferiority_table(verdicts: list[dict] | None) -> str:
+    """Markdown: per candidate and metric, whether it is not worse than the reference by more than the margin."""
+    if not verdicts:
+        return ""
+    rows = [f"| `{v['b']}` | {v['metric']} | {v['difference']:+.3f} | {v['lower_bound']:+.3f} | -{v['margin']:g} | "
+            f"**{v['verdict']}** |" for v in verdicts]
+    return "\n".join(["## Non-inferiority", "", f"Is each candidate not worse than `{verdicts[0]['a']}` by more than "
+                      "the margin? Non-inferior when the lower bound (one-sided 97.5%) of b - a lies above -margin; "
+                      "inferior when the whole 95% interval lies below it; else inconclusive (more examples).", "",
+                      "| candidate | metric | b - a | lower bound | -margin | verdict |", "|---|---|---:|---:|---:|---|",
+                      *rows, ""])
+
+
 def judge_tables(judge: dict | None) -> str:
     """Markdown: pointwise scores and pairwise win / tie / loss, when a judge ran."""
     if not judge:
@@ -146,6 +159,8 @@ def write_comparison(out_dir: Path, result: dict, rows: list[dict], *, examples:
 
     public = {k: result[k] for k in ("candidates", "tests", "judge", "n_examples", "metrics", "reference",
                                      "max_new_tokens", "generated")}
+    if result.get("non_inferiority") is not None:
+        public["non_inferiority"] = result["non_inferiority"]
     if result.get("graders"):
         public["graders"] = result["graders"]
     if public["judge"]:  # per-example verdicts go to examples.jsonl
@@ -160,7 +175,7 @@ def write_comparison(out_dir: Path, result: dict, rows: list[dict], *, examples:
              f"{result['max_new_tokens']} new tokens; 95% intervals; tests against `{result['reference']}`. "
              "Figures and every example side by side: compare.html.", "",
              comparison_table(result), "", grader_notes(result.get("graders")), "## Paired tests", "",
-             tests_table(result), "", judge_tables(result["judge"]),
+             tests_table(result), "", non_inferiority_table(result.get("non_inferiority")), judge_tables(result["judge"]),
              "## Examples (largest disagreement first)", ""]
     for i in order[:examples]:
         user = next((m["content"] for m in reversed(rows[i]["messages"]) if m["role"] == "user"), "")

@@ -124,3 +124,28 @@ def score(names: Sequence[str], outputs: dict[str, list[str]], references: Seque
                                per_example[b].get(name), clusters, seed, table)
             tests.append({"metric": name, "a": a, "b": b, **{k: v for k, v in test.items() if k != "metric"}})
     return {"candidates": candidates, "tests": tests, "per_example": per_example}
+
+
+NO_DIRECTION = {"length"}  # metrics where neither more nor less is better: no non-inferiority verdict
+
+
+def non_inferiority(tests: list[dict], margin: float | None) -> list[dict] | None:
+    """Per candidate and metric: is the candidate (b) not worse than the reference (a) by more than `margin`? The
+    lower end of the paired difference's 95% interval is the one-sided 97.5% bound, as non-inferiority trials read
+    it: above -margin "non-inferior", the whole interval below -margin "inferior", else "inconclusive". None when
+    no margin is set."""
+    if margin is None:
+        return None
+    margin, out = float(margin), []
+    for t in tests:
+        if t["metric"] in NO_DIRECTION:
+            continue
+        if t["ci_low"] > -margin:
+            verdict = "non-inferior"
+        elif t["ci_high"] < -margin:
+            verdict = "inferior"
+        else:
+            verdict = "inconclusive"
+        out.append({"metric": t["metric"], "a": t["a"], "b": t["b"], "margin": margin, "difference": t["difference"],
+                    "lower_bound": t["ci_low"], "verdict": verdict})
+    return out

@@ -12,6 +12,7 @@ Hyperparameters ("auto" leaves lorakit's own default):
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -106,3 +107,30 @@ def command(body: dict, init_from: str | None, run_dir: Path, *, training_file: 
     if hp["learning_rate_multiplier"] != "auto":
         overrides.append(f"train.learning_rate={learning_rate * float(hp['learning_rate_multiplier'])!r}")
     return [sys.executable, "-m", "train", *overrides]
+
+
+def retrain_script(job: dict, folder: Path, *, training_file: Path, validation_file: Path | None,
+                   init_from: Path | None, model_overrides: list[str], learning_rate: float, base_model: str,
+                   recorded: Path | None, test_file: Path | None, margin: float, python: str = sys.executable) -> str:
+    """run.sh for an OpenAI job brought home (lorakit.migrate): the same method on the same data with OpenAI's
+    resolved hyperparameters mapped as the server maps a job's (`job`: a job body as jobs_api.hyperparameters
+    reads it), trained into folder/local on the local base (a reinforcement job's grader written there); then,
+    where answers were recorded, lorakit.compare of the local adapter against them with the non-inferiority margin
+    (MARGIN in the environment overrides it)."""
+    run_dir = folder / "local"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train = command(job, str(init_from) if init_from else None, run_dir, training_file=training_file,
+                    validation_file=validation_file, model_overrides=model_overrides, learning_rate=learning_rate,
+                    base_model=base_model)
+    lines = ["#!/usr/bin/env bash",
+             f"# {job['id']}: {job['method']['type']} on {job.get('model')} -> {job.get('fine_tuned_model')}, trained "
+             "again here, then compared with the answers recorded from it",
+             "set -euo pipefail", shlex.join([python, *train[1:]])]
+    if recorded is not None and test_file is not None:
+        name = f"recorded:{recorded}"
+        lines.append(shlex.join([python, "-m", "lorakit.compare", f"candidates=[{quoted(name)},{quoted(run_dir)}]",
+                                 f"reference={quoted(name)}", f"data.test_file={quoted(test_file)}", *model_overrides,
+                                 f"hydra.run.dir={quoted(folder / 'compare')}"]) + f' "eval.margin=${{MARGIN:-{margin}}}"')
+    else:
+        lines.append("# no recorded answers to compare with (no validation file, and no --prompts when migrating)")
+    return "\n".join(lines) + "\n"

@@ -1,11 +1,15 @@
 """The models one server answers for: its base model and every adapter of that base, each by an id.
 
 Adapters come from `--adapters` (run folders, adapter folders, checkpoints, or folders holding runs; named by
-their run folder, or `name=path`) and from fine-tuning jobs as they succeed (`ft:<base>:<suffix>:<job id>`).
+their run folder, or `name=path`), from `--aliases` (a folder lorakit.migrate wrote: each migrated job's old `ft:`
+id served from the adapter its run.sh trained) and from fine-tuning jobs as they succeed
+(`ft:<base>:<suffix>:<job id>`).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -14,6 +18,8 @@ from pathlib import Path
 from lorakit.core.runs import ADAPTER_CONFIG, find_adapter
 from lorakit.evaluation.candidates import Candidate, CandidateError, check_base
 from lorakit.server.errors import APIError
+
+log = logging.getLogger("lorakit.server")
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,26 @@ def find_adapters(spec: str) -> list[tuple[str, Path]]:
         raise CandidateError(f"--adapters {spec}: no adapter in {folder} (a run folder, its adapter/, a checkpoint, "
                              "or a folder holding runs)")
     return [(_run_name(p.parent), p) for p in found]
+
+
+def find_aliases(folder: Path) -> list[tuple[str, Path]]:
+    """(old ft: id, local adapter) for each job of a lorakit.migrate folder whose run.sh has trained it; the jobs
+    not trained yet are logged with the command that trains them."""
+    found = []
+    for record in sorted(Path(folder).glob("*/job.json")):
+        model = json.loads(record.read_text()).get("job", {}).get("fine_tuned_model")
+        if not model:
+            continue
+        adapter = find_adapter(record.parent / "local")
+        if adapter is None:
+            log.warning("--aliases: %s is not served: its local model is not trained yet (bash %s)", model,
+                        record.parent / "run.sh")
+        else:
+            found.append((model, adapter))
+    if not any(Path(folder).glob("*/job.json")):
+        raise CandidateError(f"--aliases {folder}: no job.json under it; give the folder python -m lorakit.migrate "
+                             "--out wrote")
+    return found
 
 
 def _run_name(path: Path) -> str:
