@@ -32,8 +32,10 @@ from omegaconf import OmegaConf
 from lorakit.config.compose import compose, model_overrides, register_resolvers
 from lorakit.core.errors import ApiError, UserError, exit_2_on_user_error
 from lorakit.core.paths import CONF_DIR
+from lorakit.models.loading import load_base
 from lorakit.openai.account import inventory
 from lorakit.openai.recording import RECORDED, Plan, estimate, plan_job, record
+from lorakit.server.files_api import check_training_file
 from lorakit.server.job_command import retrain_script
 from lorakit.server.jobs_api import hyperparameters
 
@@ -145,11 +147,25 @@ def _job_body(job: dict) -> dict:
     return {**job, "method": {**method, "type": kind}, "hyperparameters": hp}
 
 
-def write_scripts(records: list[dict], out: Path, base: str, margin: float, prompts: Path | None) -> None:
-    """run.sh per succeeded job whose training file is on disk (paths in it absolute)."""
+def check_files(folder: Path, files: dict, tokenizer) -> list[str]:
+    """What lorakit's checks (the prepare stage's, as the server's uploads get them) find in a job's training and
+    validation files: one `file:line: category: problem` per unusable line, though OpenAI accepted them."""
+    problems = []
+    for role in ("training_file", "validation_file"):
+        if "path" in files.get(role, {}):
+            problem = check_training_file(folder / files[role]["path"], files[role]["path"], tokenizer)[2]
+            problems += [problem] if problem else []
+    return problems
+
+
+def write_scripts(records: list[dict], out: Path, base: str, margin: float, prompts: Path | None) -> dict[str, list]:
+    """run.sh per succeeded job whose training file is on disk (paths in it absolute); returns what lorakit's
+    checks find in each job's files ({job id: problems})."""
     out, prompts = out.resolve(), prompts.resolve() if prompts else None
     overrides = model_overrides(base)
-    learning_rate = float(compose(*overrides).train.learning_rate)
+    composed = compose(*overrides)
+    learning_rate, tokenizer = float(composed.train.learning_rate), load_base(composed.model).tokenizer
+    found = {}
     made_by = {r["job"]["fine_tuned_model"]: r["job"]["id"] for r in records if r["job"].get("fine_tuned_model")}
     for rec in records:
         job, files, folder = rec["job"], rec["files"], out / rec["job"]["id"]
@@ -170,9 +186,14 @@ def write_scripts(records: list[dict], out: Path, base: str, margin: float, prom
                                 margin=margin)
         (folder / "run.sh").write_text(script)
         (folder / "run.sh").chmod(0o755)
+        found[job["id"]] = check_files(folder, files, tokenizer)
+        for problem in found[job["id"]]:
+            log.warning("%s: lorakit's checks drop lines OpenAI accepted (run.sh trains without them): %s",
+                        job["id"], problem)
+    return found
 
 
-def write_index(records: list[dict], out: Path, failed: dict[str, str]) -> None:
+def write_index(records: list[dict], out: Path, failed: dict[str, str], checks: dict[str, list]) -> None:
     """DIR/index.json: every job with its status, model, missing files and answers recorded."""
     jobs = []
     for rec in records:
@@ -180,6 +201,7 @@ def write_index(records: list[dict], out: Path, failed: dict[str, str]) -> None:
         jobs.append({"id": job["id"], "status": job["status"], "method": (job.get("method") or {}).get("type"),
                      "model": job["model"], "fine_tuned_model": job.get("fine_tuned_model"),
                      "missing": rec["missing"], "recording_failed": failed.get(job["id"]),
+                     "lorakit_checks": checks.get(job["id"], []),
                      "run_sh": str(out / job["id"] / "run.sh") if (out / job["id"] / "run.sh").is_file() else None,
                      "recorded": sum(1 for line in recorded.read_text().splitlines() if line.strip())
                      if recorded.is_file() else 0})
@@ -201,8 +223,8 @@ def run(args: argparse.Namespace) -> int:
         if cost["requests"] and confirmed(cost, args.yes):
             failed = record_all(openai_client, found, out, args.concurrency)
     register_resolvers()
-    write_scripts(records, out, args.base, args.margin, Path(args.prompts) if args.prompts else None)
-    write_index(records, out, failed)
+    checks = write_scripts(records, out, args.base, args.margin, Path(args.prompts) if args.prompts else None)
+    write_index(records, out, failed, checks)
     print(f"{len(records)} job(s) in {out}/ ({INDEX} lists them)", flush=True)
     return 1 if failed else 0
 

@@ -186,3 +186,16 @@ def test_run_sh_retrains_compares_with_the_recorded_answers_and_the_old_id_is_se
         reply = client.chat.completions.create(model=job.fine_tuned_model, max_tokens=4,
                                                messages=[{"role": "user", "content": "Set a timer"}])
         assert reply.model == job.fine_tuned_model
+
+
+def test_lines_lorakit_would_drop_are_named_with_file_and_line(tmp_path, tiny_dir):
+    from lorakit.migrate import check_files
+    from lorakit.models.loading import load_tokenizer
+
+    rows = [*tool_picker_rows("train", 3), {"messages": [{"role": "user", "content": "no reply"}, {"role": "wizard",
+                                                                                                  "content": "?"}]}]
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    problems = check_files(tmp_path, {"training_file": {"path": "train.jsonl"}}, load_tokenizer(tiny_dir))
+    assert len(problems) == 1 and "train.jsonl:4" in problems[0]
+    write_jsonl(tmp_path / "train.jsonl", rows[:3])
+    assert check_files(tmp_path, {"training_file": {"path": "train.jsonl"}}, load_tokenizer(tiny_dir)) == []
