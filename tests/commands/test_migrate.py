@@ -29,7 +29,7 @@ def migrate(server, out, *args: str, base_url: str | None = None) -> subprocess.
 
 @pytest.fixture(scope="module")
 def account(server, tuned, tmp_path_factory):
-    """The account: the session's supervised job, one with a validation file, and a DPO job whose training file
+    """The account: the session's supervised job, one with a validation file, and a DPO job whose validation file
     was deleted afterwards."""
     client = server.client()
     tmp = tmp_path_factory.mktemp("account")
@@ -40,14 +40,17 @@ def account(server, tuned, tmp_path_factory):
     supervised = client.fine_tuning.jobs.create(training_file=files["train"].id, validation_file=files["valid"].id,
                                                 model="tiny-llama", suffix="home", hyperparameters={"n_epochs": 1})
     pairs = write_jsonl(tmp / "prefs.jsonl", pair_rows(8))
+    held_out = write_jsonl(tmp / "prefs_valid.jsonl", pair_rows(4, offset=8))
     pair_file = client.files.create(file=open(pairs, "rb"), purpose="fine-tune")
-    dpo = client.fine_tuning.jobs.create(training_file=pair_file.id, model="tiny-llama", method={
-        "type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 1, "batch_size": 8}}})
+    pair_valid = client.files.create(file=open(held_out, "rb"), purpose="fine-tune")
+    dpo = client.fine_tuning.jobs.create(training_file=pair_file.id, validation_file=pair_valid.id, model="tiny-llama",
+                                         method={"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 1,
+                                                                                            "batch_size": 8}}})
     supervised = serving.wait_for(client, supervised.id, {"succeeded", "failed", "cancelled"})
     dpo = serving.wait_for(client, dpo.id, {"succeeded", "failed", "cancelled"})
     assert supervised.status == dpo.status == "succeeded", (supervised.error, dpo.error)
-    client.files.delete(pair_file.id)
-    return {"supervised": supervised, "dpo": dpo, "train": train, "valid": valid}
+    client.files.delete(pair_valid.id)
+    return {"supervised": supervised, "dpo": dpo, "train": train, "valid": valid, "pairs": pairs}
 
 
 def test_the_account_comes_home_with_its_files_and_the_tuned_models_answers(server, account, tmp_path):
@@ -66,7 +69,9 @@ def test_the_account_comes_home_with_its_files_and_the_tuned_models_answers(serv
     assert (out / job.id / "valid.jsonl").read_bytes() == account["valid"].read_bytes()
     assert (out / job.id / "step_metrics.csv").read_text().startswith("step,train_loss")
     dpo = index[account["dpo"].id]
-    assert dpo["method"] == "dpo" and "training_file" in dpo["missing"][0]  # deleted: named, not silently gone
+    assert dpo["method"] == "dpo" and "validation_file" in dpo["missing"][0]  # deleted: named, not silently gone
+    assert (out / dpo["id"] / "prefs.jsonl").read_bytes() == account["pairs"].read_bytes()
+    assert "method=dpo" in (out / dpo["id"] / "run.sh").read_text()
 
     recorded = [json.loads(line) for line in (out / job.id / "recorded.jsonl").read_text().splitlines()]
     assert len(recorded) == 6 == index[job.id]["recorded"]
