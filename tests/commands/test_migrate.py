@@ -204,3 +204,16 @@ def test_lines_lorakit_would_drop_are_named_with_file_and_line(tmp_path, tiny_di
     assert len(problems) == 1 and "train.jsonl:4" in problems[0]
     write_jsonl(tmp_path / "train.jsonl", rows[:3])
     assert check_files(tmp_path, {"training_file": {"path": "train.jsonl"}}, load_tokenizer(tiny_dir)) == []
+
+
+def test_a_retired_model_is_reported_and_the_rest_go_on(server, account, tmp_path):
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", tool_picker_rows("test", 2))
+    client = server.client()
+    client.models.delete(account["dpo"].fine_tuned_model)  # as OpenAI retires one: its requests get 404
+    done = migrate(server, tmp_path / "home", "--yes", "--prompts", str(prompts), "--no-record")
+    assert done.returncode == 0 and not list((tmp_path / "home").glob("*/recorded.jsonl"))  # --no-record: nothing asked
+    done = migrate(server, tmp_path / "home", "--yes", "--prompts", str(prompts))
+    assert done.returncode == 1  # not everything could be recorded: index.json says what
+    index = {j["id"]: j for j in json.loads((tmp_path / "home" / "index.json").read_text())["jobs"]}
+    assert "no longer answers (retired or deleted)" in index[account["dpo"].id]["recording_failed"]
+    assert index[account["supervised"].id]["recorded"] == 2 and not index[account["supervised"].id]["recording_failed"]
