@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from lorakit.core.messages import last_reply
 from lorakit.openai.api import answer_text
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def _conversation(row: dict) -> tuple[list[dict], dict, str]:
     messages = source.get("messages")
     if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m for m in messages):
         raise ValueError('no "messages" list (a chat example, a DPO pair\'s "input", or a task)')
-    last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
+    last = last_reply(messages)
     reply = ""
     if last is not None and last == len(messages) - 1:
         reply = json.dumps(messages[last].get("content") or messages[last].get("tool_calls") or "")
@@ -70,14 +71,15 @@ def recorded_ids(recorded: Path) -> set[str]:
     request is asked again)."""
     if not recorded.is_file():
         return set()
+    lines = recorded.read_text(encoding="utf-8").splitlines()
     kept, ids = [], set()
-    for line in recorded.read_text(encoding="utf-8").splitlines():
+    for line in lines:
         try:
             ids.add(json.loads(line)["id"])
             kept.append(line)
         except (ValueError, KeyError, TypeError):
             log.warning("%s: a half-written line is dropped; its request is asked again", recorded)
-    if len(kept) < len(recorded.read_text(encoding="utf-8").splitlines()):
+    if len(kept) < len(lines):
         recorded.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
     return ids
 
