@@ -8,7 +8,8 @@ with the models fine-tuned from them, on 2027-01-14. This command:
      temperature 0, in DIR/<job id>/recorded.jsonl, after showing the number of requests and their estimated cost;
   3. writes DIR/<job id>/run.sh: the same method on the same data with OpenAI's hyperparameters mapped, trained on
      a local base (--base) into DIR/<job id>/local, then `lorakit.compare` of that adapter against the recorded
-     answers (non-inferiority, --margin) into DIR/<job id>/compare.
+     answers (non-inferiority, --margin; for free-text answers the pairwise judge, --judge) into
+     DIR/<job id>/compare.
 Re-running resumes: files on disk are not fetched again, answers recorded are not asked again.
 `python -m lorakit.serve --aliases DIR` then serves each old `ft:` id from its local adapter.
 
@@ -30,11 +31,12 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from lorakit.config.compose import compose, model_overrides, register_resolvers
+from lorakit.core.answers import task_kind
 from lorakit.core.errors import ApiError, UserError, exit_2_on_user_error
 from lorakit.core.paths import CONF_DIR
 from lorakit.models.loading import load_base
 from lorakit.openai.account import inventory
-from lorakit.openai.recording import RECORDED, Plan, estimate, plan_job, record
+from lorakit.openai.recording import RECORDED, Plan, estimate, plan_job, record, references
 from lorakit.server.files_api import check_training_file
 from lorakit.server.job_command import retrain_script
 from lorakit.server.jobs_api import hyperparameters
@@ -61,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "embedded smollm2-135m; on a GPU box e.g. llama-3.1-8b or mistral-7b, README)")
     p.add_argument("--margin", type=float, default=0.05,
                    help="run.sh's non-inferiority margin: the local model may be worse by at most this (default 0.05)")
+    p.add_argument("--judge", default=None,
+                   help="the pairwise judge run.sh adds where the answers are free text: a conf/model name, a folder, a "
+                        "hub id or openai:<model> (default: none; JUDGE=... bash run.sh sets it later)")
     return p.parse_args(argv)
 
 
@@ -158,7 +163,17 @@ def check_files(folder: Path, files: dict, tokenizer) -> list[str]:
     return problems
 
 
-def write_scripts(records: list[dict], out: Path, base: str, margin: float, prompts: Path | None) -> dict[str, list]:
+def free_text(test_file: Path | None, recorded: Path) -> bool:
+    """Whether a job's answers are free text (neither JSON objects nor a small label set), read from the test file's
+    references, or from the recorded answers where it has none: where run.sh adds the pairwise judge."""
+    found = [r for r in references(test_file) if r.strip()] if test_file and test_file.is_file() else []
+    if not found:
+        found = [json.loads(line)["answer"] for line in recorded.read_text(encoding="utf-8").splitlines() if line]
+    return task_kind(found) == "text"
+
+
+def write_scripts(records: list[dict], out: Path, base: str, margin: float, prompts: Path | None,
+                  judge: str | None = None) -> dict[str, list]:
     """run.sh per succeeded job whose training file is on disk (paths in it absolute); returns what lorakit's
     checks find in each job's files ({job id: problems})."""
     out, prompts = out.resolve(), prompts.resolve() if prompts else None
@@ -178,12 +193,16 @@ def write_scripts(records: list[dict], out: Path, base: str, margin: float, prom
             log.warning("%s continues %s, which no job of this account made: run.sh trains from the base", job["id"],
                         job["model"])
         valid = folder / files["validation_file"]["path"] if "path" in files.get("validation_file", {}) else None
-        recorded = folder / RECORDED
+        recorded = folder / RECORDED if (folder / RECORDED).is_file() else None
+        text = recorded is not None and free_text(prompts or valid, recorded)
+        if text and not judge:
+            log.warning("%s: its answers are free text: run.sh compares them by metrics alone; --judge MODEL (or "
+                        "JUDGE=MODEL bash run.sh) adds the pairwise judge", job["id"])
         script = retrain_script(_job_body(job), folder, training_file=folder / files["training_file"]["path"],
                                 validation_file=valid, init_from=out / parent / "local" if parent else None,
                                 model_overrides=overrides, learning_rate=learning_rate, base_model=base,
-                                recorded=recorded if recorded.is_file() else None, test_file=prompts or valid,
-                                margin=margin)
+                                recorded=recorded, test_file=prompts or valid, margin=margin, free_text=text,
+                                judge=judge)
         (folder / "run.sh").write_text(script)
         (folder / "run.sh").chmod(0o755)
         found[job["id"]] = check_files(folder, files, tokenizer)
@@ -223,7 +242,8 @@ def run(args: argparse.Namespace) -> int:
         if cost["requests"] and confirmed(cost, args.yes):
             failed = record_all(openai_client, found, out, args.concurrency)
     register_resolvers()
-    checks = write_scripts(records, out, args.base, args.margin, Path(args.prompts) if args.prompts else None)
+    checks = write_scripts(records, out, args.base, args.margin, Path(args.prompts) if args.prompts else None,
+                           args.judge)
     write_index(records, out, failed, checks)
     print(f"{len(records)} job(s) in {out}/ ({INDEX} lists them)", flush=True)
     return 1 if failed else 0

@@ -136,9 +136,11 @@ def test_judge_runs_both_orders_and_counts_unparseable_replies(two_runs, smollm2
     tmp = two_runs
     out = python_m("lorakit.compare", "candidates=[base,fewshot:2]", "data.test_file=test.jsonl",
               "data.train_file=train.jsonl", "eval.max_examples=4", "eval.max_new_tokens=16",
-              "eval.judge.model=smollm2-135m", "eval.judge.max_new_tokens=8", f"out_dir={tmp / 'judge'}", cwd=tmp)
+              "eval.judge.model=smollm2-135m", "eval.judge.max_new_tokens=8", "eval.margin=0.1",
+              f"out_dir={tmp / 'judge'}", cwd=tmp)
     assert out.returncode == 0, out.stderr[-3000:]
-    judge = json.loads((tmp / "judge" / "compare.json").read_text())["judge"]
+    result = json.loads((tmp / "judge" / "compare.json").read_text())
+    judge = result["judge"]
     examples = [json.loads(line) for line in (tmp / "judge" / "examples.jsonl").read_text().splitlines()]
     pair = judge["pairwise"][0]
     assert (pair["a"], pair["b"]) == ("base", "fewshot:2")
@@ -146,6 +148,10 @@ def test_judge_runs_both_orders_and_counts_unparseable_replies(two_runs, smollm2
     differing = sum(e["answers"]["base"] != e["answers"]["fewshot:2"] for e in examples)
     assert pair["identical"] == 4 - differing
     assert judge["calls"] == 2 * 4 + 2 * differing  # pointwise: each answer once; pairwise: both orders
+    [by_judge] = [v for v in result["non_inferiority"] if v["metric"] == "judge_win_rate"]  # parity is 0.5
+    assert by_judge["lower_bound"] == pytest.approx(pair["win_rate"]["ci_low"] - 0.5)
+    assert by_judge["verdict"] == ("non-inferior" if pair["win_rate"]["ci_low"] > 0.4 else
+                                   "inferior" if pair["win_rate"]["ci_high"] < 0.4 else "inconclusive")
     for name in ("base", "fewshot:2"):
         point = judge["pointwise"][name]
         assert point["unparseable"] == sum(e["judge_score"][name] is None for e in examples)

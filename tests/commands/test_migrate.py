@@ -217,3 +217,130 @@ def test_a_retired_model_is_reported_and_the_rest_go_on(server, account, tmp_pat
     index = {j["id"]: j for j in json.loads((tmp_path / "home" / "index.json").read_text())["jobs"]}
     assert "no longer answers (retired or deleted)" in index[account["dpo"].id]["recording_failed"]
     assert index[account["supervised"].id]["recorded"] == 2 and not index[account["supervised"].id]["recording_failed"]
+
+
+def _records(job: dict, files: dict) -> list[dict]:
+    return [{"job": {"status": "succeeded", "seed": 7, "model": "gpt-4.1-mini-2025-04-14", "hyperparameters": None,
+                     "fine_tuned_model": f"ft:gpt-4.1-mini-2025-04-14:org::{job['id']}", **job}, "files": files,
+             "missing": []}]
+
+
+def _train_overrides(script: str) -> list[str]:
+    import shlex
+
+    [line] = [line for line in script.splitlines() if " -m train " in line]
+    return [o.replace("hydra.run.dir=", "run_dir=", 1) for o in shlex.split(line)[3:]]
+
+
+def test_run_sh_maps_a_reinforcement_job_and_its_grader_onto_a_valid_local_run(tmp_path):
+    """A reinforcement job as OpenAI returns it (resolved hyperparameters, reasoning_effort, its grader): run.sh's
+    training command composes into a configuration `python -m train` accepts, with the grader and generations."""
+    from lorakit.config.checks import validate
+    from lorakit.config.compose import compose
+    from lorakit.migrate import write_scripts
+
+    grader = {"type": "string_check", "name": "tool", "input": "{{sample.output_text}}", "reference": "{{item.tool}}",
+              "operation": "eq"}
+    job = {"id": "ftjob-rft", "method": {"type": "reinforcement", "reinforcement": {"grader": grader, "hyperparameters": {
+        "n_epochs": 2, "batch_size": 2, "learning_rate_multiplier": 0.5, "compute_multiplier": 2.0, "eval_interval": 5,
+        "eval_samples": 3, "reasoning_effort": "medium"}}}}
+    folder = tmp_path / job["id"]
+    folder.mkdir()
+    rows = [{"messages": r["messages"][:-1], "tool": json.loads(r["messages"][-1]["content"])["tool"]}
+            for r in tool_picker_rows("train", 8)]
+    write_jsonl(folder / "tasks.jsonl", rows)
+    write_scripts(_records(job, {"training_file": {"path": "tasks.jsonl"}}), tmp_path, "tiny-llama", 0.05, None)
+    script = (folder / "run.sh").read_text()
+    assert "no recorded answers to compare with" in script  # none recorded, no validation file: nothing to compare
+    overrides = _train_overrides(script)
+    assert {"method=reinforcement", "method.num_generations=8", "train.per_device_train_batch_size=16",
+            "+method.num_generations_eval=3", "train.num_train_epochs=2", "seed=7"} <= set(overrides)
+    assert json.loads((folder / "local" / "grader.json").read_text()) == grader
+    cfg = compose(*overrides)
+    validate(cfg, cuda=False)  # what `python -m train` checks before it loads anything
+    assert cfg.method.grader == str(folder.resolve() / "local" / "grader.json") and cfg.method.num_generations == 8
+
+
+def test_free_text_answers_get_the_pairwise_judge_json_answers_do_not(tmp_path):
+    from lorakit.migrate import write_scripts
+
+    sentences = ["The meeting moved to Tuesday because the room was booked.", "Water boils at a lower temperature "
+                 "up a mountain.", "She left early to catch the last train home.", "Bake it for twenty minutes."]
+    chat = [{"messages": [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": s}]}
+            for i, s in enumerate(sentences)]
+    for name, rows in (("ftjob-text", chat), ("ftjob-json", tool_picker_rows("test", 4))):
+        (tmp_path / name).mkdir()
+        write_jsonl(tmp_path / name / "train.jsonl", rows)
+        write_jsonl(tmp_path / name / "valid.jsonl", rows)
+        write_jsonl(tmp_path / name / "recorded.jsonl", [{"id": str(i), "request": {"messages": r["messages"][:-1]},
+                                                          "answer": r["messages"][-1]["content"]}
+                                                         for i, r in enumerate(rows)])
+        write_scripts(_records({"id": name}, {"training_file": {"path": "train.jsonl"},
+                                              "validation_file": {"path": "valid.jsonl"}}),
+                      tmp_path, "tiny-llama", 0.05, None, judge="openai:gpt-5 mini")
+    assert "JUDGE" not in (tmp_path / "ftjob-json" / "run.sh").read_text()  # exact metrics settle JSON answers
+    script = tmp_path / "ftjob-text" / "run.sh"
+    dumper = tmp_path / "args.py"  # run.sh as written, with a Python that prints its arguments instead of running
+    dumper.write_text(f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    dumper.chmod(0o755)
+    script.write_text(script.read_text().replace(sys.executable, str(dumper)))
+
+    def compare_args(**env) -> list[str]:
+        ran = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env_without_keys(**env))
+        assert ran.returncode == 0, ran.stderr
+        return json.loads(ran.stdout.splitlines()[-1])
+
+    assert compare_args()[-2:] == ["eval.judge.model=openai:gpt-5 mini", "eval.judge.mode=pairwise"]  # --judge
+    assert compare_args(JUDGE="smollm2-135m")[-2:] == ["eval.judge.model=smollm2-135m", "eval.judge.mode=pairwise"]
+    assert compare_args(JUDGE="", MARGIN="0.2")[-1] == "eval.margin=0.2"  # JUDGE empty: no judge
+
+
+class _Refused(BaseHTTPRequestHandler):
+    """OpenAI's answer to a restricted key without the fine-tuning read scope, whatever is asked."""
+
+    def do_GET(self):  # noqa: N802 - http.server's names
+        self.send_response(403)
+        self.send_header("content-type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"error": {"message": "You have insufficient permissions for this operation. Missing '
+                         b'scopes: api.fine_tuning.jobs.read.", "type": "invalid_request_error", "code": null}}')
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_refused_key_is_named_with_its_fix_and_never_shown(server, tmp_path):
+    wrong = "sk-wrong-" + "x" * 24
+    done = subprocess.run([sys.executable, "-m", "lorakit.migrate", "--out", str(tmp_path / "a")], capture_output=True,
+                          text=True, timeout=120, env=env_without_keys(OPENAI_API_KEY=wrong,
+                                                                       OPENAI_BASE_URL=f"{server.url}/v1"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "the API key was refused (401): set OPENAI_API_KEY to a key of the account" in done.stderr
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Refused)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        restricted = migrate(server, tmp_path / "b", base_url=f"http://127.0.0.1:{proxy.server_port}/v1")
+    finally:
+        proxy.shutdown()
+    assert restricted.returncode == 2 and "Traceback" not in restricted.stderr
+    assert "cannot read the account's fine-tuning jobs (403): use a key with the fine-tuning permission" in \
+        restricted.stderr
+    for ran in (done, restricted):
+        assert wrong not in ran.stdout + ran.stderr and server.key not in ran.stdout + ran.stderr
+
+
+def test_an_account_with_more_jobs_than_a_page_comes_home_whole(tmp_path, tiny_dir):
+    """101 jobs: more than the 100 a page of OpenAI's job list holds."""
+    with serving.running(tmp_path / "data", "--model", "tiny-llama", key="k-many") as srv:
+        client = srv.client()
+        upload = client.files.create(file=open(write_jsonl(tmp_path / "t.jsonl", tool_picker_rows("train", 4)), "rb"),
+                                     purpose="fine-tune")
+        made = [client.fine_tuning.jobs.create(training_file=upload.id, model="tiny-llama").id for _ in range(101)]
+        for job_id in made:
+            client.fine_tuning.jobs.cancel(job_id)
+        assert client.fine_tuning.jobs.list(limit=100).has_more
+        done = migrate(srv, tmp_path / "home", "--no-record")
+    assert done.returncode == 0, done.stderr[-3000:]
+    index = json.loads((tmp_path / "home" / "index.json").read_text())["jobs"]
+    assert sorted(j["id"] for j in index) == sorted(made) and {j["status"] for j in index} == {"cancelled"}
+    assert all((tmp_path / "home" / job_id / "t.jsonl").is_file() for job_id in made)

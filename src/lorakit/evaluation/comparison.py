@@ -277,7 +277,8 @@ def compare(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], *, b
                            judge_is_base=judge_is_base, cuda=cuda)
         timings["judge"] = round(time.perf_counter() - start, 2)
     return {"candidates": scored["candidates"], "tests": scored["tests"], "judge": verdicts, "n_examples": len(rows),
-            "non_inferiority": scoring.non_inferiority(scored["tests"], cfg.eval.get("margin")),
+            "non_inferiority": scoring.non_inferiority(scored["tests"] + judge.win_rate_tests(verdicts),
+                                                       cfg.eval.get("margin")),
             "graders": grading.failures(graders, graded, outputs, rows) if graders else None,
             "metrics": metrics, "reference": reference, "max_new_tokens": max_new,
             "generated": generated, "base_model_loads": loads,

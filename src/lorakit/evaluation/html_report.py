@@ -107,7 +107,8 @@ def _non_inferiority(verdicts: list[dict] | None) -> str:
                    f"<td><b>{v['verdict']}</b></td></tr>" for v in verdicts)
     return (f"<h2>Non-inferiority</h2><p>Is each candidate not worse than <code>{escape(verdicts[0]['a'])}</code> by "
             "more than the margin? Non-inferior when the lower bound (one-sided 97.5%) of b - a lies above -margin; "
-            "inferior when the whole 95% interval lies below it; else inconclusive.</p><table><tr><th>candidate</th>"
+            "inferior when the whole 95% interval lies below it; else inconclusive. judge_win_rate: b's win rate against "
+            "a by the pairwise judge (ties half) minus 0.5, parity.</p><table><tr><th>candidate</th>"
             "<th>metric</th><th>b - a</th><th>lower bound</th><th>-margin</th><th>verdict</th></tr>" + rows + "</table>")
 
 

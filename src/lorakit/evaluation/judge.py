@@ -83,22 +83,27 @@ def _conversation(messages: list[dict]) -> str:
     return "\n".join(f"{m['role']}: {m.get('content') or ''}" for m in prompt_of(messages))
 
 
+def _reference(reference: str) -> str:
+    """The reference answer's section of a judge prompt; none when the test example has no reference (prompts
+    alone, as lorakit.migrate may compare on)."""
+    return f"[Reference answer]\n{reference}\n\n" if reference.strip() else ""
+
+
 def rubric_for(jcfg: DictConfig, kind: str) -> str:
     return jcfg.rubric or RUBRICS[kind]
 
 
 def pointwise_messages(messages: list[dict], reference: str, answer: str, rubric: str, scale: int) -> list[dict]:
     user = (f"Grade the answer to the conversation below from 1 (worst) to {scale} (best).\n\nRubric: {rubric}\n\n"
-            f"[Conversation]\n{_conversation(messages)}\n\n[Reference answer]\n{reference}\n\n"
-            f"[Answer to grade]\n{answer}\n\nReply with the score alone, as `Score: N` with N an integer from 1 "
-            f"to {scale}.")
+            f"[Conversation]\n{_conversation(messages)}\n\n{_reference(reference)}[Answer to grade]\n{answer}\n\n"
+            f"Reply with the score alone, as `Score: N` with N an integer from 1 to {scale}.")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
 def pairwise_messages(messages: list[dict], reference: str, first: str, second: str, rubric: str) -> list[dict]:
     user = (f"Two answers to the conversation below. Which is better?\n\nRubric: {rubric}\n\n"
-            f"[Conversation]\n{_conversation(messages)}\n\n[Reference answer]\n{reference}\n\n"
-            f"[Answer A]\n{first}\n\n[Answer B]\n{second}\n\nReply with `A`, `B` or `tie` alone.")
+            f"[Conversation]\n{_conversation(messages)}\n\n{_reference(reference)}[Answer A]\n{first}\n\n"
+            f"[Answer B]\n{second}\n\nReply with `A`, `B` or `tie` alone.")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -163,6 +168,14 @@ def pairwise_summary(outcomes: list[tuple[str, bool | None]], identical: list[bo
             "position_consistency": sum(judged) / len(judged) if judged else None,
             "win_rate": {"value": value, "ci_low": max(low, 0.0), "ci_high": min(high, 1.0)},
             "test": "sign test (exact binomial, ties dropped)", "p_value": float(p)}
+
+
+def win_rate_tests(judged: dict | None) -> list[dict]:
+    """The pairwise judge's results as paired tests for non-inferiority (scoring.non_inferiority): b's win rate
+    against a (a tie counts half) minus 0.5, parity, with its interval."""
+    return [{"metric": "judge_win_rate", "a": p["a"], "b": p["b"], "difference": p["win_rate"]["value"] - 0.5,
+             "ci_low": p["win_rate"]["ci_low"] - 0.5, "ci_high": p["win_rate"]["ci_high"] - 0.5}
+            for p in (judged or {}).get("pairwise", [])]
 
 
 def asker(judge: JudgeModel, engine, cache, *, max_new_tokens: int, seed: int, quant: dict | None):

@@ -97,7 +97,8 @@ def non_inferiority_table(verdicts: list[dict] | None) -> str:
             f"**{v['verdict']}** |" for v in verdicts]
     return "\n".join(["## Non-inferiority", "", f"Is each candidate not worse than `{verdicts[0]['a']}` by more than "
                       "the margin? Non-inferior when the lower bound (one-sided 97.5%) of b - a lies above -margin; "
-                      "inferior when the whole 95% interval lies below it; else inconclusive (more examples).", "",
+                      "inferior when the whole 95% interval lies below it; else inconclusive (more examples). judge_win_rate: "
+                      "b's win rate against a by the pairwise judge (ties half) minus 0.5, parity.", "",
                       "| candidate | metric | b - a | lower bound | -margin | verdict |", "|---|---|---:|---:|---:|---|",
                       *rows, ""])
 

@@ -45,15 +45,18 @@ def _download(client, file_id: str, folder: Path, taken: set[str]) -> dict:
 
     try:
         meta = client.files.retrieve(file_id)
+        name = local_name(meta.filename, file_id, taken)
+        taken.add(name)
+        path = folder / name
+        if not (path.is_file() and path.stat().st_size == meta.bytes):  # a finished download is not fetched again
+            partial = path.with_name(path.name + ".part")
+            partial.write_bytes(client.files.content(file_id).content)
+            partial.replace(path)
     except openai.NotFoundError:
         return {"id": file_id, "missing": "the account no longer has this file (deleted, or expired)"}
-    name = local_name(meta.filename, file_id, taken)
-    taken.add(name)
-    path = folder / name
-    if not (path.is_file() and path.stat().st_size == meta.bytes):  # a finished download is not fetched again
-        partial = path.with_name(path.name + ".part")
-        partial.write_bytes(client.files.content(file_id).content)
-        partial.replace(path)
+    except openai.PermissionDeniedError as err:
+        raise ApiError(f"this key cannot read the account's files ({err.status_code}, {file_id}): use a key with the "
+                       "files permission (read) as well as fine-tuning's") from None
     return {"id": file_id, "filename": meta.filename, "path": name, "bytes": path.stat().st_size,
             "purpose": meta.purpose}
 

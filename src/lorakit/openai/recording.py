@@ -56,14 +56,37 @@ def _conversation(row: dict) -> tuple[list[dict], dict, str]:
     if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m for m in messages):
         raise ValueError('no "messages" list (a chat example, a DPO pair\'s "input", or a task)')
     last = last_reply(messages)
-    reply = ""
+    final = None
     if last is not None and last == len(messages) - 1:
-        reply = json.dumps(messages[last].get("content") or messages[last].get("tool_calls") or "")
-        messages = messages[:last]
+        final, messages = messages[last], messages[:last]
+    elif source is not row and isinstance(row.get("preferred_output"), list) and row["preferred_output"]:
+        final = row["preferred_output"][-1]  # a DPO pair: the preferred reply is the reference
     if not messages:
         raise ValueError("nothing is left to ask once the final reply is taken off")
     extra = {k: source[k] for k in ("tools", "parallel_tool_calls") if source.get(k) is not None}
-    return messages, extra, reply
+    return messages, extra, _text(final) if isinstance(final, dict) else ""
+
+
+def _text(message: dict) -> str:
+    """A reply's text: its content (the text parts of a list), else its tool calls as JSON."""
+    content = message.get("content")
+    if isinstance(content, list):
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    if isinstance(content, str) and content:
+        return content
+    return json.dumps(message["tool_calls"]) if message.get("tool_calls") else ""
+
+
+def references(prompts: Path) -> list[str]:
+    """The final reply of each readable line of a prompt file (chat example, DPO pair's preferred output; "" for a
+    task): what the tuned model's answers are compared with."""
+    found = []
+    for line in prompts.read_text(encoding="utf-8").splitlines():
+        try:
+            found.append(_conversation(json.loads(line))[2])
+        except (ValueError, AttributeError, TypeError):
+            continue
+    return found
 
 
 def recorded_ids(recorded: Path) -> set[str]:

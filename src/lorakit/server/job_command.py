@@ -111,12 +111,14 @@ def command(body: dict, init_from: str | None, run_dir: Path, *, training_file: 
 
 def retrain_script(job: dict, folder: Path, *, training_file: Path, validation_file: Path | None,
                    init_from: Path | None, model_overrides: list[str], learning_rate: float, base_model: str,
-                   recorded: Path | None, test_file: Path | None, margin: float, python: str = sys.executable) -> str:
+                   recorded: Path | None, test_file: Path | None, margin: float, free_text: bool = False,
+                   judge: str | None = None, python: str = sys.executable) -> str:
     """run.sh for an OpenAI job brought home (lorakit.migrate): the same method on the same data with OpenAI's
     resolved hyperparameters mapped as the server maps a job's (`job`: a job body as jobs_api.hyperparameters
     reads it), trained into folder/local on the local base (a reinforcement job's grader written there); then,
     where answers were recorded, lorakit.compare of the local adapter against them with the non-inferiority margin
-    (MARGIN in the environment overrides it)."""
+    (MARGIN in the environment overrides it) and, for free-text answers, the pairwise judge (JUDGE in the
+    environment overrides `judge`; empty: none)."""
     run_dir = folder / "local"
     run_dir.mkdir(parents=True, exist_ok=True)
     train = command(job, str(init_from) if init_from else None, run_dir, training_file=training_file,
@@ -128,9 +130,14 @@ def retrain_script(job: dict, folder: Path, *, training_file: Path, validation_f
              "set -euo pipefail", shlex.join([python, *train[1:]])]
     if recorded is not None and test_file is not None:
         name = f"recorded:{recorded}"
-        lines.append(shlex.join([python, "-m", "lorakit.compare", f"candidates=[{quoted(name)},{quoted(run_dir)}]",
-                                 f"reference={quoted(name)}", f"data.test_file={quoted(test_file)}", *model_overrides,
-                                 f"hydra.run.dir={quoted(folder / 'compare')}"]) + f' "eval.margin=${{MARGIN:-{margin}}}"')
+        compare = shlex.join([python, "-m", "lorakit.compare", f"candidates=[{quoted(name)},{quoted(run_dir)}]",
+                              f"reference={quoted(name)}", f"data.test_file={quoted(test_file)}", *model_overrides,
+                              f"hydra.run.dir={quoted(folder / 'compare')}"]) + f' "eval.margin=${{MARGIN:-{margin}}}"'
+        if free_text:  # metrics see the surface of free text; a judge reads it (both orders, as a win rate)
+            lines.insert(3, f"JUDGE=${{JUDGE-{shlex.quote(judge) if judge else ''}}}  # the pairwise judge of the "
+                            "free-text answers: a conf/model name, a folder, a hub id or openai:<model>; empty: none")
+            compare += ' ${JUDGE:+"eval.judge.model=$JUDGE" eval.judge.mode=pairwise}'
+        lines.append(compare)
     else:
         lines.append("# no recorded answers to compare with (no validation file, and no --prompts when migrating)")
     return "\n".join(lines) + "\n"
