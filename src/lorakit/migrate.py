@@ -34,12 +34,13 @@ from lorakit.config.compose import compose, model_overrides, register_resolvers
 from lorakit.core.answers import task_kind
 from lorakit.core.errors import ApiError, UserError, exit_2_on_user_error
 from lorakit.core.paths import CONF_DIR
+from lorakit.evaluation.graders import spec
 from lorakit.models.loading import load_base
 from lorakit.openai.account import inventory
 from lorakit.openai.recording import RECORDED, Plan, estimate, plan_job, record, references
 from lorakit.server.files_api import check_training_file
 from lorakit.server.job_command import retrain_script
-from lorakit.server.jobs_api import hyperparameters
+from lorakit.server.jobs_api import SCHEMAS, hyperparameters
 
 log = logging.getLogger("lorakit.migrate")
 INDEX = "index.json"
@@ -141,14 +142,31 @@ def record_all(openai_client, found: list[Plan], out: Path, concurrency: int) ->
 
 
 def _job_body(job: dict) -> dict:
-    """The job as the server's job command reads it: method, hyperparameters ("auto" where OpenAI gives none)."""
+    """The job as the server's job command reads it: method, hyperparameters ("auto" where OpenAI gives none; one
+    lorakit has no setting for is named and left out), a reinforcement job's grader checked.
+
+    Raises:
+        UserError: a value lorakit cannot train with, or a grader it cannot run (each problem named).
+    """
     from pydantic import ValidationError
 
     method = {k: v for k, v in (job.get("method") or {"type": "supervised"}).items() if v is not None}
+    kind = method.get("type", "supervised")
+    known = set(SCHEMAS[kind].model_fields) if kind in SCHEMAS else set()
+    given = {**(job.get("hyperparameters") or {}), **((method.get(kind) or {}).get("hyperparameters") or {})}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        log.warning("%s: hyperparameters lorakit has no setting for, left out of run.sh: %s", job["id"],
+                    ", ".join(unknown))
     try:
-        kind, hp = hyperparameters({"hyperparameters": job.get("hyperparameters"), "method": method})
-    except ValidationError as err:
-        raise UserError(f"{job['id']}: its hyperparameters cannot be mapped to lorakit's: {err}") from None
+        kind, hp = hyperparameters({"method": {"type": kind, kind: {"hyperparameters": {
+            k: v for k, v in given.items() if k in known}}}})
+    except (ValidationError, KeyError) as err:
+        raise UserError(f"its method or hyperparameters cannot be mapped to lorakit's: {err}") from None
+    if kind == "reinforcement":
+        found = spec.problems((method.get("reinforcement") or {}).get("grader"))
+        if found:
+            raise UserError(f"its grader cannot run here: {'; '.join(found)}")
     return {**job, "method": {**method, "type": kind}, "hyperparameters": hp}
 
 
@@ -173,46 +191,62 @@ def free_text(test_file: Path | None, recorded: Path) -> bool:
 
 
 def write_scripts(records: list[dict], out: Path, base: str, margin: float, prompts: Path | None,
-                  judge: str | None = None) -> dict[str, list]:
-    """run.sh per succeeded job whose training file is on disk (paths in it absolute); returns what lorakit's
-    checks find in each job's files ({job id: problems})."""
+                  judge: str | None = None) -> tuple[dict[str, list], dict[str, str]]:
+    """run.sh per succeeded job whose training file is on disk (paths in it absolute). Returns what lorakit's checks
+    find in each job's files ({job id: problems}) and the jobs that got no run.sh ({job id: why})."""
     out, prompts = out.resolve(), prompts.resolve() if prompts else None
     overrides = model_overrides(base)
     composed = compose(*overrides)
-    learning_rate, tokenizer = float(composed.train.learning_rate), load_base(composed.model).tokenizer
-    found = {}
+    local = {"model_overrides": overrides, "learning_rate": float(composed.train.learning_rate), "base_model": base,
+             "margin": margin, "judge": judge}
+    tokenizer = load_base(composed.model).tokenizer
+    found, unscripted = {}, {}
     made_by = {r["job"]["fine_tuned_model"]: r["job"]["id"] for r in records if r["job"].get("fine_tuned_model")}
     for rec in records:
         job, files, folder = rec["job"], rec["files"], out / rec["job"]["id"]
-        if job["status"] != "succeeded" or "path" not in files.get("training_file", {}):
-            if job["status"] == "succeeded":
-                log.warning("%s: its training file is missing: no run.sh", job["id"])
+        if job["status"] != "succeeded":
             continue
-        parent = made_by.get(job["model"]) if job["model"].startswith("ft:") else None
-        if job["model"].startswith("ft:") and parent is None:
-            log.warning("%s continues %s, which no job of this account made: run.sh trains from the base", job["id"],
-                        job["model"])
-        valid = folder / files["validation_file"]["path"] if "path" in files.get("validation_file", {}) else None
-        recorded = folder / RECORDED if (folder / RECORDED).is_file() else None
-        text = recorded is not None and free_text(prompts or valid, recorded)
-        if text and not judge:
-            log.warning("%s: its answers are free text: run.sh compares them by metrics alone; --judge MODEL (or "
-                        "JUDGE=MODEL bash run.sh) adds the pairwise judge", job["id"])
-        script = retrain_script(_job_body(job), folder, training_file=folder / files["training_file"]["path"],
-                                validation_file=valid, init_from=out / parent / "local" if parent else None,
-                                model_overrides=overrides, learning_rate=learning_rate, base_model=base,
-                                recorded=recorded, test_file=prompts or valid, margin=margin, free_text=text,
-                                judge=judge)
-        (folder / "run.sh").write_text(script)
-        (folder / "run.sh").chmod(0o755)
+        if "path" not in files.get("training_file", {}):
+            unscripted[job["id"]] = "its training file is missing: nothing to train on"
+        else:
+            try:
+                _write_script(rec, folder, out, made_by, prompts, local)
+            except UserError as err:
+                unscripted[job["id"]] = f"no run.sh: {err}"
+        if job["id"] in unscripted:
+            log.error("%s: %s", job["id"], unscripted[job["id"]])
+            continue
         found[job["id"]] = check_files(folder, files, tokenizer)
         for problem in found[job["id"]]:
             log.warning("%s: lorakit's checks drop lines OpenAI accepted (run.sh trains without them): %s",
                         job["id"], problem)
-    return found
+    return found, unscripted
 
 
-def write_index(records: list[dict], out: Path, failed: dict[str, str], checks: dict[str, list]) -> None:
+def _write_script(rec: dict, folder: Path, out: Path, made_by: dict, prompts: Path | None, local: dict) -> None:
+    """One job's run.sh (retrain_script's settings in `local`); a job continuing another of the account's starts
+    from that job's local model."""
+    job, files = rec["job"], rec["files"]
+    body = _job_body(job)
+    parent = made_by.get(job["model"]) if job["model"].startswith("ft:") else None
+    if job["model"].startswith("ft:") and parent is None:
+        log.warning("%s continues %s, which no job of this account made: run.sh trains from the base", job["id"],
+                    job["model"])
+    valid = folder / files["validation_file"]["path"] if "path" in files.get("validation_file", {}) else None
+    recorded = folder / RECORDED if (folder / RECORDED).is_file() else None
+    text = recorded is not None and free_text(prompts or valid, recorded)
+    if text and not local["judge"]:
+        log.warning("%s: its answers are free text: run.sh compares them by metrics alone; --judge MODEL (or "
+                    "JUDGE=MODEL bash run.sh) adds the pairwise judge", job["id"])
+    script = retrain_script(body, folder, training_file=folder / files["training_file"]["path"], validation_file=valid,
+                            init_from=out / parent / "local" if parent else None, recorded=recorded,
+                            test_file=prompts or valid, free_text=text, **local)
+    (folder / "run.sh").write_text(script)
+    (folder / "run.sh").chmod(0o755)
+
+
+def write_index(records: list[dict], out: Path, failed: dict[str, str], checks: dict[str, list],
+                unscripted: dict[str, str]) -> None:
     """DIR/index.json: every job with its status, model, missing files and answers recorded."""
     jobs = []
     for rec in records:
@@ -220,7 +254,7 @@ def write_index(records: list[dict], out: Path, failed: dict[str, str], checks: 
         jobs.append({"id": job["id"], "status": job["status"], "method": (job.get("method") or {}).get("type"),
                      "model": job["model"], "fine_tuned_model": job.get("fine_tuned_model"),
                      "missing": rec["missing"], "recording_failed": failed.get(job["id"]),
-                     "lorakit_checks": checks.get(job["id"], []),
+                     "lorakit_checks": checks.get(job["id"], []), "no_run_sh": unscripted.get(job["id"]),
                      "run_sh": str(out / job["id"] / "run.sh") if (out / job["id"] / "run.sh").is_file() else None,
                      "recorded": sum(1 for line in recorded.read_text().splitlines() if line.strip())
                      if recorded.is_file() else 0})
@@ -242,11 +276,11 @@ def run(args: argparse.Namespace) -> int:
         if cost["requests"] and confirmed(cost, args.yes):
             failed = record_all(openai_client, found, out, args.concurrency)
     register_resolvers()
-    checks = write_scripts(records, out, args.base, args.margin, Path(args.prompts) if args.prompts else None,
-                           args.judge)
-    write_index(records, out, failed, checks)
+    checks, unscripted = write_scripts(records, out, args.base, args.margin,
+                                       Path(args.prompts) if args.prompts else None, args.judge)
+    write_index(records, out, failed, checks, unscripted)
     print(f"{len(records)} job(s) in {out}/ ({INDEX} lists them)", flush=True)
-    return 1 if failed else 0
+    return 1 if failed or unscripted else 0
 
 
 def main(argv: list[str] | None = None) -> None:

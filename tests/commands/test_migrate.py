@@ -234,7 +234,8 @@ def _train_overrides(script: str) -> list[str]:
 
 def test_run_sh_maps_a_reinforcement_job_and_its_grader_onto_a_valid_local_run(tmp_path):
     """A reinforcement job as OpenAI returns it (resolved hyperparameters, reasoning_effort, its grader): run.sh's
-    training command composes into a configuration `python -m train` accepts, with the grader and generations."""
+    training command composes into a configuration `python -m train` accepts, with the grader and generations. A
+    job whose grader cannot run here gets no run.sh, says why, and the others go on."""
     from lorakit.config.checks import validate
     from lorakit.config.compose import compose
     from lorakit.migrate import write_scripts
@@ -243,13 +244,21 @@ def test_run_sh_maps_a_reinforcement_job_and_its_grader_onto_a_valid_local_run(t
               "operation": "eq"}
     job = {"id": "ftjob-rft", "method": {"type": "reinforcement", "reinforcement": {"grader": grader, "hyperparameters": {
         "n_epochs": 2, "batch_size": 2, "learning_rate_multiplier": 0.5, "compute_multiplier": 2.0, "eval_interval": 5,
-        "eval_samples": 3, "reasoning_effort": "medium"}}}}
+        "eval_samples": 3, "reasoning_effort": "medium", "a_later_knob": 1}}}}  # a field lorakit has no setting for
     folder = tmp_path / job["id"]
     folder.mkdir()
     rows = [{"messages": r["messages"][:-1], "tool": json.loads(r["messages"][-1]["content"])["tool"]}
             for r in tool_picker_rows("train", 8)]
     write_jsonl(folder / "tasks.jsonl", rows)
-    write_scripts(_records(job, {"training_file": {"path": "tasks.jsonl"}}), tmp_path, "tiny-llama", 0.05, None)
+    unrunnable = {"id": "ftjob-bad", "method": {"type": "reinforcement", "reinforcement": {"grader": {
+        "type": "string_check", "name": "x", "input": "{{sample.output_text}}", "operation": "sounds_like"}}}}
+    (tmp_path / "ftjob-bad").mkdir()
+    write_jsonl(tmp_path / "ftjob-bad" / "tasks.jsonl", rows)
+    records = _records(job, {"training_file": {"path": "tasks.jsonl"}}) + _records(unrunnable, {"training_file": {
+        "path": "tasks.jsonl"}})
+    checks, unscripted = write_scripts(records, tmp_path, "tiny-llama", 0.05, None)
+    assert set(checks) == {job["id"]} and not (tmp_path / "ftjob-bad" / "run.sh").exists()
+    assert "no run.sh: its grader cannot run here" in unscripted["ftjob-bad"] and "operation" in unscripted["ftjob-bad"]
     script = (folder / "run.sh").read_text()
     assert "no recorded answers to compare with" in script  # none recorded, no validation file: nothing to compare
     overrides = _train_overrides(script)
