@@ -5,6 +5,7 @@ server's own, an interrupted recording resumes without asking anything twice, an
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -98,7 +99,8 @@ def test_the_account_comes_home_with_its_files_and_the_tuned_models_answers(serv
 
 
 class _Throttled(BaseHTTPRequestHandler):
-    """In front of the server: the first chat request gets 429 (Retry-After 0), everything else goes through."""
+    """In front of the server: the first chat request gets 429 (Retry-After 0), a results CSV is served
+    base64-encoded (as OpenAI serves it), everything else goes through."""
     target, refused = "", 0
 
     def _forward(self, method: str) -> None:
@@ -113,10 +115,13 @@ class _Throttled(BaseHTTPRequestHandler):
             return
         headers = {k: v for k, v in self.headers.items() if k.lower() in {"authorization", "content-type"}}
         answer = httpx.request(method, self.target + self.path, content=body, headers=headers, timeout=120)
+        content = answer.content
+        if self.path.endswith("/content") and content.startswith(b"step,"):  # a results CSV, as OpenAI serves it
+            content = base64.b64encode(content)
         self.send_response(answer.status_code)
         self.send_header("content-type", answer.headers.get("content-type", "application/json"))
         self.end_headers()
-        self.wfile.write(answer.content)
+        self.wfile.write(content)
 
     def do_GET(self):  # noqa: N802 - http.server's names
         self._forward("GET")
@@ -128,7 +133,7 @@ class _Throttled(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_rate_limited_request_is_retried(server, account, tmp_path):
+def test_a_rate_limited_request_is_retried_and_a_base64_results_file_decoded(server, account, tmp_path):
     _Throttled.target = server.url
     proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Throttled)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
@@ -140,6 +145,9 @@ def test_a_rate_limited_request_is_retried(server, account, tmp_path):
     assert _Throttled.refused == 1
     job = account["supervised"]
     assert len((tmp_path / "home" / job.id / "recorded.jsonl").read_text().splitlines()) == 6
+    served = server.client().files.content(job.result_files[0]).content
+    assert (tmp_path / "home" / job.id / "step_metrics.csv").read_bytes() == base64.b64encode(served)  # as served
+    assert (tmp_path / "home" / job.id / "step_metrics.decoded.csv").read_bytes() == served
 
 
 def test_nothing_is_spent_unasked(server, account, tmp_path):
@@ -353,3 +361,13 @@ def test_an_account_with_more_jobs_than_a_page_comes_home_whole(tmp_path, tiny_d
     index = json.loads((tmp_path / "home" / "index.json").read_text())["jobs"]
     assert sorted(j["id"] for j in index) == sorted(made) and {j["status"] for j in index} == {"cancelled"}
     assert all((tmp_path / "home" / job_id / "t.jsonl").is_file() for job_id in made)
+
+
+def test_a_results_file_served_base64_encoded_is_decoded_beside_its_bytes():
+    from lorakit.openai.account import decoded_csv
+
+    csv = b"step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy\n1,2.31,0.4,,\n2,1.97,0.5,2.01,0.48\n"
+    encoded = base64.b64encode(csv)
+    assert decoded_csv(encoded) == csv and decoded_csv(encoded[:40] + b"\n" + encoded[40:] + b"\n") == csv
+    assert decoded_csv(csv) is None  # plain already (lorakit.serve's)
+    assert decoded_csv(base64.b64encode(b"{not a csv}")) is None and decoded_csv(b"\x00\x01 binary") is None

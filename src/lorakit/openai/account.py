@@ -57,8 +57,28 @@ def _download(client, file_id: str, folder: Path, taken: set[str]) -> dict:
     except openai.PermissionDeniedError as err:
         raise ApiError(f"this key cannot read the account's files ({err.status_code}, {file_id}): use a key with the "
                        "files permission (read) as well as fine-tuning's") from None
-    return {"id": file_id, "filename": meta.filename, "path": name, "bytes": path.stat().st_size,
-            "purpose": meta.purpose}
+    entry = {"id": file_id, "filename": meta.filename, "path": name, "bytes": path.stat().st_size,
+             "purpose": meta.purpose}
+    csv = decoded_csv(path.read_bytes()) if meta.purpose == "fine-tune-results" else None
+    if csv is not None:  # OpenAI serves its results CSV base64-encoded: the CSV itself beside the bytes as served
+        entry["decoded"] = f"{Path(name).stem}.decoded.csv"
+        (folder / entry["decoded"]).write_bytes(csv)
+    return entry
+
+
+def decoded_csv(data: bytes) -> bytes | None:
+    """The CSV a results file holds base64-encoded (as OpenAI serves step_metrics.csv), else None (plain already,
+    or not base64)."""
+    import base64
+    import binascii
+
+    if data.lstrip().startswith(b"step"):
+        return None
+    try:
+        text = base64.b64decode(b"".join(data.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return text if text.lstrip().startswith(b"step") else None
 
 
 def _record(client, job, folder: Path) -> dict:
