@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-COMMANDS = ["train", "hydra_plugins", "lorakit.compare", "lorakit.chat", "lorakit.serve", "lorakit.merge",
+COMMANDS = ["train", "hydra_plugins", "lorakit.cli", "lorakit.compare", "lorakit.chat", "lorakit.serve", "lorakit.merge",
             "lorakit.leaderboard", "lorakit.pairs", "lorakit.migrate"]
 RANKS = [  # top to bottom
     COMMANDS,                                               # python -m train, python -m lorakit.<command>

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from lorakit.config.compose import cuda_available
 from lorakit.core.errors import ConfigError
 from lorakit.core.fields import config_fields
-from lorakit.core.paths import ROOT
+from lorakit.core.paths import DATA_DIR
 from lorakit.core.runs import ADAPTER_CONFIG, RunFolder, find_adapter, holds_adapter
 from lorakit.data.formats import FORMATS
 from lorakit.evaluation import grading
@@ -58,8 +58,7 @@ def _what_is(path: Path) -> str:
 def _example_test_file(train: Path, test: Path) -> list[str]:
     """Own training data with a shipped example's test file (e.g. +experiment=quickstart data.train_file=mine.jsonl
     without data.test_file) would evaluate on the example task."""
-    examples = ROOT / "data"
-    if test.is_relative_to(examples) and train.parent != test.parent:
+    if test.resolve().is_relative_to(DATA_DIR.resolve()) and train.resolve().parent != test.resolve().parent:
         return [f"data.test_file: {test} is the test set of a shipped example ({test.parent.name}), while "
                 f"data.train_file is your own {train}; set data.test_file=path/to/your/test.jsonl, or "
                 "data.test_file=null to hold out data.test_fraction of your training file"]

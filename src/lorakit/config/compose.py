@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lorakit.core.paths import CONF_DIR, ROOT
+from lorakit.core.paths import CONF_DIR, DATA_DIR, ROOT
 from lorakit.models.loading import model_spec
 from lorakit.sweeps import gpus
 from lorakit.sweeps.jobs import resolver
@@ -17,10 +17,13 @@ SECRET_KEY = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
 
 
 def register_resolvers() -> None:
-    """Register `${lorakit_root:}` (the project folder holding conf/ and data/), `${lorakit_sweep:}` (a sweep's
+    """Register `${lorakit_data:}` (the folder of the shipped example data), `${lorakit_root:}` (the checkout
+    lorakit runs from; the current folder once installed), `${lorakit_sweep:}` (a sweep's
     folder name from its overrides; lorakit's sweepers pass the sweep's folder to its jobs) and `${lorakit_gpus:}`
     (the number of GPUs this machine lets lorakit use, at least 1)."""
 
+    if not OmegaConf.has_resolver("lorakit_data"):
+        OmegaConf.register_new_resolver("lorakit_data", lambda: str(DATA_DIR))
     if not OmegaConf.has_resolver("lorakit_root"):
         OmegaConf.register_new_resolver("lorakit_root", lambda: str(ROOT))
     if not OmegaConf.has_resolver("lorakit_gpus"):
