@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from lorakit import methods
 from lorakit.config.compose import register_resolvers
 from lorakit.core import distributed
 from lorakit.core.errors import UserError
@@ -26,6 +27,7 @@ from lorakit.sweeps import gpus
 from lorakit.sweeps.jobs import SweepJob, objective
 
 register_resolvers()
+methods.load_plugins()  # methods registered from LORAKIT_METHODS or entry points: method=<name> composes
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")

@@ -17,6 +17,7 @@ RANKS = [  # top to bottom
     COMMANDS,                                               # python -m train, python -m lorakit.<command>
     ["lorakit.stages", "lorakit.server"],                   # the pipeline's stages; the HTTP API
     ["lorakit.config"],                                     # compose and check a run's configuration
+    ["lorakit.methods"],                                    # each training method as one unit, and their registry
     ["lorakit.sweeps"],                                     # engines, from here down
     ["lorakit.evaluation"],
     ["lorakit.data"],

@@ -17,6 +17,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from lorakit import methods
 from lorakit.config.compose import cuda_available, register_resolvers
 from lorakit.core.errors import exit_2_on_user_error
 from lorakit.core.paths import CONF_DIR
@@ -34,10 +35,11 @@ register_resolvers()
 
 def _test_rows(cfg: DictConfig, runs: list, tokenizer) -> list[dict]:
     """data.test_file when given, else the test split of the first run compared."""
+    fields = methods.of(cfg).task_fields(cfg)
     if cfg.data.test_file:
-        return test_set(cfg, tokenizer, None)
+        return test_set(cfg, tokenizer, None, fields)
     if runs and runs[0].split("test").is_file():
-        return test_set(cfg, tokenizer, runs[0].split("test"))
+        return test_set(cfg, tokenizer, runs[0].split("test"), fields)
     raise C.CandidateError("no test set: set data.test_file=path/to/test.jsonl (chat JSONL), or compare a run "
                            "folder that has a test split")
 

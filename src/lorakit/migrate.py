@@ -30,6 +30,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from lorakit import methods
 from lorakit.config.compose import compose, model_overrides, register_resolvers
 from lorakit.core.answers import task_kind
 from lorakit.core.errors import ApiError, UserError, exit_2_on_user_error
@@ -40,7 +41,7 @@ from lorakit.openai.account import inventory
 from lorakit.openai.recording import RECORDED, Plan, estimate, plan_job, record, references
 from lorakit.server.files_api import check_training_file
 from lorakit.server.job_command import retrain_script
-from lorakit.server.jobs_api import SCHEMAS, hyperparameters
+from lorakit.server.jobs_api import hyperparameters
 
 log = logging.getLogger("lorakit.migrate")
 INDEX = "index.json"
@@ -152,7 +153,7 @@ def _job_body(job: dict) -> dict:
 
     method = {k: v for k, v in (job.get("method") or {"type": "supervised"}).items() if v is not None}
     kind = method.get("type", "supervised")
-    known = set(SCHEMAS[kind].model_fields) if kind in SCHEMAS else set()
+    known = set(methods.get(kind).hyperparameters.model_fields) if kind in methods.names() else set()
     given = {**(job.get("hyperparameters") or {}), **((method.get(kind) or {}).get("hyperparameters") or {})}
     unknown = sorted(set(given) - known)
     if unknown:
@@ -161,10 +162,10 @@ def _job_body(job: dict) -> dict:
     try:
         kind, hp = hyperparameters({"method": {"type": kind, kind: {"hyperparameters": {
             k: v for k, v in given.items() if k in known}}}})
-    except (ValidationError, KeyError) as err:
+    except (ValidationError, methods.UnknownMethod) as err:
         raise UserError(f"its method or hyperparameters cannot be mapped to lorakit's: {err}") from None
-    if kind == "reinforcement":
-        found = spec.problems((method.get("reinforcement") or {}).get("grader"))
+    if "grader" in methods.get(kind).openai_fields:
+        found = spec.problems((method.get(kind) or {}).get("grader"))
         if found:
             raise UserError(f"its grader cannot run here: {'; '.join(found)}")
     return {**job, "method": {**method, "type": kind}, "hyperparameters": hp}

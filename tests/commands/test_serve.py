@@ -188,9 +188,9 @@ def test_a_file_for_the_other_method_fails_the_job_and_bad_dpo_settings_are_refu
                                          method={"type": "reinforcement", "reinforcement": {"grader": GRADER}})
     on_tasks = client.fine_tuning.jobs.create(training_file=tasks.id, model="tiny-llama")
     for job, says in ((dpo, "holds chat examples; a dpo job trains on preference pairs"),
-                      (sft, "holds preference pairs; train on them with method"),
+                      (sft, "holds preference pairs; a supervised job trains on chat examples"),
                       (rft, "holds chat examples; a reinforcement job trains on tasks: one JSON object per line"),
-                      (on_tasks, "holds tasks (every conversation ends in a user turn); train on them with")):
+                      (on_tasks, "holds tasks (every conversation ends in a user turn); a supervised job trains on chat")):
         job = serving.wait_for(client, job.id, {"failed", "succeeded"}, timeout=30)
         assert job.status == "failed" and job.error.code == "invalid_training_file" and says in job.error.message
     for method, param in (({"type": "dpo", "dpo": {"hyperparameters": {"beta": 0}}}, "beta"),

@@ -58,8 +58,9 @@ def test_backend_openai_method_reinforcement_uploads_the_task_lines_and_sends_th
     """The hosted job's method and upload for method=reinforcement (the server's side of the same request, a job
     to succeeded, is tests/commands/test_serve.py's reinforcement job)."""
     from helpers import compose_cfg
+    from lorakit import methods
     from lorakit.models.loading import end_of_turn_ids
-    from lorakit.openai.hosted import method, openai_files
+    from lorakit.openai.hosted import openai_files
     from lorakit.stages import prepare
 
     tasks = [{"messages": r["messages"][:-1], "reference_answer": r["messages"][-1]["content"], "id": i}
@@ -74,9 +75,7 @@ def test_backend_openai_method_reinforcement_uploads_the_task_lines_and_sends_th
     files = openai_files(tmp_path / "run")
     uploaded = [json.loads(line) for line in files["train"].read_text().splitlines()]
     assert len(uploaded) == 8 and all(r in tasks for r in uploaded)  # each task line as given
-    from lorakit.evaluation import grading
-
-    assert method(cfg, grading.method_grader(cfg.method)[1]) == {"type": "reinforcement", "reinforcement": {
+    assert methods.of(cfg).openai_method(cfg) == {"type": "reinforcement", "reinforcement": {
         "grader": {"type": "text_similarity", "name": "close", "input": "{{ sample.output_text }}",
                    "reference": "{{ item.reference_answer }}", "evaluation_metric": "fuzzy_match"},
         "hyperparameters": {"n_epochs": None, "batch_size": 2, "learning_rate_multiplier": "auto"}}}

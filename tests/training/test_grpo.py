@@ -55,7 +55,7 @@ def test_grpo_rewards_are_the_graders_scores_of_its_completions(tmp_path, tiny_d
 
 
 def test_a_model_grader_as_the_reward_asks_its_grading_model_and_logs_what_it_cannot_grade(tmp_path, tiny_dir, caplog):
-    from lorakit.stages.train import reward
+    from lorakit.methods.reinforcement import reward
 
     grader = {"type": "label_model", "name": "verdict", "model": "tiny-llama", "labels": ["yes", "no"],
               "passing_labels": ["yes"],

@@ -6,17 +6,16 @@ with its fix, so a user fixes a config in one go rather than one crash at a time
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import inspect
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from lorakit import methods
 from lorakit.config.compose import cuda_available
 from lorakit.core.errors import ConfigError
-from lorakit.core.fields import config_fields
+from lorakit.core.fields import bad_number, config_fields, unknown_fields
 from lorakit.core.paths import DATA_DIR
 from lorakit.core.runs import ADAPTER_CONFIG, RunFolder, find_adapter, holds_adapter
 from lorakit.data.formats import FORMATS
@@ -29,21 +28,10 @@ from lorakit.inference.vllm_engine import problems as engine_problems
 
 STAGES = ("prepare", "train", "evaluate", "merge")
 LOGGERS = ("none", "wandb")
-METHODS = ("supervised", "dpo", "reinforcement")
 
 
 def _init_params(cls: type) -> set[str]:
     return {p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs")}
-
-
-def _unknown(section: str, keys: Any, known: set[str], owner: str) -> list[str]:
-    problems = []
-    for key in keys:
-        if key not in known:
-            near = difflib.get_close_matches(str(key), known, n=3) or [k for k in known if k.startswith(str(key)[:4])][:3]
-            hint = f" (did you mean {', '.join(sorted(near))}?)" if near else ""
-            problems.append(f"{section}.{key}: not a {owner} field{hint}; remove it or fix the spelling")
-    return problems
 
 
 def _what_is(path: Path) -> str:
@@ -65,21 +53,6 @@ def _example_test_file(train: Path, test: Path) -> list[str]:
     return []
 
 
-def _bad_number(key: str, value: Any, low: float, *, integer: bool = False, above: bool = False,
-                high: float | None = None, null: str | None = None) -> list[str]:
-    """[] when value is a number >= low (> low with above, < high when given, an integer with integer); else the
-    problem. null: what None means when None is allowed."""
-    if value is None and null:
-        return []
-    kind = "an integer" if integer else "a number"
-    ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
-    ok = ok and (value > low if above else value >= low) and (high is None or value < high)
-    if ok:
-        return []
-    bounds = f"{'>' if above else '>='} {low:g}" + (f" and < {high:g}" if high is not None else "")
-    return [f"{key}: must be {kind} {bounds}{f' (or null: {null})' if null else ''}, got {value!r}"]
-
-
 def _check_stages(stages: list) -> list[str]:
     problems = [f"stages: unknown stage {s!r}; choose from {list(STAGES)}" for s in stages if s not in STAGES]
     if [s for s in STAGES if s in stages] != stages:
@@ -91,22 +64,22 @@ def _check_train(train: DictConfig, cuda: bool) -> list[str]:
     """trl.SFTConfig fields, their ranges (a run that would train nothing is refused), and what needs CUDA."""
     from trl import SFTConfig
 
-    problems = _unknown("train", train.keys(), config_fields(SFTConfig), "trl.SFTConfig")
+    problems = unknown_fields("train", train.keys(), config_fields(SFTConfig), "trl.SFTConfig")
     if "output_dir" in train:
         problems.append("train.output_dir: lorakit sets it (run_dir/checkpoints); remove it and set hydra.run.dir")
     if train.get("report_to") not in (None, "none"):
         problems.append("train.report_to: lorakit sets it from the logger; use logger=wandb or logger=none instead")
     get = train.get
-    problems += _bad_number("train.learning_rate", get("learning_rate"), 0, above=True)
+    problems += bad_number("train.learning_rate", get("learning_rate"), 0, above=True)
     for key in ("per_device_train_batch_size", "gradient_accumulation_steps", "per_device_eval_batch_size"):
-        problems += _bad_number(f"train.{key}", get(key, 1), 1, integer=True)
-    problems += _bad_number("train.num_train_epochs", get("num_train_epochs"), 0, null="decided from the data's size")
-    problems += _bad_number("train.max_steps", get("max_steps", -1), -1, integer=True)
+        problems += bad_number(f"train.{key}", get(key, 1), 1, integer=True)
+    problems += bad_number("train.num_train_epochs", get("num_train_epochs"), 0, null="decided from the data's size")
+    problems += bad_number("train.max_steps", get("max_steps", -1), -1, integer=True)
     for key in ("warmup_steps", "weight_decay", "max_grad_norm"):
-        problems += _bad_number(f"train.{key}", get(key, 0), 0)
-    problems += _bad_number("train.logging_steps", get("logging_steps", 1), 0, above=True)
-    problems += _bad_number("train.save_steps", get("save_steps"), 0, above=True, null="decided from the run's length")
-    problems += _bad_number("train.save_total_limit", get("save_total_limit"), 1, integer=True, null="keep all")
+        problems += bad_number(f"train.{key}", get(key, 0), 0)
+    problems += bad_number("train.logging_steps", get("logging_steps", 1), 0, above=True)
+    problems += bad_number("train.save_steps", get("save_steps"), 0, above=True, null="decided from the run's length")
+    problems += bad_number("train.save_total_limit", get("save_total_limit"), 1, integer=True, null="keep all")
     if get("num_train_epochs") == 0 and isinstance(get("max_steps", -1), int) and get("max_steps", -1) <= 0:
         problems.append("train.num_train_epochs=0 (and no train.max_steps) would train nothing; set it to the passes "
                         "over the data, or null to let lorakit decide from the data's size")
@@ -127,26 +100,13 @@ def _check_train(train: DictConfig, cuda: bool) -> list[str]:
 
 
 def _check_method(cfg: DictConfig) -> list[str]:
-    """method.name, and for dpo its trl.DPOConfig fields (beta > 0); init_from a run folder or adapter."""
+    """method.name (a registered method) and its own settings (the method checks them); init_from a run folder or
+    adapter."""
     method = cfg.get("method") or {}
-    name = method.get("name", "supervised")
-    if name not in METHODS:
-        return [f"method: {name!r} is unknown; use method=supervised (chat examples), method=dpo (preference pairs) "
-                "or method=reinforcement (tasks and a grader)"]
-    problems = []
-    if name == "reinforcement":
-        problems += _check_reinforcement(cfg)
-    elif name == "dpo":
-        from trl import DPOConfig
-
-        problems += _unknown("method", [k for k in method if k != "name"], config_fields(DPOConfig),
-                             "trl.DPOConfig")
-        problems += _bad_number("method.beta", method.get("beta", 0.1), 0, above=True)
-        problems += _bad_number("method.learning_rate", method.get("learning_rate"), 0, above=True,
-                                null="train.learning_rate x 0.2")
-    elif len(method) > 1:
-        problems.append(f"method: {sorted(k for k in method if k != 'name')} are settings of another method; "
-                        "supervised fine-tuning is set with train.* (trl.SFTConfig fields)")
+    try:
+        problems = methods.get(method.get("name", "supervised")).check(cfg)
+    except methods.UnknownMethod as err:
+        return [str(err)]
     if cfg.get("init_from") and cfg.get("backend", {}).get("name") == "openai":
         problems.append("init_from: a local adapter, which a hosted job cannot start from; with backend=openai set "
                         "backend.model=<the ft: model to continue from> instead")
@@ -156,43 +116,13 @@ def _check_method(cfg: DictConfig) -> list[str]:
     return problems
 
 
-def _check_reinforcement(cfg: DictConfig) -> list[str]:
-    """method.grader (one grader), the trl.GRPOConfig fields, and a batch that holds whole groups of completions."""
-    from trl import GRPOConfig
-
-    method, train = cfg.method, cfg.get("train") or {}
-    problems = _unknown("method", [k for k in method if k not in {"name", "grader"}], config_fields(GRPOConfig),
-                        "trl.GRPOConfig")
-    try:
-        problems += grading.check_can_run(dict([grading.method_grader(method)]))
-    except GraderError as err:
-        problems.append(str(err))
-    generations = method.get("num_generations", 8)
-    problems += _bad_number("method.num_generations", generations, 2, integer=True)
-    problems += _bad_number("method.max_completion_length", method.get("max_completion_length", 512), 1, integer=True)
-    problems += _bad_number("method.beta", method.get("beta", 0.0), 0)
-    problems += _bad_number("method.learning_rate", method.get("learning_rate"), 0, above=True,
-                            null="train.learning_rate x 0.2")
-    batch = train.get("per_device_train_batch_size", 8)
-    batch *= train.get("gradient_accumulation_steps", 1) or 1
-    if isinstance(generations, int) and generations >= 2 and isinstance(batch, int) and batch % generations:
-        problems.append(f"method.num_generations={generations}: each step trains on whole groups of completions, "
-                        f"and train.per_device_train_batch_size x train.gradient_accumulation_steps = {batch} is not a "
-                        f"multiple of it; set train.per_device_train_batch_size={generations * max(batch // generations, 1)} "
-                        f"or method.num_generations to a divisor of {batch}")
-    if cfg.get("data") and cfg.data.get("format", "auto") not in ("auto", "openai_chat"):
-        problems.append(f"data.format={cfg.data.format}: method=reinforcement reads tasks in OpenAI's reinforcement "
-                        "JSONL (messages ending in a user turn, plus the grader's fields); set data.format=auto")
-    return problems
-
-
 def _check_lora(lora: DictConfig) -> list[str]:
     from peft import LoraConfig
 
-    problems = _unknown("lora", lora.keys(), config_fields(LoraConfig), "peft.LoraConfig")
-    problems += _bad_number("lora.r", lora.get("r", 8), 0, integer=True, above=True)
-    problems += _bad_number("lora.lora_alpha", lora.get("lora_alpha", 8), 0, above=True)
-    problems += _bad_number("lora.lora_dropout", lora.get("lora_dropout", 0.0), 0, high=1)
+    problems = unknown_fields("lora", lora.keys(), config_fields(LoraConfig), "peft.LoraConfig")
+    problems += bad_number("lora.r", lora.get("r", 8), 0, integer=True, above=True)
+    problems += bad_number("lora.lora_alpha", lora.get("lora_alpha", 8), 0, above=True)
+    problems += bad_number("lora.lora_dropout", lora.get("lora_dropout", 0.0), 0, high=1)
     return problems
 
 
@@ -200,7 +130,7 @@ def _check_quant(quant_cfg: DictConfig, cuda: bool) -> list[str]:
     from transformers import BitsAndBytesConfig
 
     quant = OmegaConf.to_container(quant_cfg, resolve=True)
-    problems = _unknown("quant", quant.keys(), _init_params(BitsAndBytesConfig), "transformers.BitsAndBytesConfig")
+    problems = unknown_fields("quant", quant.keys(), _init_params(BitsAndBytesConfig), "transformers.BitsAndBytesConfig")
     four, eight = bool(quant.get("load_in_4bit")), bool(quant.get("load_in_8bit"))
     if four and eight:
         problems.append("quant: load_in_4bit and load_in_8bit are both set; pick one: quant=nf4 or quant=int8")
@@ -258,9 +188,9 @@ def _check_data(data: DictConfig) -> list[str]:
     problems = []
     if data.format not in FORMATS:
         problems.append(f"data.format: {data.format!r} is not a format lorakit reads; choose from {list(FORMATS)}")
-    problems += _bad_number("data.val_fraction", data.get("val_fraction"), 0, high=1, null="decided from the size")
-    problems += _bad_number("data.test_fraction", data.get("test_fraction"), 0, high=1)
-    problems += _bad_number("data.max_length", data.max_length, 16, integer=True)
+    problems += bad_number("data.val_fraction", data.get("val_fraction"), 0, high=1, null="decided from the size")
+    problems += bad_number("data.test_fraction", data.get("test_fraction"), 0, high=1)
+    problems += bad_number("data.max_length", data.max_length, 16, integer=True)
     for key, choices in (("too_long", ("drop", "truncate", "error")), ("duplicates", ("drop", "keep"))):
         if data.get(key) not in choices:
             problems.append(f"data.{key}: {data.get(key)!r} is not one of {', '.join(choices)}")
@@ -304,7 +234,7 @@ def _check_eval(ev: DictConfig, stages: list, quant: DictConfig) -> list[str]:
     if ev.get("fewshot") is not None and (not isinstance(ev.fewshot, int) or ev.fewshot < 1):
         problems.append(f"eval.fewshot: the number of training examples to prompt with (a positive integer) or null, "
                         f"got {ev.fewshot!r}")
-    problems += _bad_number("eval.batch_size", ev.batch_size, 1, integer=True)
+    problems += bad_number("eval.batch_size", ev.batch_size, 1, integer=True)
     if ev.get("graders"):
         try:
             problems += grading.check_can_run(grading.load(ev.graders))

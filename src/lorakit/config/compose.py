@@ -8,6 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from lorakit import methods
 from lorakit.core.paths import CONF_DIR, DATA_DIR, ROOT
 from lorakit.models.loading import model_spec
 from lorakit.sweeps import gpus
@@ -53,6 +54,7 @@ def compose(*overrides: str) -> DictConfig:
     from hydra import initialize_config_dir
 
     register_resolvers()
+    methods.load_plugins()  # a method registered from a module gives its method=<name> settings
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return hydra_compose("config", overrides=list(overrides))
 

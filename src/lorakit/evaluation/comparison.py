@@ -32,14 +32,14 @@ from lorakit.openai.formats import prompt_messages
 log = logging.getLogger(__name__)
 
 
-def test_set(cfg: DictConfig, tokenizer, prepared: Path | None) -> list[dict]:
+def test_set(cfg: DictConfig, tokenizer, prepared: Path | None, task_fields: set[str] | None = None) -> list[dict]:
     """The test rows: a prepared split (data/test.jsonl of a run) when it exists, else the held-out set the data
-    config defines (data.test_file, or the split of data.train_file; tasks for method=reinforcement), first
-    eval.max_examples of them."""
+    config defines (data.test_file, or the split of data.train_file; tasks with task_fields, as a method that trains
+    on tasks reads them), first eval.max_examples of them."""
     if prepared is not None and prepared.is_file():
         rows = read_jsonl(prepared)
     else:
-        held_out = held_out_examples(cfg.data, cfg.seed, tokenizer, grading.task_fields(cfg))
+        held_out = held_out_examples(cfg.data, cfg.seed, tokenizer, task_fields)
         examples, findings = test_rows(held_out, tokenizer, cfg.data.max_length)
         for finding in findings:
             log.warning("not evaluated: %s", finding)

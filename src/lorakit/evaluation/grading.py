@@ -59,15 +59,6 @@ def method_grader(method) -> tuple[str, dict]:
     return next(iter(graders.items()))
 
 
-def task_fields(cfg) -> set[str] | None:
-    """The item fields every task must have in a method=reinforcement run (its grader's); None for other methods
-    (their data is chat examples or pairs, not tasks)."""
-    method = cfg.get("method") or {}
-    if method.get("name") != "reinforcement":
-        return None
-    return spec.item_fields(method_grader(method)[1])
-
-
 def check_can_run(graders: dict[str, dict]) -> list[str]:
     """Problems with the grading models of score_model / label_model graders, found without loading them, and
     python graders where no sandbox can be made."""

@@ -35,21 +35,6 @@ class HostedJobError(UserError, RuntimeError):
     """The hosted job did not succeed; the message carries the service's reason."""
 
 
-def method(cfg: DictConfig, grader: dict | None = None) -> dict:
-    """The job's `method` as OpenAI takes it: {"type": "supervised" | "dpo" | "reinforcement", <type>:
-    {"hyperparameters": ...}}, from backend.* (n_epochs, batch_size, learning_rate_multiplier), for dpo
-    method.beta, for reinforcement `grader` (method.grader's; batch_size: tasks per step, as OpenAI counts)."""
-    backend = cfg.backend
-    hp = {"n_epochs": backend.n_epochs if backend.n_epochs in (None, "auto") else int(backend.n_epochs),
-          "batch_size": backend.batch_size, "learning_rate_multiplier": backend.learning_rate_multiplier}
-    kind = cfg.method.name
-    if kind == "dpo":
-        hp["beta"] = float(cfg.method.beta)
-    if kind == "reinforcement":
-        return {"type": kind, kind: {"grader": grader, "hyperparameters": hp}}
-    return {"type": kind, kind: {"hyperparameters": hp}}
-
-
 def openai_files(run_dir: Path) -> dict[str, Path]:
     """data/openai_{train,validation}.jsonl from the checked splits; {split: path} for the non-empty ones."""
     folder = RunFolder(run_dir)
@@ -133,9 +118,9 @@ def follow(client, job, run_dir: Path, base_url: str, poll_s: float):
     raise KeyboardInterrupt
 
 
-def train(cfg: DictConfig, run_dir: Path, grader: dict | None = None) -> str:
-    """Upload, create the job (a reinforcement job with `grader`), follow it to its end; return the fine-tuned
-    model's id.
+def train(cfg: DictConfig, run_dir: Path, how: dict) -> str:
+    """Upload, create the job with OpenAI's `method` object `how` (the run's method gives it: lorakit.methods),
+    follow it to its end; return the fine-tuned model's id.
 
     Raises:
         HostedJobError: the job failed or was cancelled (with the service's reason).
@@ -146,7 +131,6 @@ def train(cfg: DictConfig, run_dir: Path, grader: dict | None = None) -> str:
     backend = cfg.backend
     base_url = backend.base_url or "https://api.openai.com/v1"
     client = api.client(backend)
-    how = method(cfg, grader)
     hp = how[how["type"]]["hyperparameters"]
     files = openai_files(run_dir)
     log.info("hosted fine-tuning of %s at %s: %s", backend.model, base_url, cost_line(cfg, run_dir, hp["n_epochs"]))

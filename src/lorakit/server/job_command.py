@@ -1,12 +1,12 @@
 """A fine-tuning job as a `python -m train` command: OpenAI's method and hyperparameters as lorakit's settings, and
 the uploads each method trains on.
 
-Hyperparameters ("auto" leaves lorakit's own default):
-  n_epochs -> train.num_train_epochs; learning_rate_multiplier -> train.learning_rate x it; batch_size ->
-  train.per_device_train_batch_size (reinforcement: tasks per step, each answered num_generations times);
-  beta (dpo) -> method.beta; compute_multiplier (reinforcement) -> method.num_generations x it (more completions
-  explored per task); eval_interval -> validation every N steps; eval_samples -> method.num_generations_eval;
-  reasoning_effort has no meaning for lorakit's models (reported in the job's events by jobs_api).
+Hyperparameters ("auto" leaves lorakit's own default): n_epochs -> train.num_train_epochs; learning_rate_multiplier
+-> train.learning_rate x it; eval_interval -> validation every N steps. The method maps its own (lorakit.methods):
+batch_size -> train.per_device_train_batch_size (reinforcement: tasks per step, each answered num_generations
+times); beta (dpo) -> method.beta; compute_multiplier (reinforcement) -> method.num_generations x it;
+eval_samples -> method.num_generations_eval; reasoning_effort has no meaning for lorakit's models (reported in the
+job's events).
 """
 
 from __future__ import annotations
@@ -16,68 +16,26 @@ import shlex
 import sys
 from pathlib import Path
 
+from lorakit import methods
 from lorakit.core.paths import quoted
-from lorakit.data.tasks import read_tasks
-from lorakit.evaluation.graders import spec
 
-GENERATIONS = 4  # conf/method/reinforcement.yaml's num_generations, scaled by compute_multiplier
-TASKS_FORMAT = ('one JSON object per line with "messages" ending in the user turn to answer, plus the fields the '
-                "grader reads")
+HOLDS = {"chat": "chat examples", "pairs": "preference pairs",
+         "tasks": "tasks (every conversation ends in a user turn)"}  # an upload's kind (files_api), as said
 
 
-def missing_fields(body: dict, path: Path, filename: str) -> str | None:
-    """For a reinforcement job: the task lines of an upload that lack a field its grader reads (file:line and the
-    field), else None."""
-    if body["method"]["type"] != "reinforcement":
-        return None
-    needed = spec.item_fields(body["method"]["reinforcement"]["grader"])
-    missing = [f for f in read_tasks(path, needed).findings if f.category == "missing_field"]
-    if not missing:
-        return None
-    lines = "; ".join(f"{filename}:{f.line}: {f.message}" for f in missing[:20])
-    more = f" (and {len(missing) - 20} more)" if len(missing) > 20 else ""
-    return f"{len(missing)} task line(s) lack a field the grader reads: {lines}{more}"
-
-
-def wrong_kind(method: str, meta: dict) -> str | None:
-    """What is wrong with a checked upload for this method: chat examples or tasks for dpo, pairs or tasks for
-    supervised, anything but tasks for reinforcement."""
+def file_problem(job: dict, meta: dict, path: Path) -> str | None:
+    """What is wrong with a checked upload for the job's method: another kind of data than it trains on (naming the
+    method that trains on it), or what the method itself finds (e.g. task lines without a field the grader reads)."""
+    method = methods.get(job["method"]["type"])
     kind = meta.get("lorakit_kind") or "chat"
-    if method == "reinforcement" and kind != "tasks":
-        return (f"holds {'preference pairs' if kind == 'pairs' else 'chat examples'}; a reinforcement job trains on "
-                f"tasks: {TASKS_FORMAT}")
-    if kind == "tasks" and method != "reinforcement":
-        return ("holds tasks (every conversation ends in a user turn); train on them with method={\"type\": "
-                "\"reinforcement\", \"reinforcement\": {\"grader\": {...}}}")
-    if method == "dpo" and kind != "pairs":
-        return ("holds chat examples; a dpo job trains on preference pairs: one JSON object per line with \"input\", "
-                "\"preferred_output\" and \"non_preferred_output\"")
-    if method == "supervised" and kind == "pairs":
-        return "holds preference pairs; train on them with method={\"type\": \"dpo\"}"
-    return None
-
-
-def _reinforcement(body: dict, hp: dict, run_dir: Path, base_model: str) -> list[str]:
-    """method.* and the batch of a reinforcement job; its grader written to the run folder (a model grader's
-    served base id becomes the model the job loads)."""
-    grader = json.loads(json.dumps(body["method"]["reinforcement"]["grader"]))  # a copy: the job keeps its own
-    parts = list(grader["graders"].values()) if grader["type"] == "multi" else [grader]
-    for part in parts:
-        if part["type"] in {"score_model", "label_model"}:
-            part["model"] = base_model
-    path = run_dir / "grader.json"
-    path.write_text(json.dumps(grader, indent=2))
-    out = [f"method.grader={quoted(path)}"]
-    generations = GENERATIONS
-    if hp.get("compute_multiplier", "auto") != "auto":
-        generations = max(2, round(GENERATIONS * float(hp["compute_multiplier"])))
-        out.append(f"method.num_generations={generations}")
-    if hp["batch_size"] != "auto" or generations != GENERATIONS:
-        tasks = 1 if hp["batch_size"] == "auto" else int(hp["batch_size"])
-        out.append(f"train.per_device_train_batch_size={tasks * generations}")
-    if hp.get("eval_samples", "auto") != "auto":
-        out.append(f"+method.num_generations_eval={int(hp['eval_samples'])}")
-    return out
+    if kind == method.data:
+        return method.file_problem(job, path, meta["filename"])
+    said = f"holds {HOLDS.get(kind, kind)}; a {method.name} job trains on {methods.DATA[method.data]}"
+    other = next((methods.get(n) for n in methods.names() if methods.get(n).data == kind), None)
+    if other is None:
+        return said
+    own = {other.name: {f: {"...": "..."} for f in other.openai_fields}} if other.openai_fields else {}
+    return f"{said}. Train on them with method={json.dumps({'type': other.name, **own})}"
 
 
 def command(body: dict, init_from: str | None, run_dir: Path, *, training_file: Path, validation_file: Path | None,
@@ -98,12 +56,7 @@ def command(body: dict, init_from: str | None, run_dir: Path, *, training_file: 
         overrides.append("data.val_fraction=0")  # as OpenAI: without a validation file, everything trains
     if hp["n_epochs"] != "auto":
         overrides.append(f"train.num_train_epochs={hp['n_epochs']}")
-    if kind == "reinforcement":
-        overrides += _reinforcement(body, hp, run_dir, base_model)
-    elif hp["batch_size"] != "auto":
-        overrides.append(f"train.per_device_train_batch_size={hp['batch_size']}")
-    if hp.get("beta", "auto") != "auto":
-        overrides.append(f"method.beta={float(hp['beta'])!r}")
+    overrides += methods.get(kind).job_overrides(body, hp, run_dir, base_model)  # batch, beta, a grader...
     if hp["learning_rate_multiplier"] != "auto":
         overrides.append(f"train.learning_rate={learning_rate * float(hp['learning_rate_multiplier'])!r}")
     return [sys.executable, "-m", "train", *overrides]

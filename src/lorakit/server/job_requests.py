@@ -1,62 +1,38 @@
 """The fine-tuning jobs' and graders' request bodies (OpenAI's shapes), checked as every body is
-(lorakit.server.requests)."""
+(lorakit.server.requests). A job's `method` is shaped by the registered methods (lorakit.methods): its type one of
+their names, method.<name> holding that method's hyperparameters and its own fields (reinforcement: the grader)."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, Field, create_model
 
+from lorakit import methods
 from lorakit.server.requests import Shape
 
-Auto = Literal["auto"]
+
+def _method_shape(method: methods.Method) -> type[BaseModel]:
+    """method.<name>: its hyperparameters and its own fields (each a JSON object, checked whole by the method's
+    server side, as the grader by lorakit.evaluation.graders.spec)."""
+    fields = {"hyperparameters": (method.hyperparameters | None, None), **{f: (dict, ...) for f in method.openai_fields}}
+    return create_model(f"{method.name.title()}Method", __base__=Shape, **fields)
 
 
-class Hyperparameters(Shape):
-    model_config = ConfigDict(strict=True, extra="forbid")  # an unknown hyperparameter would be silently unused
-    n_epochs: Auto | Annotated[int, Field(ge=1, le=50)] | None = "auto"  # null: "auto" (the SDK sends it so)
-    batch_size: Auto | Annotated[int, Field(ge=1, le=256)] | None = "auto"
-    learning_rate_multiplier: Auto | Annotated[float, Field(ge=1e-6, le=100)] | None = "auto"
+@cache
+def job_request(names: tuple[str, ...]) -> type[BaseModel]:
+    """A create-job body's shape for the methods `names` (methods.names(), once the plugins are loaded)."""
+    per = {name: (_method_shape(methods.get(name)) | None, None) for name in names}
+    method = create_model("Method", __base__=Shape, type=(Literal[names], ...), **per)
+    return create_model("JobRequest", __base__=_JobRequest, method=(method | None, None))
 
 
-class DpoHyperparameters(Hyperparameters):
-    beta: Auto | Annotated[float, Field(gt=0, le=100)] | None = "auto"
-
-
-class ReinforcementHyperparameters(Hyperparameters):
-    batch_size: Auto | Annotated[int, Field(ge=1, le=256)] | None = "auto"  # tasks per step, each answered n times
-    compute_multiplier: Auto | Annotated[float, Field(gt=0, le=16)] | None = "auto"
-    eval_interval: Auto | Annotated[int, Field(ge=1)] | None = "auto"
-    eval_samples: Auto | Annotated[int, Field(ge=1, le=64)] | None = "auto"
-    reasoning_effort: Literal["default", "low", "medium", "high"] | None = "default"
-
-
-class Supervised(Shape):
-    hyperparameters: Hyperparameters | None = None
-
-
-class Dpo(Shape):
-    hyperparameters: DpoHyperparameters | None = None
-
-
-class Reinforcement(Shape):
-    grader: dict  # checked whole by lorakit.evaluation.graders.spec (every problem named), not field by field here
-    hyperparameters: ReinforcementHyperparameters | None = None
-
-
-class Method(Shape):
-    type: Literal["supervised", "dpo", "reinforcement"]
-    supervised: Supervised | None = None
-    dpo: Dpo | None = None
-    reinforcement: Reinforcement | None = None
-
-
-class JobRequest(Shape):
+class _JobRequest(Shape):
     model: str
     training_file: str
     validation_file: str | None = None
-    hyperparameters: Hyperparameters | None = None
-    method: Method | None = None
+    hyperparameters: methods.Hyperparameters | None = None
     suffix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
     metadata: dict[str, str] | None = None

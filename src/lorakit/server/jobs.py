@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from lorakit import methods
 from lorakit.core.runs import RunFolder, holds_adapter, logged_error
 from lorakit.evaluation.candidates import CandidateError
 from lorakit.server import job_command
@@ -144,14 +145,10 @@ class JobRunner:
                 return self._fail(body["id"], f"invalid_{param}",
                                   f"The job failed due to an invalid {param.replace('_', ' ')}. {meta['status_details']}",
                                   param=param)
-            wrong = job_command.wrong_kind(body["method"]["type"], meta)
+            wrong = job_command.file_problem(body, meta, self.store.file_path(file_id))
             if wrong:
                 return self._fail(body["id"], f"invalid_{param}", f"The job failed due to an invalid "
                                   f"{param.replace('_', ' ')}. {meta['filename']} {wrong}", param=param)
-            missing = job_command.missing_fields(body, self.store.file_path(file_id), meta["filename"])
-            if missing:
-                return self._fail(body["id"], f"invalid_{param}", f"The job failed due to an invalid "
-                                  f"{param.replace('_', ' ')}. {missing}", param=param)
         self.store.add_event(body["id"], "Files validated, moving job to queued state")
         self._set(body["id"], status="queued")
 
@@ -223,8 +220,7 @@ class JobRunner:
         per_epoch = report.get("tokens", {}).get("per_epoch")
         config = (yaml.safe_load(folder.config.read_text()) or {}) if folder.config.is_file() else {}
         batch = config.get("train", {}).get("per_device_train_batch_size", hp["batch_size"])
-        if body["method"]["type"] == "reinforcement" and isinstance(batch, int):  # OpenAI's batch: tasks per step
-            batch //= int(config.get("method", {}).get("num_generations") or 1)
+        batch = methods.get(body["method"]["type"]).reported_batch(config, batch)  # as OpenAI counts it
         # "auto" resolved as OpenAI reports it: the epochs lorakit decided from the file's size, its batch, its rate
         resolved = {"n_epochs": round(epochs) if epochs else hp["n_epochs"], "batch_size": batch,
                     "learning_rate_multiplier": 1.0}

@@ -9,52 +9,48 @@ import time
 
 from fastapi import APIRouter, Request
 
+from lorakit import methods
 from lorakit.server import graders_api
 from lorakit.server.errors import APIError
-from lorakit.server.job_requests import DpoHyperparameters, Hyperparameters, JobRequest, ReinforcementHyperparameters
+from lorakit.server.job_requests import job_request
 from lorakit.server.requests import json_body
 from lorakit.server.store import new_id, page
-
-SCHEMAS = {"supervised": Hyperparameters, "dpo": DpoHyperparameters, "reinforcement": ReinforcementHyperparameters}
 
 
 def hyperparameters(body: dict) -> tuple[str, dict]:
     """(method type, its hyperparameters): method.<type>.hyperparameters over the older top-level hyperparameters,
-    each "auto" (or null) or a value in the range job_requests.Hyperparameters checked."""
+    each "auto" (or null) or a value in the range the method's schema checked."""
     method = body.get("method") or {"type": "supervised"}
     kind = method["type"]
     given = dict(body.get("hyperparameters") or {})
     given.update((method.get(kind) or {}).get("hyperparameters") or {})
-    checked = SCHEMAS[kind].model_validate(given).model_dump()  # each was checked with its body: this converts
+    checked = methods.get(kind).hyperparameters.model_validate(given).model_dump()  # checked with its body: converts
     return kind, {name: "auto" if value is None else value for name, value in checked.items()}
 
 
 def job_grader(state, body: dict) -> dict:
-    """A reinforcement job's grader, checked (every problem named, a 400); a model grader must be the base model,
-    which the job's own process loads (a fine-tuned model is served here, not loadable by the job).
+    """A job's grader (method.<type>.grader), checked (every problem named, a 400); a model grader must be the base
+    model, which the job's own process loads (a fine-tuned model is served here, not loadable by the job).
 
     Raises:
         APIError: 400 naming each problem.
     """
-    given = (body["method"].get("reinforcement") or {}).get("grader")
+    kind = body["method"]["type"]
+    given = (body["method"].get(kind) or {}).get("grader")
     if given is None:
-        raise APIError(400, 'a reinforcement job trains on a grader\'s scores: set method={"type": "reinforcement", '
-                       '"reinforcement": {"grader": {...}}}', param="method.reinforcement.grader", code="invalid_grader")
+        raise APIError(400, f'a {kind} job trains on a grader\'s scores: set method={{"type": "{kind}", "{kind}": '
+                       '{"grader": {...}}}', param=f"method.{kind}.grader", code="invalid_grader")
     grader = graders_api.checked(state, given)
     base = state.registry.base
     for sub in graders_api.model_graders(grader):
         if state.registry.get(sub["model"]) is not base:
-            raise APIError(400, f"grader.model: {sub['model']!r} is a fine-tuned model; a reinforcement job's model "
-                           f"grader runs in the job's own process, on the base model {base.id!r}: grade with it",
+            raise APIError(400, f"grader.model: {sub['model']!r} is a fine-tuned model; a {kind} job's model grader "
+                           f"runs in the job's own process, on the base model {base.id!r}: grade with it",
                            param="grader", code="invalid_grader")
     return grader
 
 
-def unused_hyperparameters(kind: str, hp: dict) -> list[str]:
-    """The hyperparameters set to a value that has no meaning for lorakit's trainer (accepted, reported)."""
-    if kind == "reinforcement" and hp.get("reasoning_effort") not in (None, "auto", "default"):
-        return [f"reasoning_effort={hp['reasoning_effort']}"]
-    return []
+FIELDS = {"grader": job_grader}  # a method's own fields the server checks (others are kept as the request gave them)
 
 
 def found_job(store, job_id: str) -> dict:
@@ -110,9 +106,9 @@ def new_job(state, body: dict) -> tuple[dict, dict]:
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**31):
         raise APIError(400, "'seed' must be an integer from 0 to 2147483647", param="seed", code="invalid_value")
     kind, hp = hyperparameters(body)
-    method: dict = {"hyperparameters": hp}
-    if kind == "reinforcement":
-        method = {"grader": job_grader(state, body), **method}
+    own = body["method"].get(kind) or {} if body.get("method") else {}
+    method: dict = {**{f: FIELDS[f](state, body) if f in FIELDS else own[f] for f in methods.get(kind).openai_fields},
+                    "hyperparameters": hp}
     base = state.registry.base.id
     job = {"id": new_id("ftjob"), "object": "fine_tuning.job", "created_at": int(time.time()), "error": None,
             "fine_tuned_model": None, "finished_at": None, "hyperparameters": hp, "model": model if start else base,
@@ -131,12 +127,12 @@ def router(state) -> APIRouter:
 
     @api.post("/v1/fine_tuning/jobs")
     async def create(request: Request):
-        body = await json_body(request, JobRequest)
+        body = await json_body(request, job_request(tuple(methods.names())))
         job, private = new_job(state, body)
         store.put_job(job, private)
         store.add_event(job["id"], f"Validating training file: {job['training_file']}"
                         + (f" and validation file: {job['validation_file']}" if job["validation_file"] else ""))
-        for unused in unused_hyperparameters(job["method"]["type"], job["hyperparameters"]):
+        for unused in methods.get(job["method"]["type"]).unused(job["hyperparameters"]):
             store.add_event(job["id"], f"hyperparameter {unused} is accepted, and has no meaning for lorakit's "
                             f"trainer on {state.registry.base.id}: not used", level="warn")
         if body.get("integrations"):

@@ -17,14 +17,13 @@ import json
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from lorakit import methods
 from lorakit.core.messages import prompt_of
 from lorakit.core.runs import RunFolder, find_adapter, read_jsonl, write_jsonl
-from lorakit.evaluation import grading
 from lorakit.evaluation.candidates import Candidate
 from lorakit.evaluation.comparison import compare, test_set
-from lorakit.evaluation.preference import reward_metrics
 from lorakit.evaluation.report import write_comparison, write_report
 from lorakit.models.loading import BaseModel
 
@@ -44,7 +43,9 @@ def run(cfg: DictConfig, run_dir: Path, base: BaseModel, adapter_dir: Path, *, c
         (lorakit.evaluation.comparison.compare's result), the test rows)
     """
     folder = RunFolder(run_dir)
-    rows = test_set(cfg, base.tokenizer, folder.split("test"))  # this run's split; evaluate-only: the data config's
+    method = methods.of(cfg)
+    # this run's split; evaluate-only: the data config's
+    rows = test_set(cfg, base.tokenizer, folder.split("test"), method.task_fields(cfg))
     start = None
     if tuned_model:
         candidates = [Candidate("base", "api", model=cfg.backend.model), Candidate("tuned", "api", model=tuned_model)]
@@ -57,16 +58,12 @@ def run(cfg: DictConfig, run_dir: Path, base: BaseModel, adapter_dir: Path, *, c
         candidates.append(Candidate(f"fewshot:{cfg.eval.fewshot}", "fewshot", shots=int(cfg.eval.fewshot)))
         train_rows = read_jsonl(folder.split("train")) if folder.split("train").is_file() else []
     cache_dir = cfg.eval.cache_dir if cfg.eval.get("cache") else None
-    graders = None
-    if cfg.method.name == "reinforcement":  # its grader on the held-out tasks, answers as long as in training
-        graders = dict([grading.method_grader(cfg.method)])
-        if cfg.eval.max_new_tokens is None:
-            cfg = OmegaConf.merge(cfg, {"eval": {"max_new_tokens": cfg.method.get("max_completion_length")}})
+    cfg, graders = method.evaluation(cfg)  # e.g. reinforcement: its grader on the held-out tasks
     result = compare(cfg, candidates, rows, base=base, cuda=cuda, train_rows=train_rows, cache_dir=cache_dir,
                      graders=graders)
     results = {name: {m: stat["value"] for m, stat in stats.items()} for name, stats in result["candidates"].items()}
-    if cfg.method.name == "dpo" and not tuned_model:
-        results["tuned"].update(reward_metrics(cfg, base, Path(adapter_dir), start, rows, cuda=cuda))
+    if not tuned_model:  # a local adapter: what the method measures beyond the answers (DPO: held-out rewards)
+        results["tuned"].update(method.extra_metrics(cfg, base, Path(adapter_dir), start, rows, cuda=cuda))
     folder.metrics.write_text(json.dumps(results, indent=2))
     answers, tuned, references = result["outputs"]["base"], result["outputs"]["tuned"], result["references"]
     predictions = []

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from lorakit import methods
 from lorakit.config.checks import validate
 from lorakit.config.compose import cuda_available, redact
 from lorakit.core import distributed
@@ -115,13 +116,8 @@ def _stages(cfg: DictConfig, run_dir: Path, job: dict, sweep: SweepJob | None, l
         logger.log_dict("data", {"records": acc["records"], "used": acc["used"], "dropped": acc["dropped"],
                                  "tokens": {k: v for k, v in report["tokens"].items() if k != "model"}})
     if "train" in cfg.stages and cfg.backend.name == "openai":  # hosted: OpenAI or an OpenAI-compatible server
-        grader = None
-        if cfg.method.name == "reinforcement":
-            from lorakit.evaluation import grading  # here: only reinforcement needs the grading modules
-
-            grader = grading.method_grader(cfg.method)[1]
         with _timed(timings, "train"):
-            tuned_model = hosted.train(cfg, run_dir, grader)
+            tuned_model = hosted.train(cfg, run_dir, methods.of(cfg).openai_method(cfg))
     elif "train" in cfg.stages:
         adapter_dir = _train(cfg, run_dir, base, adapter_dir, logger, cuda, timings)
     if "evaluate" in cfg.stages:

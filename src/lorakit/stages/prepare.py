@@ -18,22 +18,20 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from lorakit import methods
 from lorakit.core.runs import RunFolder, write_jsonl
 from lorakit.data import data_report, task_match
 from lorakit.data.checks import Finding
-from lorakit.data.encoding import encode_pairs, encode_split, encode_tasks, test_rows
+from lorakit.data.encoding import test_rows
 from lorakit.data.preferences import PAIR_FORMATS
 from lorakit.data.reading import DataError, Example, listing
 from lorakit.data.splits import SPLITS, Selection, select
 from lorakit.data.template import TemplateError
-from lorakit.evaluation import grading
 
 log = logging.getLogger(__name__)
 
 
 REJECTIONS = ("role_order", "template_error")  # the categories of a conversation the chat template cannot render
-PAIR_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids", "length", "line")
-SEQUENCE_COLUMNS = ("input_ids", "labels", "length", "line")
 
 
 def _check_some_rendered(selection: Selection, findings: list[Finding]) -> None:
@@ -57,31 +55,31 @@ def _write_jsonl(path: Path, examples: list[Example]) -> None:
                         **({"item": ex.item} if ex.item is not None else {})} for ex in examples))
 
 
-def _check_method(cfg, selection: Selection) -> None:
-    """The training files must hold what the method trains on: chat examples, or preference pairs for method=dpo.
+def _check_method(cfg, method: methods.Method, selection: Selection) -> None:
+    """The training files must hold what the method trains on (its data: chat examples, preference pairs or tasks).
 
     Raises:
         DataError: naming the file, its format, and the method it is for.
     """
-    if cfg.method.name == "reinforcement":
-        _check_tasks(cfg.data.train_file, selection)
+    if method.data == "tasks":
+        _check_tasks(cfg.data.train_file, selection, method.name)
         return
-    pairs = cfg.method.name == "dpo"
+    pairs = method.data == "pairs"
     for path in (cfg.data.train_file, cfg.data.get("validation_file")):
         fmt = selection.formats.get(str(Path(path))) if path else None  # keyed as read_file names files
         if fmt is None or (fmt in PAIR_FORMATS) == pairs:
             continue
         if pairs:
-            raise DataError(f"{path} holds chat examples ({fmt} format), and method=dpo trains on preference pairs. "
-                            'Give a pair file (OpenAI\'s {"input": {"messages": [...]}, "preferred_output": [...], '
-                            '"non_preferred_output": [...]} or {"prompt", "chosen", "rejected"}), make one from a tuned '
-                            "run's mistakes with python -m lorakit.pairs outputs/<run> data.train_file=" f"{path}, or "
-                            "train on the examples with method=supervised")
-        raise DataError(f"{path} holds preference pairs ({fmt} format), which method=supervised does not train on; "
+            raise DataError(f"{path} holds chat examples ({fmt} format), and method={method.name} trains on "
+                            'preference pairs. Give a pair file (OpenAI\'s {"input": {"messages": [...]}, '
+                            '"preferred_output": [...], "non_preferred_output": [...]} or {"prompt", "chosen", '
+                            "\"rejected\"}), make one from a tuned run's mistakes with python -m lorakit.pairs "
+                            f"outputs/<run> data.train_file={path}, or train on the examples with method=supervised")
+        raise DataError(f"{path} holds preference pairs ({fmt} format), which method={method.name} does not train on; "
                         "run with method=dpo (e.g. method=dpo init_from=outputs/<a supervised run>)")
 
 
-def _check_tasks(path, selection: Selection) -> None:
+def _check_tasks(path, selection: Selection, name: str) -> None:
     """A chat file given to method=reinforcement (every line ends in an assistant reply) is refused whole.
 
     Raises:
@@ -89,7 +87,7 @@ def _check_tasks(path, selection: Selection) -> None:
     """
     chat = {f.record for f in selection.findings if f.file == str(Path(path)) and f.category == "not_a_task"}
     if chat and len(chat) == selection.records.get(str(Path(path))):
-        raise DataError(f"{path} holds chat examples (every line ends in an assistant reply), and method=reinforcement "
+        raise DataError(f"{path} holds chat examples (every line ends in an assistant reply), and method={name} "
                         "trains on tasks: lines whose messages end in the user turn the model answers, with the fields "
                         "the grader reads (OpenAI's reinforcement JSONL). Remove the replies (keep the answer as a "
                         'field, e.g. "answer", for {{ item.answer }}), or train on the examples with method=supervised')
@@ -163,16 +161,16 @@ def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
         TemplateError: the chat template renders no example at all, or trained turns have no end-of-turn token.
     """
     data = cfg.data
-    fields = grading.task_fields(cfg)
+    method = methods.of(cfg)
+    fields = method.task_fields(cfg)
     selection = select(data, cfg.seed, tokenizer, ranks_by_validation=cfg.get("optimized_metric") == "validation_loss",
                        task_fields=fields)
-    _check_method(cfg, selection)
+    _check_method(cfg, method, selection)
     _check_task_match(data, selection)
     findings = list(selection.findings)
     kept: dict[str, list[dict]] = {}
-    encoder = {"dpo": encode_pairs, "reinforcement": encode_tasks}.get(cfg.method.name, encode_split)
     for name in ("train", "validation"):
-        kept[name], found = encoder(selection.splits[name], tokenizer, eot_ids, data)
+        kept[name], found = method.encode(selection.splits[name], tokenizer, eot_ids, data)
         findings += found
     test, found = test_rows(selection.splits["test"], tokenizer, data.max_length)
     findings += found
@@ -188,6 +186,5 @@ def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
     data_report.write(run_dir, report)
     data_report.log_summary(report)
     _refuse(data, findings, kept["train"], run_dir)
-    columns = {"dpo": PAIR_COLUMNS, "reinforcement": None}.get(cfg.method.name, SEQUENCE_COLUMNS)
-    _save(run_dir, kept, used, columns)
+    _save(run_dir, kept, used, method.columns)
     return report
