@@ -9,14 +9,17 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from transformers import PreTrainedTokenizerBase
 
 from lorakit.core import sandbox
 from lorakit.server import chat_api, completions_api, errors, files_api, graders_api, jobs_api, responses_api
 from lorakit.server.batching import Batcher
 from lorakit.server.browsers import BrowserRules
+from lorakit.server.jobs import JobRunner
 from lorakit.server.registry import Registry
 from lorakit.server.security import Guard
 from lorakit.server.store import Store
+from lorakit.server.vllm_proxy import VllmProxy
 
 log = logging.getLogger("lorakit.server")
 
@@ -24,15 +27,15 @@ log = logging.getLogger("lorakit.server")
 @dataclass
 class State:
     registry: Registry
-    tokenizer: object
+    tokenizer: PreTrainedTokenizerBase
     eot_ids: set[int]
     batcher: Batcher
     store: Store
     context: int                 # the model's context length in tokens
     default_max_tokens: int      # a completion's limit when the request sets none
     learning_rate: float         # lorakit's default, which learning_rate_multiplier scales
-    runner: object = None        # lorakit.server.jobs.JobRunner
-    proxy: object = None         # lorakit.server.vllm_proxy.VllmProxy: vLLM decodes the OpenAI routes
+    runner: JobRunner | None = None   # the fine-tuning jobs (set once the state exists: it is the runner's)
+    proxy: VllmProxy | None = None    # vLLM decodes the OpenAI routes (--engine vllm)
     fingerprint: str = field(default="")
 
     def __post_init__(self):
