@@ -10,7 +10,7 @@ import pytest
 
 from helpers import compose_cfg, train_cli, write_jsonl
 from helpers.family_models import TEMPLATES
-from lorakit.data.encoding import IGNORE
+from lorakit.data.encoding import IGNORE, encode_split
 from lorakit.data.reading import DataError, read_examples, read_file
 from lorakit.data.template import TemplateError, verify_saved
 from lorakit.models.loading import end_of_turn_ids
@@ -195,7 +195,7 @@ def test_tool_calls_are_trained_as_json_text_when_the_template_has_no_tool_suppo
     [example] = read_examples(train)
     assert example.messages[1]["tool_calls"][0]["function"]["arguments"] == {"city": "Oslo"}
     assert example.tools == row["tools"]
-    [encoded] = prepare.encode_split([example], tokenizer, end_of_turn_ids(tokenizer),
+    [encoded] = encode_split([example], tokenizer, end_of_turn_ids(tokenizer),
                                      compose_cfg("data.train_file=x").data)[0]
     trained = tokenizer.decode([t for t in encoded["labels"] if t != IGNORE])
     assert trained == '{"name": "weather", "arguments": {"city": "Oslo"}}<|im_end|>3 degrees in Oslo.<|im_end|>'
@@ -218,7 +218,7 @@ def test_template_without_end_of_turn_in_the_loss_is_an_error(tmp_path, tokenize
     train = write_jsonl(tmp_path / "train.jsonl", [good(1)])
     [example] = read_examples(train)
     with pytest.raises(TemplateError, match="the model would never learn to stop"):
-        prepare.encode_split([example], no_eot, end_of_turn_ids(no_eot), compose_cfg("data.train_file=x").data)
+        encode_split([example], no_eot, end_of_turn_ids(no_eot), compose_cfg("data.train_file=x").data)
 
 
 def test_random_malformed_records_are_reported_never_raised(tmp_path):
