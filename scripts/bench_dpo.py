@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_trainers import compose_run, measure, run_variants  # noqa: E402
 
 
 def pairs(n: int) -> list[dict]:
@@ -45,14 +44,9 @@ def pairs(n: int) -> list[dict]:
 
 
 def _cfg(args, work: Path):
-    from lorakit.config.compose import compose
-
     train = work / "pairs.jsonl"
     train.write_text("".join(json.dumps(p) + "\n" for p in pairs(args.pairs)))
-    return compose("method=dpo", f"model={args.model}", f"data.train_file={train}", "data.test_file=null",
-                   "data.test_fraction=0", "data.val_fraction=0", f"+train.max_steps={args.steps}",
-                   f"train.per_device_train_batch_size={args.batch}", "train.logging_steps=1", "train.save_strategy=no",
-                   "seed=0", f"run_dir={work}")
+    return compose_run(args, work, train, "method=dpo")
 
 
 def _b0(cfg, base, cuda: bool, fields: dict):
@@ -90,26 +84,8 @@ def _lorakit(cfg, base, cuda: bool):
 
 def one(args) -> dict:
     """Run one variant in this process; its figures."""
-    import torch
-    from omegaconf import open_dict
-
-    from lorakit.config.compose import cuda_available
-    from lorakit.models.loading import load_base
-
-    cuda = cuda_available()
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = _cfg(args, Path(tmp))
-        with open_dict(cfg):
-            cfg.data.n = args.pairs
-        base = load_base(cfg.model)
-        fields = dict(f.split("=", 1) for f in args.fields)
-        fields = {k: json.loads(v) if v not in ("true", "false") else v == "true" for k, v in fields.items()}
-        start = time.perf_counter()
-        trainer = _lorakit(cfg, base, cuda) if args.run == "lorakit" else _b0(cfg, base, cuda, fields)
-        trainer.train()
-        seconds = time.perf_counter() - start
+    trainer, seconds, peak, _ = measure(args, _cfg, args.pairs, _b0, _lorakit)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    peak = (torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {"seconds": round(seconds, 1), "peak_gib": round(peak / 2**30, 2), "losses": losses}
 
 
@@ -127,15 +103,9 @@ def main() -> None:
         print("RESULT " + json.dumps(one(args)))
         return
     common = ["--model", args.model, "--pairs", str(args.pairs), "--steps", str(args.steps), "--batch", str(args.batch)]
-    variants = [("b0", []), *[(v.split(":")[0], v.split(":", 1)[1].split(",")) for v in args.variant], ("lorakit", [])]
-    results = {}
-    for name, fields in variants:
-        run = "lorakit" if name == "lorakit" else "b0"
-        out = subprocess.run([sys.executable, __file__, *common, "--run", run, "--fields", *fields], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout
-        results[name] = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
-        print(f"{name}: {results[name]['seconds']} s, peak {results[name]['peak_gib']} GiB, mean loss "
-              f"{sum(results[name]['losses']) / len(results[name]['losses']):.4f}", flush=True)
+    results = run_variants(__file__, common, args.variant, lambda name, r: print(
+        f"{name}: {r['seconds']} s, peak {r['peak_gib']} GiB, mean loss {sum(r['losses']) / len(r['losses']):.4f}",
+        flush=True))
     ours, b0 = results["lorakit"], results["b0"]
     for name, r in results.items():
         if name != "lorakit":

@@ -24,10 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,22 +32,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from bench_trainers import compose_run, measure, run_variants  # noqa: E402
+
 GRADER = {"type": "string_check", "name": "destination", "input": "{{ sample.output_text }}",
           "reference": "{{ item.destination }}", "operation": "eq"}
 
 
 def _cfg(args, work: Path):
-    from lorakit.config.compose import compose
     from rft_recipe import tasks
 
     train = work / "tasks.jsonl"
     train.write_text("".join(json.dumps(t) + "\n" for t in tasks(args.tasks, 2)))
     (work / "grader.json").write_text(json.dumps(GRADER))
-    return compose("method=reinforcement", f"method.grader={work / 'grader.json'}", f"model={args.model}",
-                   f"data.train_file={train}", "data.test_file=null", "data.test_fraction=0", "data.val_fraction=0",
-                   f"+train.max_steps={args.steps}", f"train.per_device_train_batch_size={args.batch}",
-                   f"method.num_generations={args.generations}", f"method.max_completion_length={args.length}",
-                   "train.logging_steps=1", "train.save_strategy=no", "seed=0", f"run_dir={work}")
+    return compose_run(args, work, train, "method=reinforcement", f"method.grader={work / 'grader.json'}",
+                       f"method.num_generations={args.generations}", f"method.max_completion_length={args.length}")
 
 
 def _b0(cfg, base, cuda: bool, fields: dict):
@@ -113,27 +108,8 @@ def _timed_generation(trainer) -> list[float]:
 
 def one(args) -> dict:
     """Run one variant in this process; its figures."""
-    import torch
-    from omegaconf import open_dict
-
-    from lorakit.config.compose import cuda_available
-    from lorakit.models.loading import load_base
-
-    cuda = cuda_available()
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = _cfg(args, Path(tmp))
-        with open_dict(cfg):
-            cfg.data.n = args.tasks
-        base = load_base(cfg.model)
-        fields = dict(f.split("=", 1) for f in args.fields)
-        fields = {k: json.loads(v) if v not in ("true", "false") else v == "true" for k, v in fields.items()}
-        start = time.perf_counter()
-        trainer = _lorakit(cfg, base, cuda) if args.run == "lorakit" else _b0(cfg, base, cuda, fields)
-        spent = _timed_generation(trainer)
-        trainer.train()
-        seconds = time.perf_counter() - start
+    trainer, seconds, peak, spent = measure(args, _cfg, args.tasks, _b0, _lorakit, before_train=_timed_generation)
     logged = [h for h in trainer.state.log_history if "reward" in h]
-    peak = (torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {"seconds": round(seconds, 1), "generation_s": round(sum(spent), 1), "peak_gib": round(peak / 2**30, 2),
             "mean_reward": round(sum(h["reward"] for h in logged) / len(logged), 3),
             "completion_length": round(sum(h["completions/mean_length"] for h in logged) / len(logged), 1)}
@@ -156,16 +132,13 @@ def main() -> None:
         return
     common = ["--model", args.model, "--tasks", str(args.tasks), "--steps", str(args.steps), "--batch", str(args.batch),
               "--generations", str(args.generations), "--length", str(args.length)]
-    variants = [("b0", []), *[(v.split(":")[0], v.split(":", 1)[1].split(",")) for v in args.variant], ("lorakit", [])]
-    results = {}
-    for name, fields in variants:
-        run = "lorakit" if name == "lorakit" else "b0"
-        out = subprocess.run([sys.executable, __file__, *common, "--run", run, "--fields", *fields], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout
-        results[name] = r = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+
+    def show(name: str, r: dict) -> None:
         print(f"{name}: {r['seconds']} s ({r['generation_s']} s generating, {r['seconds'] - r['generation_s']:.1f} s "
               f"the rest), peak {r['peak_gib']} GiB, mean reward {r['mean_reward']}, completion length "
               f"{r['completion_length']}", flush=True)
+
+    results = run_variants(__file__, common, args.variant, show)
     ours = results["lorakit"]
     for name, r in results.items():
         if name != "lorakit":

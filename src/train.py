@@ -24,7 +24,7 @@ from lorakit.core.errors import UserError
 from lorakit.core.paths import CONF_DIR
 from lorakit.stages.pipeline import run
 from lorakit.sweeps import gpus
-from lorakit.sweeps.jobs import SweepJob, objective
+from lorakit.sweeps.trials import SweepJob, objective
 
 register_resolvers()
 methods.load_plugins()  # methods registered from LORAKIT_METHODS or entry points: method=<name> composes

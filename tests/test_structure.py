@@ -21,8 +21,8 @@ RANKS = [  # top to bottom
     ["lorakit.sweeps"],                                     # engines, from here down
     ["lorakit.evaluation"],
     ["lorakit.data"],
-    ["lorakit.openai", "lorakit.training", "lorakit.inference"],
-    ["lorakit.models"],
+    ["lorakit.training", "lorakit.inference"],
+    ["lorakit.openai", "lorakit.models"],                   # OpenAI's API (its client, formats, accounts); models
     ["lorakit.core"],                                       # errors, run folder, messages, paths
 ]
 RANK = {unit: i for i, units in enumerate(RANKS) for unit in units}

@@ -23,7 +23,10 @@ from lorakit.config.compose import compose, cuda_available, model_overrides, reg
 from lorakit.core.errors import exit_2_on_user_error
 from lorakit.data.template import render
 from lorakit.evaluation.candidates import CandidateError, check_base, parse
-from lorakit.inference.engine import Engine, sample
+from lorakit.inference import engines
+from lorakit.inference.decode import BASE, Row
+from lorakit.inference.engine import Engine
+from lorakit.inference.rules import RowDecoder
 from lorakit.inference.streaming import TextStream
 from lorakit.models.loading import BaseModel, load_base
 
@@ -61,7 +64,8 @@ def load(args: argparse.Namespace) -> tuple[Engine, BaseModel]:
     base = load_base(mcfg, tokenizer_from=adapter if has_tokenizer else None)  # the template it was trained with
     if adapter is not None:
         check_base(candidate, base.name, base.config)
-    engine = Engine(base, quant=OmegaConf.to_container(quant, resolve=True), batch_size=1, cuda=cuda_available())
+    engine = engines.make("lorakit", base, quant=OmegaConf.to_container(quant, resolve=True), batch_size=1,
+                          cuda=cuda_available())
     if adapter is not None:
         engine.add_adapter("chat", Path(adapter))
     return engine, base
@@ -80,13 +84,14 @@ def reply(engine: Engine, base: BaseModel, messages: list[dict], args, out=sys.s
         print("(the oldest turns no longer fit the context and were dropped)", file=out)
     stream = TextStream(tokenizer, eot_ids=eot_ids, max_tokens=args.max_tokens)
 
-    def on_step(tokens: list[int]) -> None:
-        out.write(stream.add(tokens[0]))
+    def on_text(text: str) -> None:
+        out.write(text)
         out.flush()
 
-    sample(engine.load(), [ids], pad_id=tokenizer.pad_token_id, eot_ids=eot_ids, max_new_tokens=args.max_tokens,
-           temperature=args.temperature, top_p=args.top_p, on_step=on_step, finished=lambda: [stream.done])
-    out.write(stream.finish() + "\n")
+    adapter = next(iter(engine.adapters), None)
+    engine.decode([Row(ids, stream, RowDecoder(temperature=args.temperature, top_p=args.top_p),
+                       adapter=adapter or BASE, on_text=on_text)])
+    out.write("\n")
     out.flush()
     return stream.text
 

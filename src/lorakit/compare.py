@@ -51,11 +51,11 @@ def _check_task(cfg: DictConfig, candidates: list, rows: list[dict]) -> None:
     test = [r["messages"] for r in rows]
     for c in candidates:
         if c.run is not None and c.run.split("train").is_file():
-            reasons = task_match.mismatches([r["messages"] for r in read_jsonl(c.run.split("train"))], test)
-            if reasons:
-                raise C.CandidateError(f"the test set does not look like the task candidate {c.name!r} was trained "
-                                       "on:\n- " + "\n- ".join(reasons) + "\nset data.test_file=<a held-out file "
-                                       "of that task> (or data.check_task_match=false if this is intended)")
+            refused = task_match.refusal([r["messages"] for r in read_jsonl(c.run.split("train"))], test,
+                                         test_set=cfg.data.get("test_file") or "(the runs' own)", trained=f"candidate {c.name!r}",
+                                         fix="Set data.test_file=<a held-out file of that task>")
+            if refused:
+                raise C.CandidateError(refused)
 
 
 def run(cfg: DictConfig) -> dict:

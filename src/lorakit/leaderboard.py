@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lorakit.core.errors import exit_2_on_user_error
 from lorakit.core.runs import SweepFolder
-from lorakit.sweeps.leaderboard import write
+from lorakit.sweeps.ranking import write
 
 
 def main(argv: list[str] | None = None) -> None:

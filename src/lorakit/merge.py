@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lorakit.core.errors import exit_2_on_user_error
 from lorakit.core.runs import RunFolder
-from lorakit.models.merge import merge
+from lorakit.models.merging import merge
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,8 @@ from lorakit.core.runs import RunFolder, find_adapter, write_jsonl
 from lorakit.data.checks import SpecialTokens
 from lorakit.data.reading import Example, read_examples
 from lorakit.data.template import prompt_and_reference
-from lorakit.inference.engine import Engine, default_max_new_tokens
+from lorakit.inference import engines
+from lorakit.inference.engine import default_max_new_tokens
 from lorakit.models.loading import load_base
 
 log = logging.getLogger("lorakit.pairs")
@@ -56,8 +57,8 @@ def mistakes(cfg: DictConfig, adapter: Path, examples: list[Example], *, cuda: b
     """(example, the adapter's answer) for every example whose answer differs from its reference."""
     base = load_base(cfg.model, tokenizer_from=adapter)
     split = [prompt_and_reference(base.tokenizer, ex.messages, ex.tools) for ex in examples]
-    engine = Engine(base, quant=OmegaConf.to_container(cfg.quant, resolve=True), batch_size=int(cfg.eval.batch_size),
-                    cuda=cuda)
+    engine = engines.make("lorakit", base, quant=OmegaConf.to_container(cfg.quant, resolve=True),
+                          batch_size=int(cfg.eval.batch_size), cuda=cuda)
     engine.add_adapter("tuned", adapter)
     references = [ref for _, ref in split]
     answers = engine.generate([p for p, _ in split], adapter="tuned", desc="answers",

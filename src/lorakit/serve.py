@@ -22,14 +22,13 @@ from omegaconf import OmegaConf
 
 from lorakit.config.compose import compose, cuda_available, model_overrides, register_resolvers
 from lorakit.core.errors import ConfigError, exit_2_on_user_error
-from lorakit.inference.engine import Engine
-from lorakit.inference.vllm_engine import engine_for
+from lorakit.inference import engines
+from lorakit.inference.scheduler import Scheduler
 from lorakit.models.loading import load_base
 from lorakit.server import tools as tool_syntax
 from lorakit.server.app import State, create_app
-from lorakit.server.batching import Batcher
 from lorakit.server.browsers import BrowserRules
-from lorakit.server.jobs import JobRunner
+from lorakit.server.job_runner import JobRunner
 from lorakit.server.registry import Registry, find_adapters, find_aliases
 from lorakit.server.security import check_bind, load_key
 from lorakit.server.store import Store
@@ -69,10 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                           "./.venv-vllm, or `vllm` on PATH)")
     p.add_argument("--vllm-gpu-memory", type=float, default=0.5,
                    help="the share of GPU memory vLLM takes (the rest is left to the fine-tuning jobs)")
-    p.add_argument("--max-batch", type=int, default=32, help="rows decoded together at most")
-    p.add_argument("--batch-window-ms", type=float, default=50.0,
-                   help="while several clients are active, how long a batch waits for more requests (16 clients on "
-                        "2 CPU cores: 10 ms gave 10.7 rows per batch, 50 ms 16; BENCHMARKS.md)")
+    p.add_argument("--max-batch", type=int, default=32,
+                   help="rows decoded together at most (requests join the running batch at each decoding step)")
     p.add_argument("--max-tokens", type=int, default=1024, help="a completion's token limit when the request sets none")
     p.add_argument("--max-request-mb", type=float, default=16, help="largest request body (413 above)")
     p.add_argument("--max-upload-mb", type=float, default=512, help="largest file upload (413 above)")
@@ -108,10 +105,9 @@ def build(args: argparse.Namespace, key: str | None):
     for folder in args.aliases:
         for name, adapter in find_aliases(Path(folder)):
             registry.add(name, adapter)
-    engine = Engine(base, quant=quant, batch_size=args.max_batch, cuda=cuda)
-    batcher = Batcher(engine, base.tokenizer, base.eot_ids, max_batch=args.max_batch,
-                      window_s=args.batch_window_ms / 1000)
-    state = State(registry=registry, tokenizer=base.tokenizer, eot_ids=base.eot_ids, batcher=batcher,
+    engine = engines.make("lorakit", base, quant=quant, batch_size=args.max_batch, cuda=cuda)
+    state = State(registry=registry, tokenizer=base.tokenizer, eot_ids=base.eot_ids,
+                  scheduler=Scheduler(engine, max_batch=args.max_batch),
                   store=Store(Path(args.data_dir)), context=base.context, default_max_tokens=args.max_tokens,
                   learning_rate=float(composed.train.learning_rate))
     state.runner = JobRunner(state, model_overrides=overrides)
@@ -128,7 +124,7 @@ def _proxy(args: argparse.Namespace, base, registry: Registry, quant: dict, cuda
     settings = {"python": args.vllm_python, "gpu_memory_utilization": args.vllm_gpu_memory if cuda else None,
                 "max_lora_rank": job_rank,
                 "tool_call_parser": tool_syntax.vllm_parser(getattr(base.tokenizer, "chat_template", None))}
-    engine = engine_for(args.engine, base, quant=quant, batch_size=args.max_batch, cuda=cuda, settings=settings)
+    engine = engines.make(args.engine, base, quant=quant, batch_size=args.max_batch, cuda=cuda, settings=settings)
     if engine.name != "vllm":
         return None
     for served in registry.all():

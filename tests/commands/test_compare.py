@@ -184,7 +184,7 @@ def test_a_test_set_of_another_task_is_refused_before_generation(two_runs):
               f"out_dir={tmp / 'other'}", cwd=tmp)
     text = out.stdout + out.stderr
     assert out.returncode == 2 and "Traceback" not in text
-    assert "the test set does not look like the task candidate 'A' was trained on" in text
+    assert f"the test set {other} does not look like the task of candidate 'A'" in text
     assert "training answers are JSON objects, test answers free text" in text and "generating" not in text
 
 

@@ -244,8 +244,8 @@ def test_run_sh_maps_a_reinforcement_job_and_its_grader_onto_a_valid_local_run(t
     """A reinforcement job as OpenAI returns it (resolved hyperparameters, reasoning_effort, its grader): run.sh's
     training command composes into a configuration `python -m train` accepts, with the grader and generations. A
     job whose grader cannot run here gets no run.sh, says why, and the others go on."""
-    from lorakit.config.checks import validate
     from lorakit.config.compose import compose
+    from lorakit.config.validation import validate
     from lorakit.migrate import write_scripts
 
     grader = {"type": "string_check", "name": "tool", "input": "{{sample.output_text}}", "reference": "{{item.tool}}",

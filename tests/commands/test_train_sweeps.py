@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from helpers import pair_rows, tool_picker_rows, train_cli, write_jsonl
-from lorakit.sweeps.jobs import estimate, identity, metrics_of, sweep_name
+from lorakit.sweeps.trials import estimate, identity, metrics_of, sweep_name
 
 GRID = ["model=tiny-llama", "data.train_file=train.jsonl", "train.num_train_epochs=1", "eval.max_new_tokens=4",
         "optimized_metric=validation_loss", "lora.r=4,8", "train.learning_rate=1e-3,3e-3"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from helpers import compose_cfg
-from lorakit.config.checks import validate
 from lorakit.config.compose import redact
+from lorakit.config.validation import validate
 from lorakit.core.errors import ConfigError
 from lorakit.core.paths import CONF_DIR
 

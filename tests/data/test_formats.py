@@ -106,7 +106,7 @@ def test_qa_pair_and_conversation_helpers_write_files_prepare_reads(tmp_path, to
     from lorakit.data.dataset import from_conversations, from_qa_pairs
     from lorakit.data.dataset import write_jsonl as write
 
-    [example] = read_examples(write(from_qa_pairs([(QUESTION, ANSWER)], system=SYSTEM), tmp_path / "qa.jsonl"))
+    [example] = read_examples(write(tmp_path / "qa.jsonl", from_qa_pairs([(QUESTION, ANSWER)], system=SYSTEM)))
     assert example.messages == [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION},
                                 {"role": "assistant", "content": ANSWER}]
     with pytest.raises(TypeError, match="pair 1"):
@@ -117,7 +117,7 @@ def test_qa_pair_and_conversation_helpers_write_files_prepare_reads(tmp_path, to
     eot = end_of_turn_ids(tokenizer)
     trained = {}
     for train_on in ("all", "last"):
-        path = write(from_conversations([conversation], system=SYSTEM, train_on=train_on), tmp_path / f"{train_on}.jsonl")
+        path = write(tmp_path / f"{train_on}.jsonl", from_conversations([conversation], system=SYSTEM, train_on=train_on))
         [example] = read_examples(path)  # one example per conversation, not one per turn
         assert example.messages[0] == {"role": "system", "content": SYSTEM} and len(example.messages) == 5
         row = tokenize_with_labels(tokenizer, [example.messages], eot)[0]

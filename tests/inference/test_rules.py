@@ -9,10 +9,10 @@ import json
 import pytest
 import torch
 
-from lorakit.inference.engine import sample
-from lorakit.inference.grammar import GrammarError, json_grammar
-from lorakit.inference.logprobs import prompt_logprobs
-from lorakit.inference.rules import RowRules, Rules
+from lorakit.inference.decode import DecodeLoop, Row, run
+from lorakit.inference.grammar import Constraint, GrammarError, json_grammar
+from lorakit.inference.rules import RowDecoder, RowRules
+from lorakit.inference.streaming import TextStream
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +24,15 @@ def tiny(tiny_dir):
     return load_model(base, {}, cuda=False).eval(), base.tokenizer, base.eot_ids
 
 
-def _decode(tiny, prompts, rows, steps=6):
+def _decode(tiny, prompts, rules, steps=6, echo=None):
+    """Decode the prompts in one batch, each row with its rules; (prompt ids, each row's tokens, the rows)."""
     model, tokenizer, eot = tiny
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    rules = Rules(rows, tokenizer, eot)
-    out = sample(model, ids, pad_id=tokenizer.pad_token_id, eot_ids=eot, max_new_tokens=steps, rules=rules)
-    return ids, out, rules
+    rows = [Row(i, TextStream(tokenizer, eot_ids=eot, max_tokens=steps), RowDecoder(
+        r, constraint=Constraint(r.grammar, tokenizer, eot) if r.grammar else None), echo_top=echo)
+        for i, r in zip(ids, rules, strict=True)]
+    run(DecodeLoop(model, pad_id=tokenizer.pad_token_id, mixed=False), rows, max_rows=len(rows))
+    return ids, [r.tokens for r in rows], rows
 
 
 def test_logit_bias_and_penalties_apply_to_their_own_row_only(tiny):
@@ -44,14 +47,29 @@ def test_logit_bias_and_penalties_apply_to_their_own_row_only(tiny):
 
 
 def test_a_penalised_step_is_openais_formula_over_the_tokens_so_far(tiny):
+    decoder = RowDecoder(RowRules(frequency_penalty=0.5, presence_penalty=0.25))
+    scores = torch.zeros(40)
+    scores[9] = 1.0
+    assert decoder.choose(scores) == 9  # the first step: nothing generated yet
+    assert decoder.choose(scores) == 9  # 1 - 0.75 still leads
+    after = decoder.scores(scores)
+    assert after[9] == pytest.approx(1 - (0.5 * 2 + 0.25)) and after[8] == 0
+
+
+def test_a_seeded_row_draws_the_same_whatever_shares_its_batch(tiny):
     model, tokenizer, eot = tiny
-    rules = Rules([RowRules(frequency_penalty=0.5, presence_penalty=0.25)], tokenizer, eot)
-    prompt = torch.tensor([[5, 6]])
-    scores = torch.zeros((1, 40))
-    rules(prompt, scores.clone())  # the first step: nothing generated yet
-    rules(torch.tensor([[5, 6, 9]]), scores.clone())
-    after = rules(torch.tensor([[5, 6, 9, 9]]), scores.clone())
-    assert after[0, 9] == pytest.approx(-(0.5 * 2 + 0.25)) and after[0, 8] == 0
+
+    def sampled(prompts, seeds):
+        ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        rows = [Row(i, TextStream(tokenizer, eot_ids=eot, max_tokens=8), RowDecoder(temperature=1.0, top_p=0.9,
+                                                                                   seed=s))
+                for i, s in zip(ids, seeds, strict=True)]
+        run(DecodeLoop(model, pad_id=tokenizer.pad_token_id, mixed=False), rows, max_rows=len(rows))
+        return [r.tokens for r in rows]
+
+    alone = sampled(["hello there"], [7])[0]
+    assert sampled(["a much longer prompt than that", "hello there", "x"], [None, 7, 3])[1] == alone
+    assert sampled(["hello there"], [8])[0] != alone
 
 
 def test_a_json_schema_grammar_gives_valid_json_from_random_weights(tiny):
@@ -70,18 +88,18 @@ def test_a_json_schema_grammar_gives_valid_json_from_random_weights(tiny):
 
 def test_logprobs_of_chosen_and_prompt_tokens_are_those_of_a_forward_pass(tiny):
     model, tokenizer, eot = tiny
-    ids, out, rules = _decode(tiny, ["hello there", "a much longer prompt than that"],
-                              [RowRules(top_logprobs=3), RowRules(top_logprobs=0)], 4)
+    ids, out, rows = _decode(tiny, ["hello there", "a much longer prompt than that"],
+                             [RowRules(top_logprobs=3), RowRules(top_logprobs=0)], 4, echo=2)
     for row in range(2):
         full = torch.tensor([ids[row] + out[row][:3]])
         with torch.no_grad():
             dist = torch.log_softmax(model(full).logits[0].float(), -1)
-        for step, got in enumerate(rules.logprobs[row][:3]):
+        for step, got in enumerate(rows[row].decoder.logprobs[:3]):
             expected = dist[len(ids[row]) - 1 + step]
             assert got.token == out[row][step]
             assert got.logprob == pytest.approx(float(expected[got.token]), abs=1e-4)
             assert [t for t, _ in got.top] == (torch.topk(expected, 3).indices.tolist() if row == 0 else [])
-    scored = prompt_logprobs(model, ids, pad_id=tokenizer.pad_token_id, top=2)
+    scored = [r.prompt_logprobs for r in rows]  # left-padded with each other, as alone
     for row, prompt in enumerate(ids):
         with torch.no_grad():
             dist = torch.log_softmax(model(torch.tensor([prompt])).logits[0].float(), -1)

@@ -82,7 +82,7 @@ def test_backend_openai_method_reinforcement_uploads_the_task_lines_and_sends_th
 
 
 def test_training_records_are_openai_format_with_tool_arguments_as_json_strings():
-    from lorakit.openai.formats import prompt_messages, training_record
+    from lorakit.openai.records import prompt_messages, training_record
 
     call = {"type": "function", "id": "c1", "function": {"name": "weather", "arguments": {"city": "Oslo"}}}
     row = {"file": "x.jsonl", "line": 3, "record": 2, "tools": [{"type": "function", "function": {"name": "weather"}}],

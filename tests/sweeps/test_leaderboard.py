@@ -9,7 +9,7 @@ import json
 import pytest
 import yaml
 
-from lorakit.sweeps import leaderboard
+from lorakit.sweeps import ranking
 
 
 def _job(sweep, num: int, overrides: list[str], exact: float | None, error: str | None = None):
@@ -34,7 +34,7 @@ def test_jobs_are_ranked_by_their_metric_and_a_failed_job_is_listed_with_its_err
     _job(sweep, 2, ["lora.r=16", "train.learning_rate=3e-4"], None, error="out of memory: lower the batch size")
     _job(sweep, 3, ["lora.r=16", "train.learning_rate=1e-3"], 0.90)
 
-    jobs = leaderboard.write(sweep)
+    jobs = ranking.write(sweep)
     assert [j.folder.name for j in jobs] == ["1", "3", "0", "2"]
     rows = list(csv.DictReader((sweep / "sweep_summary.csv").open()))
     assert [r["rank"] for r in rows] == ["1", "2", "3", ""]
@@ -46,7 +46,7 @@ def test_jobs_are_ranked_by_their_metric_and_a_failed_job_is_listed_with_its_err
     assert (sweep / "sweep_metric.png").stat().st_size > 1000
 
     _job(sweep, 4, ["lora.r=32", "train.learning_rate=1e-3"], 0.97)  # on demand again: the new winner
-    assert leaderboard.write(sweep, "exact_match")[0].folder.name == "4"
+    assert ranking.write(sweep, "exact_match")[0].folder.name == "4"
     assert (sweep / "best").resolve() == (sweep / "4").resolve()
 
 

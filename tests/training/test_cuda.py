@@ -87,12 +87,12 @@ print("ok", losses[0], losses[-1])
 def test_merge_after_qlora_uses_the_unquantized_base(tmp_path, tiny_dir):
     from transformers import AutoModelForCausalLM
 
-    from lorakit.models import merge
+    from lorakit.models import merging
 
     trainer, tokenizer, _ = _train(tmp_path, tiny_dir, "quant=nf4", "train.use_liger_kernel=false")
     trainer.model.save_pretrained(str(tmp_path / "adapter"))
     tokenizer.save_pretrained(str(tmp_path / "adapter"))
-    out = merge.merge(tmp_path / "adapter", tmp_path / "merged", base=tiny_dir)
+    out = merging.merge(tmp_path / "adapter", tmp_path / "merged", base=tiny_dir)
     merged = AutoModelForCausalLM.from_pretrained(str(out))
     assert not getattr(merged.config, "quantization_config", None)
     assert not any("lora_" in n for n, _ in merged.named_parameters())

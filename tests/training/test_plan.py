@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
+from lorakit.data.splits import validation_fraction
 from lorakit.training import plan
-from lorakit.training.plan import validation_fraction
 
 TRAIN = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "num_train_epochs": None,
          "save_steps": None, "save_strategy": "steps"}

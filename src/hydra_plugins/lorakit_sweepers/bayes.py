@@ -26,7 +26,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from lorakit.sweeps.jobs import check_size, direction, estimate, job_seconds, pinned
+from lorakit.sweeps.trials import check_size, direction, estimate, job_seconds, pinned
 
 log = logging.getLogger("lorakit.sweeps")
 

@@ -15,7 +15,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from lorakit.sweeps.jobs import check_size, estimate, job_seconds, pinned
+from lorakit.sweeps.trials import check_size, estimate, job_seconds, pinned
 
 log = logging.getLogger("lorakit.sweeps")
 

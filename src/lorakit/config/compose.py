@@ -12,7 +12,7 @@ from lorakit import methods
 from lorakit.core.paths import CONF_DIR, DATA_DIR, ROOT
 from lorakit.models.loading import model_spec
 from lorakit.sweeps import gpus
-from lorakit.sweeps.jobs import resolver
+from lorakit.sweeps.trials import resolver
 
 SECRET_KEY = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
 

@@ -1,10 +1,12 @@
 """The fields of a config dataclass (SFTConfig, DPOConfig, GRPOConfig, LoraConfig), for passing settings through
-and for naming the unknown ones; a setting that must be a number in a range."""
+and for naming the unknown ones; a setting that must be a number in a range; a setting lorakit decided (its value
+was null), with the reason."""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -37,3 +39,18 @@ def bad_number(key: str, value: Any, low: float, *, integer: bool = False, above
         return []
     bounds = f"{'>' if above else '>='} {low:g}" + (f" and < {high:g}" if high is not None else "")
     return [f"{key}: must be {kind} {bounds}{f' (or null: {null})' if null else ''}, got {value!r}"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A setting lorakit chose for this run (its config value was null), with the reason."""
+
+    setting: str
+    value: float | int
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.setting}={self.value:g}: {self.reason}"

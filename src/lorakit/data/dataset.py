@@ -2,8 +2,8 @@
 
 Usage:
     from lorakit.data.dataset import from_conversations, from_qa_pairs, write_jsonl
-    write_jsonl(from_qa_pairs([("What is 2+2?", "4"), ...], system="Answer with the number only."),
-                "data/mine/train.jsonl")
+    write_jsonl("data/mine/train.jsonl",
+                from_qa_pairs([("What is 2+2?", "4"), ...], system="Answer with the number only."))
     # then check it:  python -m train stages=[prepare] data.train_file=data/mine/train.jsonl
 
 A multi-turn conversation stays one example in which every assistant turn is trained (one example per turn would
@@ -13,9 +13,9 @@ context only (weight 0).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from pathlib import Path
+
+from lorakit.core.runs import write_jsonl  # noqa: F401 - part of this module's API (its one home: core.runs)
 
 
 def _system(system: str | None) -> list[dict]:
@@ -60,11 +60,3 @@ def from_conversations(conversations: Iterable[list[dict]], system: str | None =
     return out
 
 
-def write_jsonl(examples: Iterable[dict], path: str | Path) -> Path:
-    """Write examples one JSON object per line (UTF-8); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for example in examples:
-            f.write(json.dumps(example, ensure_ascii=False) + "\n")
-    return path

@@ -1,5 +1,6 @@
 """Splits: exact duplicates dropped, test and validation held out deterministically, training examples that leak a
-test prompt dropped; the plan's validation fraction applied."""
+test prompt dropped; the validation fraction decided from the data's size where data.val_fraction is null (10%
+held out from MIN_VALIDATION_POOL examples on, none below)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,34 @@ import logging
 import random
 from dataclasses import dataclass, field
 
+from lorakit.core.fields import Decision
 from lorakit.data.checks import Finding, SpecialTokens, conversation_key, differing_system_prompts, prompt_key
 from lorakit.data.reading import Example, FileRead, read_file
 from lorakit.data.tasks import read_tasks
-from lorakit.training.plan import Decision, validation_fraction
 
 log = logging.getLogger(__name__)
 
 
 SPLITS = ("train", "validation", "test")
+VALIDATION_FRACTION = 0.1  # data.val_fraction=null: held out for the validation loss ...
+MIN_VALIDATION_POOL = 100  # ... from this many training examples on (10 validation examples); below, all train
+
+
+def validation_fraction(data, pool: int, *, needed: bool = False) -> tuple[float, Decision | None]:
+    """data.val_fraction, or (null) the decided fraction with its reason; `needed`: the run is ranked by its
+    validation loss (optimized_metric=validation_loss), so it gets a split whatever its size."""
+    if data.val_fraction is not None:
+        return float(data.val_fraction), None
+    if needed:
+        return VALIDATION_FRACTION, Decision("data.val_fraction", VALIDATION_FRACTION, f"{pool} training examples; "
+                                             "optimized_metric=validation_loss ranks runs by it, so "
+                                             f"{VALIDATION_FRACTION:.0%} is held out whatever the size")
+    if pool >= MIN_VALIDATION_POOL:
+        return VALIDATION_FRACTION, Decision("data.val_fraction", VALIDATION_FRACTION, f"{pool} training examples: "
+                                             f"{VALIDATION_FRACTION:.0%} held out for the validation loss")
+    return 0.0, Decision("data.val_fraction", 0, f"{pool} training examples, under {MIN_VALIDATION_POOL}: all of them "
+                         "train (a validation loss on a handful of examples tells little and costs a share of the "
+                         "data); set data.val_fraction=0.1 or data.validation_file to validate anyway")
 
 
 def split_indices(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:

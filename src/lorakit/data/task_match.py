@@ -63,3 +63,14 @@ def mismatches(train: list[list[dict]], test: list[list[dict]]) -> list[str]:
         reasons.append(f"label answers without a label in common: training {sorted(train_vocab)[:8]}, test "
                        f"{sorted(test_vocab)[:8]}")
     return reasons
+
+
+def refusal(train: list[list[dict]], test: list[list[dict]], *, test_set: str, trained: str, fix: str) -> str | None:
+    """Why a test set is refused as another task than the training one, with the fix (None: it matches). The
+    prepare stage and lorakit.compare both refuse with it (data.check_task_match=false skips the check)."""
+    reasons = mismatches(train, test)
+    if not reasons:
+        return None
+    return (f"the test set {test_set} does not look like the task of {trained}:\n- " + "\n- ".join(reasons)
+            + f"\nEvaluating on it would measure another task. {fix} (or data.check_task_match=false if this is "
+            "intended)")

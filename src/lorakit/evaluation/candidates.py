@@ -6,9 +6,6 @@ model's answers kept after it is gone). Every candidate is checked before any mo
 
 from __future__ import annotations
 
-import json
-import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +13,7 @@ import yaml
 
 from lorakit.core.errors import UserError
 from lorakit.core.runs import ADAPTER_CONFIG, RunFolder, find_adapter
+from lorakit.models.adapters import AdapterError, check_fits
 
 API = "openai:"  # a model behind an OpenAI-compatible API: openai:<model id> (candidates and judges)
 RECORDED = "recorded:"  # answers read from a file: recorded:<path to recorded.jsonl>
@@ -73,37 +71,18 @@ def parse(spec: str) -> Candidate:
     return Candidate(spec, "adapter", adapter=adapter.resolve())
 
 
-def _safetensors_shapes(path: Path) -> dict[str, list[int]]:
-    with path.open("rb") as f:
-        (size,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(size))
-    return {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
-
-
 def check_base(candidate: Candidate, model_name: str, model_config) -> None:
-    """An adapter must have been trained on this base model: same model name where its run recorded one, and
-    weight shapes that fit the base (hidden size, layer count).
+    """An adapter candidate must have been trained on this base model (lorakit.models.adapters.check_fits).
 
     Raises:
         CandidateError: naming both models and the fix.
     """
     run = candidate.run
-    if run is not None:
-        trained_on = (yaml.safe_load(run.config.read_text()) or {}).get("model", {}).get("name_or_path")
-        if trained_on and trained_on != model_name:
-            raise CandidateError(
-                f"candidate {candidate.name!r} was trained on {trained_on!r}, not on {model_name!r}; compare it "
-                f"against its own base (model=... naming {trained_on!r}) or drop it from the candidates")
-    weights = candidate.adapter / "adapter_model.safetensors"
-    if not weights.is_file():
-        raise CandidateError(f"candidate {candidate.name!r}: {weights} is missing; the adapter was not saved completely")
-    hidden, layers = model_config.hidden_size, model_config.num_hidden_layers
-    for key, shape in _safetensors_shapes(weights).items():
-        layer = re.search(r"\.layers\.(\d+)\.", key)
-        bad_layer = layer and int(layer.group(1)) >= layers
-        bad_width = key.endswith("lora_A.weight") and re.search(r"(q|k|v|gate|up)_proj", key) and shape[-1] != hidden
-        if bad_layer or bad_width:
-            raise CandidateError(
-                f"candidate {candidate.name!r} does not fit {model_name!r} ({key} has shape {shape}; the base has "
-                f"{layers} layers of width {hidden}): it was trained on another base model; compare it against "
-                "that model (model=...)")
+    trained_on = ((yaml.safe_load(run.config.read_text()) or {}).get("model", {}).get("name_or_path")
+                  if run is not None else None)
+    try:
+        check_fits(candidate.adapter, model_name, model_config, name=f"candidate {candidate.name!r}",
+                   trained_on=trained_on, fix=f"compare it against its own base (model=... naming {trained_on!r}) "
+                   "or drop it from the candidates" if trained_on else "compare it against that model (model=...)")
+    except AdapterError as err:
+        raise CandidateError(str(err)) from None

@@ -23,11 +23,12 @@ from lorakit.evaluation import grading, judge, recorded, scoring
 from lorakit.evaluation.cache import GenerationCache, candidate_key
 from lorakit.evaluation.candidates import Candidate, CandidateError, check_base
 from lorakit.evaluation.metrics import METRICS, check_names, default_metrics
-from lorakit.inference.engine import Engine, default_max_new_tokens
-from lorakit.inference.vllm_engine import engine_for
+from lorakit.inference import engines
+from lorakit.inference.api_engine import ApiEngine
+from lorakit.inference.engine import default_max_new_tokens
 from lorakit.models.loading import BaseModel
-from lorakit.openai.api import ApiEngine, api_key, endpoint
-from lorakit.openai.formats import prompt_messages
+from lorakit.openai.api import endpoint
+from lorakit.openai.records import prompt_messages
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def check(candidates: list[Candidate], rows: list[dict], *, base: BaseModel, met
         raise CandidateError("cannot compare:\n- " + "\n- ".join(problems))
 
 
-def _generate(engine: Engine, plans: list, cache: GenerationCache, max_new: int, *, mixed: bool,
+def _generate(engine: engines.LocalEngine, plans: list, cache: GenerationCache, max_new: int, *, mixed: bool,
               keep_base: bool) -> tuple[dict[str, list[str]], dict[str, float], dict[str, int]]:
     """Every candidate's missing answers: (answers, seconds, answers generated) per candidate.
 
@@ -159,7 +160,7 @@ def _generate_api(api, plans: list, cache: GenerationCache, max_new: int, seed: 
 
 
 def _plans(cfg: DictConfig, candidates: list[Candidate], rows: list[dict], split: list[tuple[str, str]], *,
-           engine: Engine, api, cache: GenerationCache, max_new: int, train_rows: list[dict] | None) -> list[tuple]:
+           engine: engines.LocalEngine, api, cache: GenerationCache, max_new: int, train_rows: list[dict] | None) -> list[tuple]:
     """Per candidate: (candidate, its prompts, its cache key, the answers stored, the indices still missing)."""
     base = engine.base
     template = template_sha256(base.tokenizer)
@@ -200,30 +201,28 @@ def _api_engine(cfg: DictConfig, candidates: list[Candidate], judge_model) -> Ap
     anything is generated."""
     if not (any(c.kind == "api" for c in candidates) or (judge_model is not None and judge_model.api_model)):
         return None
-    api = ApiEngine(endpoint(cfg))
-    api_key(api.settings)
-    return api
+    return engines.api(endpoint(cfg))
 
 
-def _judged(cfg: DictConfig, judge_model, engine: Engine, api, cache: GenerationCache, rows: list[dict],
+def _judged(cfg: DictConfig, judge_model, engine: engines.LocalEngine, api, cache: GenerationCache, rows: list[dict],
             references: list[str], outputs: dict[str, list[str]], reference: str, clusters, *, judge_is_base: bool,
             cuda: bool) -> dict:
     """The judge's verdicts: through the API, the comparison's own model (the judge is its base), or the judge
     model loaded in the comparison's place."""
-    if judge_model.api_model:
+    runner = api if judge_model.api_model else engine
+    if not judge_is_base:
         engine.release()
-        engine = api
-    elif not judge_is_base:
-        engine.release()
-        engine = Engine(judge_model.base, quant=engine.quant, batch_size=engine.batch_size, cuda=cuda)
-    return judge.run(cfg, judge_model, engine, cache, rows, references, outputs, reference, clusters,
+        if not judge_model.api_model:
+            runner = engines.make("lorakit", judge_model.base, quant=engine.quant, batch_size=engine.batch_size,
+                                  cuda=cuda)
+    return judge.run(cfg, judge_model, runner, cache, rows, references, outputs, reference, clusters,
                      task_kind(references))
 
 
 def _engine(cfg: DictConfig, base: BaseModel, cuda: bool):
     """The inference engine eval.engine names (lorakit's own or vLLM's), over the comparison's base."""
     settings = OmegaConf.to_container(cfg.eval.vllm, resolve=True) if cfg.eval.get("vllm") else None
-    return engine_for(cfg.eval.get("engine") or "auto", base, quant=OmegaConf.to_container(cfg.quant, resolve=True),
+    return engines.make(cfg.eval.get("engine") or "auto", base, quant=OmegaConf.to_container(cfg.quant, resolve=True),
                       batch_size=cfg.eval.batch_size, cuda=cuda, settings=settings)
 
 

@@ -20,8 +20,8 @@ from lorakit.evaluation.candidates import API, CandidateError
 from lorakit.evaluation.graders import python_grader, spec
 from lorakit.evaluation.graders.run import Ask, Grade, grade
 from lorakit.evaluation.metrics import METRICS, Metric
-from lorakit.inference.engine import Engine
-from lorakit.openai.api import ApiEngine, api_key, endpoint
+from lorakit.inference import engines
+from lorakit.openai.api import endpoint
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +106,12 @@ def asker(cfg: DictConfig, api, cache, cuda: bool, *, quant: dict | None, batch_
             grading = judge.load(model, attn_implementation)
             if grading.api_model:
                 if api is None:
-                    api = ApiEngine(endpoint(cfg))
-                    api_key(api.settings)
+                    api = engines.api(endpoint(cfg))
                 runner = api
             else:
                 if before_load is not None:
                     before_load()
-                runner = Engine(grading.base, quant=quant, batch_size=batch_size, cuda=cuda)
+                runner = engines.make("lorakit", grading.base, quant=quant, batch_size=batch_size, cuda=cuda)
             loaded[model] = (grading, runner)
         grading, runner = loaded[model]
         max_new = int(sampling.get("max_completions_tokens") or GRADER_MAX_TOKENS)

@@ -250,7 +250,7 @@ def run(cfg: DictConfig, judge: JudgeModel, engine, cache, rows: list[dict], ref
     """Judge every candidate's answers; returns compare.json's "judge" part.
 
     engine: an inference Engine holding the judge model (the comparison's own when the judge is its base), or
-    an ApiEngine (lorakit.openai.api) for an API judge.
+    an ApiEngine (lorakit.inference.api_engine) for an API judge.
     """
     jcfg = cfg.eval.judge
     ask = asker(judge, engine, cache, max_new_tokens=jcfg.max_new_tokens, seed=cfg.seed,

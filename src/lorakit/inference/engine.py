@@ -1,5 +1,6 @@
-"""Inference for every evaluation and for serving: one base model load, its adapters by name, batched greedy
-generation (evaluation) and batched sampling with a per-step callback (the server and the terminal chat).
+"""Inference for every evaluation and for serving: one base model load, its adapters by name, and every answer
+decoded by one loop (lorakit.inference.decode): evaluation's greedy batches here, the server's requests through
+lorakit.inference.scheduler, the terminal chat through Engine.decode.
 
 Used by the evaluate stage, `python -m lorakit.compare`, `python -m lorakit.serve` and `python -m lorakit.chat`.
 Adapters of one base are loaded into the same model as PEFT named adapters and switched per candidate; the base
@@ -18,93 +19,27 @@ import torch
 from tqdm.auto import tqdm
 
 from lorakit.core import oom
+from lorakit.inference.decode import BASE, DecodeLoop, Row, run
+from lorakit.inference.streaming import TextStream
 from lorakit.models.loading import BaseModel, load_model, quiet_peft_deprecation
 
 log = logging.getLogger(__name__)
 
 
-@torch.inference_mode()
 def generate(model, tokenizer, prompts: list[str], *, batch_size: int, max_new_tokens: int, eot_ids: set[int],
              desc: str = "generating", adapter_names: list[str] | None = None) -> list[str]:
-    """Greedy-decode every prompt, in left-padded batches of similar length; returns the new text per prompt.
-    adapter_names: per prompt, the PEFT adapter that answers it ("__base__": none), mixed within a batch."""
-    from transformers import GenerationConfig
-
+    """Greedy-decode every prompt, at most batch_size at once, longest first (memory peaks early); a prompt joins
+    as soon as another answer ends. Returns the new text per prompt.
+    adapter_names: per prompt, the PEFT adapter that answers it (BASE: none), mixed within a batch."""
     if not prompts:
         return []
-    tokenizer.padding_side = "left"
     encoded = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))  # longest first: memory peaks early
-    gen_config = GenerationConfig(
-        max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=sorted(eot_ids),
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    outputs: list[str] = [""] * len(prompts)
-    device = next(model.parameters()).device
+    rows = [Row(ids, TextStream(tokenizer, eot_ids=eot_ids, max_tokens=max_new_tokens),
+                adapter=adapter_names[i] if adapter_names else BASE, index=i) for i, ids in enumerate(encoded)]
+    loop = DecodeLoop(model, pad_id=tokenizer.pad_token_id, mixed=bool(adapter_names))
     with tqdm(total=len(prompts), desc=desc, unit="ex") as bar:
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(device)
-            mixed = {"adapter_names": [adapter_names[i] for i in idx]} if adapter_names else {}
-            out = model.generate(**batch, generation_config=gen_config, **mixed)
-            new = out[:, batch["input_ids"].shape[1] :]
-            for i, text in zip(idx, tokenizer.batch_decode(new, skip_special_tokens=True), strict=True):
-                outputs[i] = text.strip()
-            bar.update(len(idx))
-    return outputs
-
-
-@torch.inference_mode()
-def sample(model, prompt_ids: list[list[int]], *, pad_id: int, eot_ids: set[int], max_new_tokens: int,
-           temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,
-           adapter_names: list[str] | None = None, on_step=None, finished=None, rules=None) -> list[list[int]]:
-    """Decode a batch of tokenized prompts (left-padded here): greedy at temperature 0, else sampled with
-    temperature and nucleus top_p (no top-k, as OpenAI's API). seed makes a sampled batch repeatable.
-
-    on_step(tokens) gets the list of each row's new token after every decoding step (for streaming);
-    finished() -> one bool per row: rows it marks end there (a stop string, their own token limit).
-    rules: a lorakit.inference.rules.Rules for the batch's rows (bias, penalties, grammar, log-probabilities).
-    Returns each row's new tokens (end-of-turn and padding included; lorakit.inference.streaming cuts them).
-    """
-    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
-    from transformers.generation.streamers import BaseStreamer
-
-    class _Steps(BaseStreamer):
-        prompt_seen = False
-
-        def put(self, value):
-            if not self.prompt_seen:  # generate() first passes the prompt
-                self.prompt_seen = True
-            elif on_step is not None:
-                on_step(value.view(-1).tolist())
-
-        def end(self):
-            pass
-
-    class _Finished(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):
-            return torch.tensor(finished(), dtype=torch.bool, device=input_ids.device)
-
-    device = next(model.parameters()).device
-    width = max(len(ids) for ids in prompt_ids)
-    input_ids = torch.full((len(prompt_ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
-    for row, ids in enumerate(prompt_ids):
-        input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-        mask[row, width - len(ids):] = 1
-    do_sample = temperature > 0
-    gen_config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=do_sample, eos_token_id=sorted(eot_ids),
-                                  pad_token_id=pad_id, **({"temperature": temperature, "top_p": top_p, "top_k": 0}
-                                                          if do_sample else {}))
-    if seed is not None:
-        torch.manual_seed(seed)
-    mixed = {"adapter_names": adapter_names} if adapter_names else {}
-    out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), generation_config=gen_config,
-                         streamer=_Steps(), stopping_criteria=StoppingCriteriaList([_Finished()] if finished else []),
-                         logits_processor=LogitsProcessorList([rules] if rules is not None else []), **mixed)
-    if rules is not None and out.shape[1] > width:
-        rules.close(out[:, -1].tolist())
-    return out[:, width:].tolist()
+        run(loop, sorted(rows, key=lambda r: -len(r.prompt_ids)), max_rows=batch_size, on_end=lambda _: bar.update())
+    return [r.stream.text.strip() for r in rows]
 
 
 NO_REFERENCE_MAX_NEW_TOKENS = 256  # prompts with no reference answer (tasks): method.max_completion_length's default
@@ -144,6 +79,15 @@ class Engine:
             self.model = load_model(self.base, self.quant, cuda=self.cuda).eval()
             self.loads += 1
         return self.model
+
+    def decode(self, rows: list[Row], *, max_rows: int | None = None) -> None:
+        """Decode the rows to their ends (their adapters loaded already), at most max_rows (batch_size) at once."""
+        model = self._base()
+        loop = DecodeLoop(model, pad_id=self.tokenizer.pad_token_id, mixed=bool(self.adapters) and not self.merged)
+        try:
+            run(loop, rows, max_rows=max_rows or self.batch_size)
+        except torch.OutOfMemoryError as err:
+            raise oom.eval_advice(err, self.batch_size) from None
 
     def release(self) -> None:
         """Free the model's memory (the next generate() would load it again)."""
@@ -204,7 +148,7 @@ class Engine:
         memory traffic, so three candidates in one batch cost little more than one."""
         model = self._base()
         prompts = [p for _, ps in jobs for p in ps]
-        names = [adapter or "__base__" for adapter, ps in jobs for _ in ps] if self.adapters else None
+        names = [adapter or BASE for adapter, ps in jobs for _ in ps] if self.adapters else None
         try:
             flat = generate(model, self.tokenizer, prompts, batch_size=self.batch_size,
                             max_new_tokens=max_new_tokens, eot_ids=self.eot_ids, desc="all candidates",

@@ -1,5 +1,5 @@
-"""What each row of a decoding batch asks beyond temperature and top_p, applied to the logits at every step, row
-by row (one batch holds requests with different asks): OpenAI's logit_bias, frequency and presence penalties, a
+"""How each row of a decoding batch chooses its next token, row by row (one batch holds requests with different
+asks): its temperature, top_p and seed, and OpenAI's logit_bias, frequency and presence penalties, a
 grammar the answer must follow (lorakit.inference.grammar), and the log-probabilities of the tokens chosen with
 the most likely alternatives.
 
@@ -37,63 +37,70 @@ class TokenLogprob:
     top: list[tuple[int, float]]  # the most likely tokens at this step, most likely first
 
 
-class Rules:
-    """A transformers logits processor over a batch of rows (it runs before temperature and top_p). After
-    generate(), close(last tokens) records the last step; `logprobs[row]` then holds one TokenLogprob per token
-    the row generated (for rows that asked for them)."""
+class RowDecoder:
+    """One row's choice of its next token at each step: its rules applied to its own logits (bias, grammar mask,
+    penalties), then greedy at temperature 0, else sampled with its temperature and nucleus top_p (no top-k, as
+    OpenAI's API), from its own random generator when a seed is given (the same answer whatever shares its batch).
+    `logprobs` holds one TokenLogprob per token chosen, for a row that asked for them."""
 
-    def __init__(self, rows: list[RowRules], tokenizer, eot_ids: set[int]):
-        self.rows = rows
-        self.constraints = [Constraint(r.grammar, tokenizer, eot_ids) if r.grammar else None for r in rows]
-        self.logprobs: list[list[TokenLogprob]] = [[] for _ in rows]
-        self.want = [r.top_logprobs is not None for r in rows]
-        self._last: torch.Tensor | None = None  # the previous step's log-softmax, for the rows that asked
-        self._counts: torch.Tensor | None = None  # tokens generated so far per row (the penalties)
-        self._width: int | None = None
-        self._vocab, self._device = 0, torch.device("cpu")
+    def __init__(self, rules: RowRules | None = None, *, temperature: float = 0.0, top_p: float = 1.0,
+                 seed: int | None = None, constraint: Constraint | None = None):
+        self.rules, self.temperature, self.top_p, self.seed = rules or RowRules(), temperature, top_p, seed
+        self.constraint = constraint
+        self.logprobs: list[TokenLogprob] | None = [] if self.rules.top_logprobs is not None else None
+        self._counts: torch.Tensor | None = None  # how often each token was chosen (the penalties)
+        self._generator: torch.Generator | None = None
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        self._vocab, self._device = scores.shape[-1], scores.device
-        if self._width is None:
-            self._width = input_ids.shape[1]
-        elif input_ids.shape[1] > self._width:
-            self._chosen(input_ids[:, -1])
-        if any(self.want):
-            self._last = torch.log_softmax(scores.float(), dim=-1)
-        scores = scores.clone()
-        vocab = scores.shape[-1]
-        for row, rules in enumerate(self.rows):
-            for token, bias in rules.logit_bias.items():
-                if 0 <= token < vocab:
-                    scores[row, token] += bias
-            if self.constraints[row] is not None and (mask := self.constraints[row].mask(vocab)) is not None:
-                scores[row, ~mask.to(scores.device)] = float("-inf")
+    @property
+    def greedy_plain(self) -> bool:
+        """The next token is the argmax of the raw logits (no rule, no sampling, nothing to record)."""
+        return self.temperature == 0 and self.rules.plain and self.constraint is None
+
+    def choose(self, logits: torch.Tensor) -> int:
+        """The next token from this row's logits (1-D, the model's vocabulary); the row's state moves on."""
+        raw = logits.float()
+        if (self.rules.frequency_penalty or self.rules.presence_penalty) and self._counts is None:
+            self._counts = torch.zeros(raw.shape[-1], device=raw.device)
+        last = torch.log_softmax(raw, dim=-1) if self.logprobs is not None else None
+        token = self._pick(self.scores(raw))
+        self.chosen(token, last)
+        return token
+
+    def scores(self, raw: torch.Tensor) -> torch.Tensor:
+        """The logits after this row's bias, grammar mask and penalties (before temperature and top_p)."""
+        scores, vocab = raw.clone(), raw.shape[-1]
+        for token, bias in self.rules.logit_bias.items():
+            if 0 <= token < vocab:
+                scores[token] += bias
+        if self.constraint is not None and (mask := self.constraint.mask(vocab)) is not None:
+            scores[~mask.to(scores.device)] = float("-inf")
         if self._counts is not None:
-            freq = torch.tensor([r.frequency_penalty for r in self.rows], device=scores.device)[:, None]
-            pres = torch.tensor([r.presence_penalty for r in self.rows], device=scores.device)[:, None]
-            scores -= freq * self._counts + pres * (self._counts > 0)
+            scores -= self.rules.frequency_penalty * self._counts + self.rules.presence_penalty * (self._counts > 0)
         return scores
 
-    def _chosen(self, tokens: torch.Tensor) -> None:
-        """The tokens the previous step chose: log-probabilities, matchers and penalty counts move on."""
-        tokens = tokens.to(self._device)
-        ids = tokens.tolist()
-        for row, token in enumerate(ids):
-            if self.constraints[row] is not None:
-                self.constraints[row].advance(token)
-            if self.want[row] and self._last is not None:
-                dist = self._last[row]
-                k = self.rows[row].top_logprobs or 0
-                top = torch.topk(dist, k) if k else None
-                self.logprobs[row].append(TokenLogprob(
-                    token, float(dist[token]),
-                    list(zip(top.indices.tolist(), top.values.tolist(), strict=True)) if top is not None else []))
-        if any(r.frequency_penalty or r.presence_penalty for r in self.rows):
-            if self._counts is None:
-                self._counts = torch.zeros((len(ids), self._vocab), device=tokens.device)
-            self._counts[torch.arange(len(ids), device=tokens.device), tokens] += 1
+    def _pick(self, scores: torch.Tensor) -> int:
+        if self.temperature == 0:
+            return int(scores.argmax())
+        scores = scores / self.temperature
+        if self.top_p < 1.0:  # as transformers' TopPLogitsWarper: the fewest tokens holding top_p, at least one
+            ordered, order = torch.sort(scores)
+            drop = ordered.softmax(-1).cumsum(-1) <= 1 - self.top_p
+            drop[-1] = False
+            scores[order[drop]] = float("-inf")
+        if self.seed is not None and self._generator is None:
+            self._generator = torch.Generator(device=scores.device).manual_seed(self.seed)
+        return int(torch.multinomial(scores.softmax(-1), 1, generator=self._generator))
 
-    def close(self, last_tokens: list[int]) -> None:
-        """Record the step generate() ended on (no further call sees its token)."""
-        if self._width is not None:
-            self._chosen(torch.tensor(last_tokens))
+    def chosen(self, token: int, last: torch.Tensor | None = None) -> None:
+        """The token this step chose: its log-probability (from `last`, the raw log-softmax) is recorded, the
+        grammar matcher and the penalty counts move on."""
+        if self.constraint is not None:
+            self.constraint.advance(token)
+        if self.logprobs is not None and last is not None:
+            k = self.rules.top_logprobs or 0
+            top = torch.topk(last, k) if k else None
+            self.logprobs.append(TokenLogprob(
+                token, float(last[token]),
+                list(zip(top.indices.tolist(), top.values.tolist(), strict=True)) if top is not None else []))
+        if self._counts is not None and 0 <= token < self._counts.numel():
+            self._counts[token] += 1

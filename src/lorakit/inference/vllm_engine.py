@@ -70,7 +70,7 @@ def _free_port() -> int:
 
 
 class VllmEngine:
-    """lorakit's Engine interface (generate, generate_mixed, add_adapter, release) over a vLLM server."""
+    """The local engines' interface (lorakit.inference.engines) over a vLLM server."""
 
     name = "vllm"
 
@@ -197,16 +197,3 @@ class VllmEngine:
             out.append([a for piece in answers[at:at + pieces] for a in piece])
             at += pieces
         return out
-
-
-def engine_for(kind: str, base, *, quant: dict | None, batch_size: int, cuda: bool, settings: dict | None = None):
-    """The inference engine eval.engine names: lorakit (its own, any machine), vllm, or auto (vLLM on CUDA
-    when it is installed, else lorakit's)."""
-    from lorakit.inference.engine import Engine
-
-    if kind not in ("auto", "lorakit", "vllm"):
-        raise ConfigError(problems(kind, quant=quant, settings=settings)[0])
-    python = (settings or {}).get("python")
-    if kind == "vllm" or (kind == "auto" and cuda and not quant and find(python) is not None):
-        return VllmEngine(base, quant=quant, batch_size=batch_size, cuda=cuda, settings=settings)
-    return Engine(base, quant=quant, batch_size=batch_size, cuda=cuda)

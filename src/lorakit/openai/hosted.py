@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 from lorakit.core.errors import UserError
 from lorakit.core.runs import RunFolder, read_jsonl, write_jsonl
 from lorakit.openai import api
-from lorakit.openai.formats import training_record
 from lorakit.openai.pricing import openai_cost
+from lorakit.openai.records import training_record
 
 log = logging.getLogger(__name__)
 FINAL = {"succeeded", "failed", "cancelled"}

@@ -12,10 +12,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from transformers import PreTrainedTokenizerBase
 
 from lorakit.core import sandbox
+from lorakit.inference.scheduler import Scheduler
 from lorakit.server import chat_api, completions_api, errors, files_api, graders_api, jobs_api, responses_api
-from lorakit.server.batching import Batcher
 from lorakit.server.browsers import BrowserRules
-from lorakit.server.jobs import JobRunner
+from lorakit.server.job_runner import JobRunner
 from lorakit.server.registry import Registry
 from lorakit.server.security import Guard
 from lorakit.server.store import Store
@@ -29,7 +29,7 @@ class State:
     registry: Registry
     tokenizer: PreTrainedTokenizerBase
     eot_ids: set[int]
-    batcher: Batcher
+    scheduler: Scheduler
     store: Store
     context: int                 # the model's context length in tokens
     default_max_tokens: int      # a completion's limit when the request sets none
@@ -46,7 +46,7 @@ def create_app(state: State, *, key: str | None, max_body: int, max_upload: int,
                browsers: BrowserRules) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        state.batcher.start(preload=state.proxy is None)
+        state.scheduler.start(preload=state.proxy is None)
         if state.proxy is not None:
             state.proxy.start()  # vLLM loads the model: the server answers once it is ready
         state.runner.start()
@@ -54,7 +54,7 @@ def create_app(state: State, *, key: str | None, max_body: int, max_upload: int,
         yield
         state.runner.stop()
         sandbox.close_all()  # python graders still grading
-        state.batcher.stop()
+        state.scheduler.stop()
         if state.proxy is not None:
             state.proxy.stop()
 
@@ -66,8 +66,9 @@ def create_app(state: State, *, key: str | None, max_body: int, max_upload: int,
         """Liveness; the decoding batches and rows the server has run (rows/batch = batching at work), and the
         requests whose client left before their answer ended (their decoding stopped there)."""
         return {"status": "ok", "engine": "vllm" if state.proxy is not None else "lorakit",
-                "decoding": {"batches": state.batcher.batches, "rows": state.batcher.rows,
-                             "tokens": state.batcher.tokens, "abandoned": state.batcher.abandoned}}
+                "decoding": {"batches": state.scheduler.batches, "rows": state.scheduler.rows,
+                             "tokens": state.scheduler.tokens, "abandoned": state.scheduler.abandoned,
+                             "preempted": state.scheduler.preempted}}
 
     routers = [module.router(state) for module in (chat_api, completions_api, responses_api, files_api, jobs_api,
                                                    graders_api)]

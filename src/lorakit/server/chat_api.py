@@ -10,9 +10,9 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from lorakit.server import errors, logprob_shapes
+from lorakit.inference.scheduler import Choice, Pending
+from lorakit.server import api_errors, logprob_shapes
 from lorakit.server import tools as tool_syntax
-from lorakit.server.batching import Choice, Pending
 from lorakit.server.chat_request import ChatPlan, pending_of
 from lorakit.server.requests import ChatRequest, json_body
 
@@ -55,7 +55,7 @@ def router(state) -> APIRouter:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(_stream(state, plan, completion_id, created, include_usage),
                                      media_type="text/event-stream", headers={"cache-control": "no-cache"})
-        choices = await unless_gone(request, state.batcher, plan.pending)
+        choices = await unless_gone(request, state.scheduler, plan.pending)
         if choices is None:  # nobody is left to read the answer
             return closed()
         return {
@@ -69,7 +69,7 @@ def router(state) -> APIRouter:
 
 def closed() -> JSONResponse:
     """The answer to a request whose client left before it was ready (nginx's 499)."""
-    return errors.response(499, "client closed the request", None, "client_closed_request")
+    return api_errors.response(499, "client closed the request", None, "client_closed_request")
 
 
 def usage(prompt_tokens: int, choices: list[Choice]) -> dict:
@@ -114,11 +114,11 @@ async def before_gone(request: Request, work) -> tuple[bool, object]:
     return False, None
 
 
-async def unless_gone(request: Request, batcher, pending: Pending):
+async def unless_gone(request: Request, scheduler, pending: Pending):
     """The request's choices, or None when its client disconnects first (its rows then stop decoding)."""
-    done, answer = await before_gone(request, asyncio.wrap_future(batcher.submit(pending)))
+    done, answer = await before_gone(request, asyncio.wrap_future(scheduler.submit(pending)))
     if not done:
-        batcher.abandon(pending)
+        scheduler.abandon(pending)
     return answer
 
 
@@ -131,7 +131,7 @@ async def _stream(state, plan: ChatPlan, completion_id: str, created: int, inclu
     whole = bool(plan.tools) or plan.logprobs
     if not whole:
         pending.on_delta = lambda i, text: loop.call_soon_threadsafe(events.put_nowait, (i, text))
-    future = state.batcher.submit(pending)
+    future = state.scheduler.submit(pending)
     future.add_done_callback(lambda _: loop.call_soon_threadsafe(events.put_nowait, None))
 
     def chunk(choices: list[dict], usage_of: dict | None = None) -> str:
@@ -149,7 +149,7 @@ async def _stream(state, plan: ChatPlan, completion_id: str, created: int, inclu
             yield chunk([{"index": i, "delta": {"content": text}, "logprobs": None, "finish_reason": None}])
     finally:  # the client left (the generator is closed or cancelled) before the answer ended: stop its rows
         if not future.done():
-            state.batcher.abandon(pending)
+            state.scheduler.abandon(pending)
     try:
         choices = future.result()
     except Exception as err:  # noqa: BLE001 - the status line is sent already: the error goes in the stream

@@ -12,9 +12,9 @@ from lorakit.data.formats import Problem, tool_calls
 from lorakit.data.template import render
 from lorakit.inference.grammar import GrammarError, json_grammar, strict
 from lorakit.inference.rules import RowRules
+from lorakit.inference.scheduler import Pending
 from lorakit.server import tools as tool_syntax
-from lorakit.server.batching import Pending
-from lorakit.server.errors import APIError
+from lorakit.server.api_errors import APIError
 from lorakit.server.requests import ChatRequest, refuse_asked, refuse_fields
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
@@ -91,7 +91,7 @@ def messages_of(body: dict) -> list[dict]:
 
 @dataclass
 class ChatPlan:
-    """A checked request: what the batcher decodes and how its reply is read back."""
+    """A checked request: what the scheduler decodes and how its reply is read back."""
     pending: Pending
     model_id: str
     prompt_tokens: int
@@ -220,11 +220,11 @@ def sampling(body: dict, state) -> dict:
     top_p = number(body, "top_p", 1.0, 0.0, 1.0)
     return {"temperature": 0.0 if top_p == 0 else temperature, "top_p": top_p,
             "seed": number(body, "seed", None, -(2**63), 2**63 - 1, int),
-            "n": number(body, "n", 1, 1, state.batcher.max_batch, int)}
+            "n": number(body, "n", 1, 1, state.scheduler.max_batch, int)}
 
 
 def pending_of(body: dict, state) -> ChatPlan:
-    """The validated request: what the batcher decodes and how its reply is read back."""
+    """The validated request: what the scheduler decodes and how its reply is read back."""
     check_fields(body)
     served = state.registry.get(body.get("model"))
     messages = messages_of(body)

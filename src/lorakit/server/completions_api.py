@@ -19,10 +19,10 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from lorakit.inference.scheduler import Choice, Pending
 from lorakit.server import logprob_shapes
-from lorakit.server.batching import Choice, Pending
+from lorakit.server.api_errors import APIError
 from lorakit.server.chat_request import number, rules_of, sampling, stops
-from lorakit.server.errors import APIError
 from lorakit.server.requests import CompletionRequest, json_body, refuse_fields
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for legacy completions
@@ -96,12 +96,12 @@ def router(state) -> APIRouter:
             return await state.proxy.forward("/v1/completions", body, state.registry.get(model_id))
         completion_id, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         echo = bool(body.get("echo"))
-        futures = [asyncio.wrap_future(state.batcher.submit(p)) for p in pendings]
+        futures = [asyncio.wrap_future(state.scheduler.submit(p)) for p in pendings]
         try:
             answers = await asyncio.gather(*futures)
         except asyncio.CancelledError:
             for p in pendings:
-                state.batcher.abandon(p)
+                state.scheduler.abandon(p)
             raise
         choices = [_choice(state, p, c, echo, i * p.n + j) for i, (p, cs) in enumerate(zip(pendings, answers,
                                                                                          strict=True))

@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse
 from lorakit.data.checks import SpecialTokens
 from lorakit.data.reading import DataError, listing, read_file
 from lorakit.data.tasks import read_tasks
-from lorakit.server.errors import APIError
+from lorakit.server.api_errors import APIError
 from lorakit.server.store import new_id, page
 
 PURPOSES = {"fine-tune", "fine-tune-results", "batch", "assistants", "user_data", "evals", "vision"}

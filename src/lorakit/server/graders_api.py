@@ -21,9 +21,9 @@ from fastapi import APIRouter, Request
 from lorakit.core.sandbox import SandboxUnavailable
 from lorakit.evaluation.graders import python_grader, spec
 from lorakit.evaluation.graders.run import grade
+from lorakit.server.api_errors import APIError
 from lorakit.server.chat_api import before_gone
 from lorakit.server.chat_request import pending_of
-from lorakit.server.errors import APIError
 from lorakit.server.job_requests import GraderRunRequest, GraderValidateRequest
 from lorakit.server.requests import json_body
 
@@ -83,7 +83,7 @@ def asker(state):
             body = {"model": model, "messages": messages, "temperature": 0,
                     "max_tokens": int(sampling.get("max_completions_tokens") or 16)}
             pending = pending_of(body, state).pending
-            futures.append(state.batcher.submit(pending))
+            futures.append(state.scheduler.submit(pending))
         return [future.result()[0].text for future in futures]
 
     return ask

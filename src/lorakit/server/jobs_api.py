@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 
 from lorakit import methods
 from lorakit.server import graders_api
-from lorakit.server.errors import APIError
+from lorakit.server.api_errors import APIError
 from lorakit.server.job_requests import job_request
 from lorakit.server.requests import json_body
 from lorakit.server.store import new_id, page

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lorakit.core.runs import ADAPTER_CONFIG, find_adapter
-from lorakit.evaluation.candidates import Candidate, CandidateError, check_base
-from lorakit.server.errors import APIError
+from lorakit.models.adapters import AdapterError, check_fits
+from lorakit.server.api_errors import APIError
 
 log = logging.getLogger("lorakit.server")
 
@@ -39,10 +39,10 @@ def find_adapters(spec: str) -> list[tuple[str, Path]]:
     if direct is not None:
         return [(name or _run_name(folder), direct)]
     if name:
-        raise CandidateError(f"--adapters {spec}: {folder} holds no adapter (no {ADAPTER_CONFIG})")
+        raise AdapterError(f"--adapters {spec}: {folder} holds no adapter (no {ADAPTER_CONFIG})")
     found = sorted({p.parent for depth in ("*", "*/*", "*/*/*") for p in folder.glob(f"{depth}/adapter/{ADAPTER_CONFIG}")})
     if not found:
-        raise CandidateError(f"--adapters {spec}: no adapter in {folder} (a run folder, its adapter/, a checkpoint, "
+        raise AdapterError(f"--adapters {spec}: no adapter in {folder} (a run folder, its adapter/, a checkpoint, "
                              "or a folder holding runs)")
     return [(_run_name(p.parent), p) for p in found]
 
@@ -62,7 +62,7 @@ def find_aliases(folder: Path) -> list[tuple[str, Path]]:
         else:
             found.append((model, adapter))
     if not any(Path(folder).glob("*/job.json")):
-        raise CandidateError(f"--aliases {folder}: no job.json under it; give the folder python -m lorakit.migrate "
+        raise AdapterError(f"--aliases {folder}: no job.json under it; give the folder python -m lorakit.migrate "
                              "--out wrote")
     return found
 
@@ -90,13 +90,14 @@ class Registry:
         """Serve an adapter of this base under model_id.
 
         Raises:
-            CandidateError: the adapter was trained on another base model.
+            AdapterError: the adapter was trained on another base model.
         """
 
-        check_base(Candidate(model_id, "adapter", adapter=Path(adapter)), self.model_name, self.model_config)
+        check_fits(Path(adapter), self.model_name, self.model_config, name=f"model {model_id!r}",
+                   fix="serve it with the base it was trained on (--model)")
         with self._lock:
             if model_id in self._served or model_id == self.base.id:
-                raise CandidateError(f"model id {model_id!r} is given twice; name one of them: --adapters name=path")
+                raise AdapterError(f"model id {model_id!r} is given twice; name one of them: --adapters name=path")
             served = Served(model_id, Path(adapter), f"a{len(self._served)}", created or int(time.time()))
             self._served[model_id] = served
         return served

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lorakit.server.errors import APIError, path_of
+from lorakit.server.api_errors import APIError, path_of
 
 MAX_DEPTH = 64  # nesting of objects and lists in a body; OpenAI's own shapes nest under 10 deep
 

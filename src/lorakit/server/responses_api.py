@@ -23,11 +23,11 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from lorakit.inference.scheduler import Choice
 from lorakit.server import logprob_shapes
-from lorakit.server.batching import Choice
+from lorakit.server.api_errors import APIError
 from lorakit.server.chat_api import closed, unless_gone
 from lorakit.server.chat_request import ChatPlan, pending_of
-from lorakit.server.errors import APIError
 from lorakit.server.requests import ResponsesRequest, json_body, refuse_asked, refuse_fields
 
 _ASKED = lambda value: value not in (None, False, [])  # noqa: E731 - set to anything that asks for it
@@ -133,7 +133,7 @@ def router(state) -> APIRouter:
         if body.get("stream"):
             return StreamingResponse(_events(state, body, plan, ids), media_type="text/event-stream",
                                      headers={"cache-control": "no-cache"})
-        choices = await unless_gone(request, state.batcher, plan.pending)
+        choices = await unless_gone(request, state.scheduler, plan.pending)
         if choices is None:
             return closed()
         return _response(state, body, plan, ids, choices[0])
@@ -148,7 +148,7 @@ async def _events(state, body: dict, plan: ChatPlan, ids: tuple[str, str, int]):
     whole = plan.logprobs
     if not whole:
         plan.pending.on_delta = lambda _, text: loop.call_soon_threadsafe(queue.put_nowait, text)
-    future = state.batcher.submit(plan.pending)
+    future = state.scheduler.submit(plan.pending)
     future.add_done_callback(lambda _: loop.call_soon_threadsafe(queue.put_nowait, None))
     number = iter(range(10**9))
 
@@ -167,7 +167,7 @@ async def _events(state, body: dict, plan: ChatPlan, ids: tuple[str, str, int]):
             yield event("response.output_text.delta", **place, delta=delta, logprobs=[])
     finally:
         if not future.done():
-            state.batcher.abandon(plan.pending)
+            state.scheduler.abandon(plan.pending)
     try:
         [c] = future.result()
     except Exception as err:  # noqa: BLE001 - the status line is sent already: the error goes in the stream

@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 
 from lorakit.core.errors import UserError
+from lorakit.server.api_errors import APIError
 from lorakit.server.browsers import BrowserRules, is_preflight
-from lorakit.server.errors import APIError
 
 OPEN_PATHS = {"/health"}  # answered without the key
 log = logging.getLogger("lorakit.server")

@@ -13,7 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from lorakit.config.compose import redact
-from lorakit.sweeps.jobs import SweepJob
+from lorakit.sweeps.trials import SweepJob
 
 log = logging.getLogger(__name__)
 

@@ -16,18 +16,18 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from lorakit import methods
-from lorakit.config.checks import validate
 from lorakit.config.compose import cuda_available, redact
+from lorakit.config.validation import validate
 from lorakit.core import distributed
 from lorakit.core.runs import RunFolder, SweepFolder, read_jsonl
 from lorakit.data import template
-from lorakit.models import merge
+from lorakit.models import merging
 from lorakit.models.loading import load_base
 from lorakit.openai import hosted
 from lorakit.stages import prepare
 from lorakit.stages.loggers import RunLogger
 from lorakit.sweeps import reuse
-from lorakit.sweeps.jobs import SweepJob, finished, identity
+from lorakit.sweeps.trials import SweepJob, finished, identity
 from lorakit.training import resume
 
 log = logging.getLogger(__name__)
@@ -129,9 +129,9 @@ def _stages(cfg: DictConfig, run_dir: Path, job: dict, sweep: SweepJob | None, l
         logger.log_dict("eval", results)
         logger.log_predictions(predictions)
         logger.log_comparison(comparison, rows)
-    if "merge" in cfg.stages:  # into the unquantized base, also after QLoRA (see lorakit.models.merge)
+    if "merge" in cfg.stages:  # into the unquantized base, also after QLoRA (see lorakit.models.merging)
         with _timed(timings, "merge"):
-            merge.merge(adapter_dir, RunFolder(run_dir).merged, base=base.path)
+            merging.merge(adapter_dir, RunFolder(run_dir).merged, base=base.path)
     return results
 
 

@@ -101,13 +101,13 @@ def _check_task_match(data, selection: Selection) -> None:
     """
     if not (data.test_file and data.get("check_task_match", True)):
         return
-    reasons = task_match.mismatches([ex.messages for ex in selection.splits["train"] + selection.splits["validation"]],
-                                    [ex.messages for ex in selection.splits["test"]])
-    if reasons:
-        raise DataError(f"the test set {data.test_file} does not look like the task of {data.train_file}:\n- "
-                        + "\n- ".join(reasons) + "\nEvaluating on it would measure another task. Set "
-                        "data.test_file=<your held-out file for this task>, or data.test_file=null to hold out "
-                        "data.test_fraction of the training file (or data.check_task_match=false if this is intended)")
+    refused = task_match.refusal(
+        [ex.messages for ex in selection.splits["train"] + selection.splits["validation"]],
+        [ex.messages for ex in selection.splits["test"]], test_set=data.test_file, trained=data.train_file,
+        fix="Set data.test_file=<your held-out file for this task>, or data.test_file=null to hold out "
+            "data.test_fraction of the training file")
+    if refused:
+        raise DataError(refused)
 
 
 def _refuse(data, findings: list[Finding], kept_train: list[dict], run_dir: Path) -> None:

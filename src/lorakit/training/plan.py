@@ -7,37 +7,21 @@ Explicit settings always win.
   a floor on optimizer steps also holds when the batch is raised.
 - train.save_steps: null -> a checkpoint every 10% of the steps, but at most one every MIN_CHECKPOINT_STEPS (a
   tiny run no longer writes one every 1.5 steps).
-- data.val_fraction: null -> 10% held out for the validation loss from MIN_VALIDATION_POOL examples on, none below
-  (applied by the prepare stage's split).
+
+data.val_fraction (null: decided from the number of examples too) is the data's own: lorakit.data.splits.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+
+from lorakit.core.fields import Decision
 
 TARGET_EPOCHS = 3          # passes over a file of a few hundred examples or more (BENCHMARKS.md: defaults)
 MIN_STEPS = 60             # optimizer steps a small file gets at least: 20 examples at batch 4 = 12 epochs
 MAX_EPOCHS = 25            # 10 examples or fewer: more passes only memorise
 CHECKPOINT_FRACTION = 0.1  # a crash loses at most this share of the training
 MIN_CHECKPOINT_STEPS = 10  # steps between checkpoints at least
-VALIDATION_FRACTION = 0.1  # data.val_fraction=null: held out for the validation loss ...
-MIN_VALIDATION_POOL = 100  # ... from this many training examples on (10 validation examples); below, all train
-
-
-@dataclass(frozen=True)
-class Decision:
-    """A setting lorakit chose for this run (its config value was null), with the reason."""
-
-    setting: str
-    value: float | int
-    reason: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        return f"{self.setting}={self.value:g}: {self.reason}"
 
 
 def steps_per_epoch(train: dict, sequences: int, processes: int = 1) -> int:
@@ -80,20 +64,3 @@ def epochs(train: dict, sequences: int, processes: int = 1) -> float:
     decided = {d.setting: d.value for d in decide(train, sequences, processes)}
     value = train.get("num_train_epochs")
     return float(value if value is not None else decided.get("train.num_train_epochs", TARGET_EPOCHS))
-
-
-def validation_fraction(data, pool: int, *, needed: bool = False) -> tuple[float, Decision | None]:
-    """data.val_fraction, or (null) the decided fraction with its reason; `needed`: the run is ranked by its
-    validation loss (optimized_metric=validation_loss), so it gets a split whatever its size."""
-    if data.val_fraction is not None:
-        return float(data.val_fraction), None
-    if needed:
-        return VALIDATION_FRACTION, Decision("data.val_fraction", VALIDATION_FRACTION, f"{pool} training examples; "
-                                             "optimized_metric=validation_loss ranks runs by it, so "
-                                             f"{VALIDATION_FRACTION:.0%} is held out whatever the size")
-    if pool >= MIN_VALIDATION_POOL:
-        return VALIDATION_FRACTION, Decision("data.val_fraction", VALIDATION_FRACTION, f"{pool} training examples: "
-                                             f"{VALIDATION_FRACTION:.0%} held out for the validation loss")
-    return 0.0, Decision("data.val_fraction", 0, f"{pool} training examples, under {MIN_VALIDATION_POOL}: all of them "
-                         "train (a validation loss on a handful of examples tells little and costs a share of the "
-                         "data); set data.val_fraction=0.1 or data.validation_file to validate anyway")

@@ -22,9 +22,9 @@ import yaml
 
 from lorakit import methods
 from lorakit.core.runs import RunFolder, holds_adapter, logged_error
-from lorakit.evaluation.candidates import CandidateError
+from lorakit.models.adapters import AdapterError
 from lorakit.server import job_command
-from lorakit.server.errors import APIError, without_paths
+from lorakit.server.api_errors import APIError, without_paths
 from lorakit.server.store import new_id
 
 log = logging.getLogger("lorakit.server")
@@ -285,7 +285,7 @@ class JobRunner:
                 path = folder.checkpoint(ckpt["step_number"])
                 if holds_adapter(path) and ckpt["fine_tuned_model_checkpoint"] not in deleted:
                     self.state.registry.add(ckpt["fine_tuned_model_checkpoint"], path, ckpt["created_at"])
-        except CandidateError as err:
+        except AdapterError as err:
             log.warning("job %s: its model is not served: %s", body["id"], err)
 
     # state changes

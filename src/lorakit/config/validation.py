@@ -1,4 +1,5 @@
-"""Configuration: where conf/ lives, custom resolvers, and one validation pass over the composed config.
+"""One validation pass over a composed config (lorakit.config.compose composes it): the stages, each method's own
+checks (lorakit.methods), train, lora, quant, model, data, backend and eval settings, and the engine.
 
 `validate(cfg)` runs before any model loads and raises a single `ConfigError` that lists every problem
 with its fix, so a user fixes a config in one go rather than one crash at a time.

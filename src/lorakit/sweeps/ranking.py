@@ -17,7 +17,7 @@ from hydra.experimental.callback import Callback
 
 from lorakit.core.errors import ConfigError
 from lorakit.core.runs import RunFolder, SweepFolder, logged_error
-from lorakit.sweeps.jobs import direction, metric_name, metrics_of
+from lorakit.sweeps.trials import direction, metric_name, metrics_of
 
 log = logging.getLogger(__name__)
 
