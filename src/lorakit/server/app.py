@@ -13,7 +13,7 @@ from transformers import PreTrainedTokenizerBase
 
 from lorakit.core import sandbox
 from lorakit.inference.scheduler import Scheduler
-from lorakit.server import chat_api, completions_api, errors, files_api, graders_api, jobs_api, responses_api
+from lorakit.server import api_errors, chat_api, completions_api, files_api, graders_api, jobs_api, responses_api
 from lorakit.server.browsers import BrowserRules
 from lorakit.server.job_runner import JobRunner
 from lorakit.server.registry import Registry
@@ -59,7 +59,7 @@ def create_app(state: State, *, key: str | None, max_body: int, max_upload: int,
             state.proxy.stop()
 
     app = FastAPI(title="lorakit", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    errors.install(app)
+    api_errors.install(app)
 
     @app.get("/health")
     async def health():

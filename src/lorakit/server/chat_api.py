@@ -43,16 +43,16 @@ def router(state) -> APIRouter:
 
     @api.post("/v1/chat/completions")
     async def chat_completions(request: Request):
-        body = await json_body(request, ChatRequest)
-        plan = await asyncio.to_thread(pending_of, body, state)  # render, tokenize, compile a grammar
+        chat, body = await json_body(request, ChatRequest)
+        plan = await asyncio.to_thread(pending_of, chat, state)  # render, tokenize, compile a grammar
         if state.proxy is not None:  # checked as on lorakit's engine, decoded by vLLM
-            limit = {} if body.get("max_tokens") or body.get("max_completion_tokens") else {
+            limit = {} if chat.max_tokens or chat.max_completion_tokens else {
                 "max_tokens": plan.pending.max_tokens}  # lorakit's default, not vLLM's (the whole context)
             return await state.proxy.forward("/v1/chat/completions", body, state.registry.get(plan.model_id),
                                              defaults=limit)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-        if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        if chat.stream:
+            include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
             return StreamingResponse(_stream(state, plan, completion_id, created, include_usage),
                                      media_type="text/event-stream", headers={"cache-control": "no-cache"})
         choices = await unless_gone(request, state.scheduler, plan.pending)

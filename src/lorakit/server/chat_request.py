@@ -15,9 +15,8 @@ from lorakit.inference.rules import RowRules
 from lorakit.inference.scheduler import Pending
 from lorakit.server import tools as tool_syntax
 from lorakit.server.api_errors import APIError
-from lorakit.server.requests import ChatRequest, refuse_asked, refuse_fields
+from lorakit.server.requests import ChatRequest, CompletionRequest, refuse_asked
 
-ROLES = {"system", "developer", "user", "assistant", "tool"}
 REFUSED = {  # OpenAI's fields whose ask lorakit.serve cannot meet: (refused when, why)
     "audio": (lambda v: v is not None, "audio output needs an audio model"),
     "modalities": (lambda v: v not in (None, ["text"]), "only text output is served"),
@@ -32,59 +31,22 @@ REFUSED = {  # OpenAI's fields whose ask lorakit.serve cannot meet: (refused whe
 }
 
 
-def number(body: dict, name: str, default, low: float, high: float, kind=float):
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and value != int(value)):
-        raise APIError(400, f"'{name}' must be {'an integer' if kind is int else 'a number'}, got {value!r}",
-                       param=name, code="invalid_type")
-    if not low <= value <= high:
-        raise APIError(400, f"'{name}' must be between {low:g} and {high:g}, got {value!r}", param=name,
-                       code="invalid_value")
-    return kind(value)
-
-
-def _content(value, i: int) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        parts = []
-        for part in value:
-            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise APIError(400, f"messages[{i}].content: only text parts are supported ({{'type': 'text', "
-                               "'text': ...}})", param=f"messages[{i}].content", code="invalid_value")
-            parts.append(part["text"])
-        return "".join(parts)
-    raise APIError(400, f"messages[{i}].content must be a string or a list of text parts", param=f"messages[{i}].content",
-                   code="invalid_type")
-
-
-def messages_of(body: dict) -> list[dict]:
-    """The request's messages in lorakit's chat form (developer -> system, text parts joined, tool-call
-    arguments parsed), or a 400 naming the message at fault."""
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise APIError(400, "'messages' must be a non-empty list of {role, content} objects", param="messages",
-                       code="invalid_value")
+def messages_of(request: ChatRequest) -> list[dict]:
+    """The request's messages (checked by ChatRequest) in lorakit's chat form: developer -> system, text parts
+    joined, tool-call arguments parsed (a 400 naming the message when they are not a JSON object)."""
     out = []
-    for i, msg in enumerate(messages):
-        if not isinstance(msg, dict) or msg.get("role") not in ROLES:
-            raise APIError(400, f"messages[{i}]: role must be one of {sorted(ROLES)}", param=f"messages[{i}].role",
-                           code="invalid_value")
-        role = "system" if msg["role"] == "developer" else msg["role"]
-        converted = {"role": role, "content": _content(msg.get("content"), i)}
-        if msg.get("tool_calls"):
-            calls = tool_calls(msg["tool_calls"], i + 1)
+    for i, msg in enumerate(request.messages):
+        content = msg.content if isinstance(msg.content, str) else "".join(p.text for p in msg.content or [])
+        converted = {"role": "system" if msg.role == "developer" else msg.role, "content": content}
+        if msg.tool_calls:
+            calls = tool_calls([c.model_dump(exclude_unset=True) for c in msg.tool_calls], i + 1)
             if isinstance(calls, Problem):
                 raise APIError(400, f"messages[{i}].tool_calls: {calls}", param=f"messages[{i}].tool_calls",
                                code="invalid_value")
             converted["tool_calls"] = calls
         for key in ("name", "tool_call_id"):
-            if isinstance(msg.get(key), str):
-                converted[key] = msg[key]
+            if getattr(msg, key) is not None:
+                converted[key] = getattr(msg, key)
         out.append(converted)
     return out
 
@@ -102,10 +64,11 @@ class ChatPlan:
     logprobs: bool = False
 
 
-def _tool_choice(body: dict):
-    """(tools to render, tool_choice); a named function must be one of the tools."""
-    choice = body.get("tool_choice")
-    tools = body.get("tools") or None
+def _tool_choice(request: ChatRequest):
+    """(tools to render, tool_choice), as the client sent them; a named function must be one of the tools."""
+    choice = request.tool_choice
+    choice = choice.model_dump(exclude_unset=True) if choice is not None and not isinstance(choice, str) else choice
+    tools = [t.model_dump(exclude_unset=True) for t in request.tools] if request.tools else None
     if choice == "none" or tools is None:
         if choice not in (None, "none", "auto"):
             raise APIError(400, f"tool_choice {choice!r} needs 'tools'", param="tool_choice", code="invalid_value")
@@ -116,29 +79,27 @@ def _tool_choice(body: dict):
     return tools, choice or "auto"
 
 
-def _schema(body: dict) -> dict | None | bool:
+def _schema(request: ChatRequest) -> dict | None | bool:
     """response_format -> the JSON schema the answer must follow (None: any JSON object; False: free text);
     strict: objects take only their own properties unless the schema says otherwise."""
-    fmt = body.get("response_format") or {"type": "text"}
-    if fmt["type"] == "text":
+    fmt = request.response_format
+    if fmt is None or fmt.type == "text":
         return False
-    if fmt["type"] == "json_object":
+    if fmt.type == "json_object":
         return None
-    schema = fmt["json_schema"].get("schema") or {"type": "object"}
-    return strict(schema) if fmt["json_schema"].get("strict") else schema
+    schema = fmt.json_schema.schema_ or {"type": "object"}
+    return strict(schema) if fmt.json_schema.strict else schema
 
 
-def rules_of(body: dict, state, schema) -> RowRules:
-    """Bias, penalties, grammar and log-probabilities of each row of the request."""
+def rules_of(request: ChatRequest | CompletionRequest, state, schema, *, top: int | None) -> RowRules:
+    """Bias, penalties, grammar and log-probabilities (top: how many alternatives; None: not asked) of each row of
+    the request."""
     bias = {}
-    for key, value in (body.get("logit_bias") or {}).items():
+    for key, value in (request.logit_bias or {}).items():
         if not key.isdigit() or int(key) >= len(state.tokenizer):
             raise APIError(400, f"logit_bias: {key!r} is not a token id of this model (0..{len(state.tokenizer) - 1})",
                            param=f"logit_bias.{key}", code="invalid_value")
         bias[int(key)] = float(value)
-    top = body.get("top_logprobs")
-    if top and not body.get("logprobs"):
-        raise APIError(400, "'top_logprobs' needs 'logprobs': true", param="top_logprobs", code="invalid_value")
     grammar = None
     if schema is not False:
         try:
@@ -146,13 +107,7 @@ def rules_of(body: dict, state, schema) -> RowRules:
         except GrammarError as err:
             raise APIError(400, f"response_format: the JSON schema cannot be enforced: {err}",
                            param="response_format", code="invalid_value") from None
-    return RowRules(bias, float(body.get("frequency_penalty") or 0), float(body.get("presence_penalty") or 0),
-                    grammar, (top or 0) if body.get("logprobs") else None)
-
-
-def check_fields(body: dict) -> None:
-    refuse_fields(body, ChatRequest)
-    refuse_asked(body, REFUSED)
+    return RowRules(bias, float(request.frequency_penalty or 0), float(request.presence_penalty or 0), grammar, top)
 
 
 _TOKEN_BYTES: dict[int, int] = {}  # per tokenizer: the most UTF-8 bytes one token decodes to
@@ -191,12 +146,10 @@ def _prompt(state, served, messages: list[dict], tools: list | None) -> str:
     return prompt
 
 
-def token_limit(state, body: dict, prompt_tokens: int) -> int | None:
+def token_limit(state, request: ChatRequest, prompt_tokens: int) -> int | None:
     """The request's max_tokens (None: not set), refused when prompt and completion exceed the context."""
     room = state.context - prompt_tokens
-    limit = body.get("max_completion_tokens", body.get("max_tokens"))
-    param = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
-    max_tokens = number({param: limit}, param, None, 1, 10**9, int)
+    max_tokens = request.max_completion_tokens if request.max_completion_tokens is not None else request.max_tokens
     if room < 1 or (max_tokens or 0) > room:
         asked = max_tokens if max_tokens is not None else 1
         raise APIError(400, f"This model's maximum context length is {state.context} tokens. However, you requested "
@@ -206,42 +159,46 @@ def token_limit(state, body: dict, prompt_tokens: int) -> int | None:
     return max_tokens
 
 
-def stops(body: dict) -> list[str]:
-    stop = body.get("stop")
-    stop = [stop] if isinstance(stop, str) else stop
-    if stop is not None and (not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) for s in stop)):
-        raise APIError(400, "'stop' must be a string or a list of up to 4 strings", param="stop", code="invalid_value")
-    return stop or []
+def stops(request: ChatRequest | CompletionRequest) -> list[str]:
+    return [request.stop] if isinstance(request.stop, str) else request.stop or []
 
 
-def sampling(body: dict, state) -> dict:
-    """temperature, top_p, seed and n as Pending takes them (top_p 0 leaves only the most likely token)."""
-    temperature = number(body, "temperature", 1.0, 0.0, 2.0)
-    top_p = number(body, "top_p", 1.0, 0.0, 1.0)
-    return {"temperature": 0.0 if top_p == 0 else temperature, "top_p": top_p,
-            "seed": number(body, "seed", None, -(2**63), 2**63 - 1, int),
-            "n": number(body, "n", 1, 1, state.scheduler.max_batch, int)}
+def sampling(request: ChatRequest | CompletionRequest, state) -> dict:
+    """temperature, top_p, seed and n as Pending takes them (top_p 0 leaves only the most likely token); n is
+    bounded by the rows the server decodes together."""
+    n = request.n or 1
+    if n > state.scheduler.max_batch:
+        raise APIError(400, f"'n' must be between 1 and {state.scheduler.max_batch} on this server (--max-batch), "
+                       f"got {n}", param="n", code="invalid_value")
+    temperature = 1.0 if request.temperature is None else request.temperature
+    top_p = 1.0 if request.top_p is None else request.top_p
+    return {"temperature": 0.0 if top_p == 0 else temperature, "top_p": top_p, "seed": request.seed, "n": n,
+            "stop": stops(request)}
 
 
-def pending_of(body: dict, state) -> ChatPlan:
-    """The validated request: what the scheduler decodes and how its reply is read back."""
-    check_fields(body)
-    served = state.registry.get(body.get("model"))
-    messages = messages_of(body)
+def pending_of(request: ChatRequest, state) -> ChatPlan:
+    """The checked request (lorakit.server.requests.ChatRequest): what the scheduler decodes and how its reply is
+    read back."""
+    refuse_asked(request, REFUSED)
+    served = state.registry.get(request.model)
+    messages = messages_of(request)
     _refuse_unseen_length(state, messages)
-    tools, choice = _tool_choice(body)
-    schema = _schema(body)
+    tools, choice = _tool_choice(request)
+    schema = _schema(request)
     if tools and schema is not False:
         raise APIError(400, "lorakit.serve cannot combine 'response_format' JSON with 'tools': send one of them",
                        param="response_format", code="unsupported_parameter")
-    parallel = body.get("parallel_tool_calls") is not False
+    parallel = request.parallel_tool_calls is not False
     if tools and choice != "auto":
         schema = tool_syntax.forced_schema(tools, choice, parallel)
     prompt_ids = state.tokenizer(_prompt(state, served, messages, tools), add_special_tokens=False)["input_ids"]
-    max_tokens = token_limit(state, body, len(prompt_ids))
+    max_tokens = token_limit(state, request, len(prompt_ids))
+    if request.top_logprobs and not request.logprobs:
+        raise APIError(400, "'top_logprobs' needs 'logprobs': true", param="top_logprobs", code="invalid_value")
+    top = (request.top_logprobs or 0) if request.logprobs else None
     pending = Pending(
         adapter=(served.internal, served.adapter) if served.adapter is not None else None, prompt_ids=prompt_ids,
-        max_tokens=max_tokens or min(state.default_max_tokens, state.context - len(prompt_ids)), stop=stops(body),
-        rules=rules_of(body, state, schema), **sampling(body, state))
+        max_tokens=max_tokens or min(state.default_max_tokens, state.context - len(prompt_ids)),
+        rules=rules_of(request, state, schema, top=top), **sampling(request, state))
     return ChatPlan(pending, served.id, len(prompt_ids), tools, choice, parallel,
-                    getattr(state.tokenizer, "chat_template", None) or "", bool(body.get("logprobs")))
+                    getattr(state.tokenizer, "chat_template", None) or "", bool(request.logprobs))

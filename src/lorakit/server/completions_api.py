@@ -22,14 +22,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from lorakit.inference.scheduler import Choice, Pending
 from lorakit.server import logprob_shapes
 from lorakit.server.api_errors import APIError
-from lorakit.server.chat_request import number, rules_of, sampling, stops
-from lorakit.server.requests import CompletionRequest, json_body, refuse_fields
+from lorakit.server.chat_request import rules_of, sampling
+from lorakit.server.requests import CompletionRequest, json_body
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for legacy completions
 
 
-def _prompts(body: dict, tokenizer) -> list[list[int]]:
-    prompt = body["prompt"]
+def _prompts(request: CompletionRequest, tokenizer) -> list[list[int]]:
+    prompt = request.prompt
     if isinstance(prompt, str):
         prompt = [prompt]
     if all(isinstance(p, int) for p in prompt):
@@ -44,21 +44,21 @@ def _prompts(body: dict, tokenizer) -> list[list[int]]:
     return out
 
 
-def pendings_of(body: dict, state) -> tuple[list[Pending], str]:
-    refuse_fields(body, CompletionRequest)
-    if body.get("suffix"):
+def pendings_of(request: CompletionRequest, state) -> tuple[list[Pending], str]:
+    """The checked request (lorakit.server.requests.CompletionRequest): one Pending per prompt, and the model id."""
+    if request.suffix:
         raise APIError(400, "'suffix' is not supported by lorakit.serve: no served model fills in the middle",
                        param="suffix", code="unsupported_parameter")
-    if body.get("best_of") not in (None, 1, body.get("n") or 1):
+    if request.best_of not in (None, 1, request.n or 1):
         raise APIError(400, "'best_of' other than n is not supported by lorakit.serve", param="best_of",
                        code="unsupported_parameter")
-    served = state.registry.get(body.get("model"))
-    echo, top = bool(body.get("echo")), body.get("logprobs")
-    rules = rules_of({**body, "logprobs": top is not None, "top_logprobs": top}, state, False)
+    served = state.registry.get(request.model)
+    echo, top = bool(request.echo), request.logprobs
+    rules = rules_of(request, state, False, top=top)
+    max_tokens = DEFAULT_MAX_TOKENS if request.max_tokens is None else request.max_tokens
     out = []
-    for ids in _prompts(body, state.tokenizer):
+    for ids in _prompts(request, state.tokenizer):
         room = state.context - len(ids)
-        max_tokens = number(body, "max_tokens", DEFAULT_MAX_TOKENS, 0, 10**9, int)
         if room < 0 or max_tokens > room:
             raise APIError(400, f"This model's maximum context length is {state.context} tokens. However, you "
                            f"requested {len(ids) + max_tokens} tokens ({len(ids)} in your prompt; {max_tokens} for "
@@ -68,8 +68,8 @@ def pendings_of(body: dict, state) -> tuple[list[Pending], str]:
             raise APIError(400, "max_tokens 0 needs echo: true (an answer of nothing)", param="max_tokens",
                            code="invalid_value")
         out.append(Pending(adapter=(served.internal, served.adapter) if served.adapter is not None else None,
-                           prompt_ids=ids, max_tokens=max_tokens, stop=stops(body), rules=rules,
-                           echo_top=(top or 0) if echo and top is not None else None, **sampling(body, state)))
+                           prompt_ids=ids, max_tokens=max_tokens, rules=rules,
+                           echo_top=(top or 0) if echo and top is not None else None, **sampling(request, state)))
     return out, served.id
 
 
@@ -90,12 +90,12 @@ def router(state) -> APIRouter:
 
     @api.post("/v1/completions")
     async def completions(request: Request):
-        body = await json_body(request, CompletionRequest)
-        pendings, model_id = await asyncio.to_thread(pendings_of, body, state)
+        completion, body = await json_body(request, CompletionRequest)
+        pendings, model_id = await asyncio.to_thread(pendings_of, completion, state)
         if state.proxy is not None:  # checked as on lorakit's engine, decoded by vLLM
             return await state.proxy.forward("/v1/completions", body, state.registry.get(model_id))
         completion_id, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-        echo = bool(body.get("echo"))
+        echo = bool(completion.echo)
         futures = [asyncio.wrap_future(state.scheduler.submit(p)) for p in pendings]
         try:
             answers = await asyncio.gather(*futures)
@@ -112,18 +112,18 @@ def router(state) -> APIRouter:
                   "choices": choices, "system_fingerprint": state.fingerprint,
                   "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                             "total_tokens": prompt_tokens + completion_tokens}}
-        if body.get("stream"):  # read whole, sent as one event per choice (lm-eval and the SDK read it so)
-            return StreamingResponse(_events(result, body), media_type="text/event-stream",
+        if completion.stream:  # read whole, sent as one event per choice (lm-eval and the SDK read it so)
+            return StreamingResponse(_events(result, completion), media_type="text/event-stream",
                                      headers={"cache-control": "no-cache"})
         return JSONResponse(result)
 
     return api
 
 
-async def _events(result: dict, body: dict):
+async def _events(result: dict, completion: CompletionRequest):
     head = {k: v for k, v in result.items() if k not in ("choices", "usage")}
     for choice in result["choices"]:
         yield f"data: {json.dumps({**head, 'choices': [choice]}, ensure_ascii=False)}\n\n"
-    if (body.get("stream_options") or {}).get("include_usage"):
+    if completion.stream_options and completion.stream_options.include_usage:
         yield f"data: {json.dumps({**head, 'choices': [], 'usage': result['usage']})}\n\n"
     yield "data: [DONE]\n\n"

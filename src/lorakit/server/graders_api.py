@@ -25,7 +25,7 @@ from lorakit.server.api_errors import APIError
 from lorakit.server.chat_api import before_gone
 from lorakit.server.chat_request import pending_of
 from lorakit.server.job_requests import GraderRunRequest, GraderValidateRequest
-from lorakit.server.requests import json_body
+from lorakit.server.requests import ChatRequest, json_body, parse
 
 ERROR_FLAGS = ("formula_parse_error", "invalid_variable_error", "model_grader_parse_error",
                "model_grader_refusal_error", "model_grader_server_error", "other_error", "python_grader_runtime_error",
@@ -80,9 +80,9 @@ def asker(state):
     def ask(model: str, conversations: list[list[dict]], sampling: dict) -> list[str]:
         futures = []
         for messages in conversations:
-            body = {"model": model, "messages": messages, "temperature": 0,
-                    "max_tokens": int(sampling.get("max_completions_tokens") or 16)}
-            pending = pending_of(body, state).pending
+            chat = parse(ChatRequest, {"model": model, "messages": messages, "temperature": 0,
+                                       "max_tokens": int(sampling.get("max_completions_tokens") or 16)})
+            pending = pending_of(chat, state).pending
             futures.append(state.scheduler.submit(pending))
         return [future.result()[0].text for future in futures]
 
@@ -128,12 +128,12 @@ def router(state) -> APIRouter:
 
     @api.post("/v1/fine_tuning/alpha/graders/validate")
     async def validate(request: Request):
-        body = await json_body(request, GraderValidateRequest)
+        _, body = await json_body(request, GraderValidateRequest)
         return {"grader": await asyncio.to_thread(checked, state, body["grader"])}
 
     @api.post("/v1/fine_tuning/alpha/graders/run")
     async def run_grader(request: Request):
-        body = await json_body(request, GraderRunRequest)
+        _, body = await json_body(request, GraderRunRequest)
         grader = await asyncio.to_thread(checked, state, body["grader"])
         stop = threading.Event()
         async with python_slots if has_python(grader) else contextlib.nullcontext():

@@ -127,7 +127,7 @@ def router(state) -> APIRouter:
 
     @api.post("/v1/fine_tuning/jobs")
     async def create(request: Request):
-        body = await json_body(request, job_request(tuple(methods.names())))
+        _, body = await json_body(request, job_request(tuple(methods.names())))
         job, private = new_job(state, body)
         store.put_job(job, private)
         store.add_event(job["id"], f"Validating training file: {job['training_file']}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -104,15 +104,19 @@ def validation_error(err: ValidationError, body) -> APIError:
     return APIError(400, f"{path or 'request'}: {text}{got}", param=path or None, code=code)
 
 
-async def json_body(request, schema: type[BaseModel]) -> dict:
-    """The body, parsed and checked against the route's schema off the event loop (a large body must not stall
-    the other requests), or a 400 naming the field at fault."""
+async def json_body(request, schema: type[BaseModel]) -> tuple[BaseModel, dict]:
+    """(the body checked against the route's schema, the body as sent): parsed off the event loop (a large body
+    must not stall the other requests), or a 400 naming the field at fault, or (a schema with only_known_fields)
+    the first top-level field it does not know. Handlers read the checked model; the body as sent is what vLLM
+    is forwarded."""
     raw = await request.body()
 
-    def check() -> dict:
+    def check() -> tuple[BaseModel, dict]:
         body = parse_json(raw)
-        parse(schema, body)
-        return body
+        checked = parse(schema, body)
+        if getattr(schema, "only_known_fields", False):
+            refuse_fields(body, schema)
+        return checked, body
 
     return await asyncio.to_thread(check)
 
@@ -120,15 +124,15 @@ async def json_body(request, schema: type[BaseModel]) -> dict:
 def refuse_fields(body: dict, schema: type[BaseModel]) -> None:
     """A 400 for the first top-level field the route's schema does not know (OpenAI's own message)."""
     for name in body:
-        if name not in schema.model_fields:
+        if name not in schema.model_fields and not any(f.alias == name for f in schema.model_fields.values()):
             raise APIError(400, f"Unrecognized request argument supplied: {name} (lorakit.serve takes "
                            f"{', '.join(sorted(schema.model_fields))})", param=name, code="unknown_parameter")
 
 
-def refuse_asked(body: dict, refused: dict) -> None:
+def refuse_asked(request: BaseModel, refused: dict) -> None:
     """A 400 for the first field whose ask cannot be met: refused is {name: (refused when, why)}."""
     for name, (when, why) in refused.items():
-        if when(body.get(name)):
+        if when(getattr(request, name, None)):
             raise APIError(400, f"'{name}' is not supported by lorakit.serve: {why}", param=name,
                            code="unsupported_parameter")
 
@@ -230,6 +234,7 @@ class _Identified(Shape):
 
 
 class ChatRequest(_Identified):
+    only_known_fields: ClassVar[bool] = True  # OpenAI's 400 for a field it does not know
     model: str
     messages: list[Message] = Field(min_length=1)
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
@@ -267,6 +272,7 @@ TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 
 class CompletionRequest(Shape):
     """OpenAI's legacy completions (what lm-eval's local-completions sends)."""
+    only_known_fields: ClassVar[bool] = True  # OpenAI's 400 for a field it does not know
     model: str
     prompt: Annotated[str, Field(min_length=1)] | Annotated[list[str], Field(min_length=1)] | TokenIds | \
         Annotated[list[TokenIds], Field(min_length=1)]
@@ -313,6 +319,7 @@ class TextConfig(Shape):
 
 class ResponsesRequest(_Identified):
     """OpenAI's Responses API, its text subset (tools, stored conversations and reasoning are refused)."""
+    only_known_fields: ClassVar[bool] = True  # OpenAI's 400 for a field it does not know
     model: str
     input: Annotated[str, Field(min_length=1)] | Annotated[list[InputMessage], Field(min_length=1)]
     instructions: str | None = None

@@ -28,7 +28,7 @@ from lorakit.server import logprob_shapes
 from lorakit.server.api_errors import APIError
 from lorakit.server.chat_api import closed, unless_gone
 from lorakit.server.chat_request import ChatPlan, pending_of
-from lorakit.server.requests import ResponsesRequest, json_body, refuse_asked, refuse_fields
+from lorakit.server.requests import ChatRequest, ResponsesRequest, json_body, parse, refuse_asked
 
 _ASKED = lambda value: value not in (None, False, [])  # noqa: E731 - set to anything that asks for it
 REFUSED = {name: (_ASKED, why) for name, why in {
@@ -48,41 +48,40 @@ INCLUDABLE = {LOGPROBS, "reasoning.encrypted_content", "file_search_call.results
               "computer_call_output.output.image_url", "code_interpreter_call.outputs"}
 
 
-def _includes(body: dict) -> bool:
+def _includes(request: ResponsesRequest) -> bool:
     """Whether the output text's log-probabilities are asked for; a 400 for a value OpenAI does not define."""
-    for i, value in enumerate(body.get("include") or []):
+    for i, value in enumerate(request.include or []):
         if value not in INCLUDABLE:
             raise APIError(400, f"include[{i}]: {value!r} is not a value OpenAI's Responses API defines; supported: "
                            f"{', '.join(sorted(INCLUDABLE))}", param=f"include[{i}]", code="invalid_value")
-    return LOGPROBS in (body.get("include") or []) or bool(body.get("top_logprobs"))
+    return LOGPROBS in (request.include or []) or bool(request.top_logprobs)
 
 
 def _text(content) -> str:
-    return content if isinstance(content, str) else "".join(part["text"] for part in content)
+    return content if isinstance(content, str) else "".join(part.text for part in content)
 
 
-def chat_body(body: dict) -> dict:
-    """The request as a chat completion request (what pending_of checks and decodes)."""
-    refuse_fields(body, ResponsesRequest)
-    refuse_asked(body, REFUSED)
-    given = body["input"]
+def chat_request(request: ResponsesRequest) -> ChatRequest:
+    """The checked request as a chat completion request (what pending_of plans and decodes)."""
+    refuse_asked(request, REFUSED)
+    given = request.input
     messages = [{"role": "user", "content": given}] if isinstance(given, str) else [
-        {"role": m["role"], "content": _text(m["content"])} for m in given]
-    if body.get("instructions"):
-        messages = [{"role": "system", "content": body["instructions"]}, *messages]
-    chat = {"model": body["model"], "messages": messages}
-    if _includes(body):
-        chat.update(logprobs=True, top_logprobs=body.get("top_logprobs") or 0)
+        {"role": m.role, "content": _text(m.content)} for m in given]
+    if request.instructions:
+        messages = [{"role": "system", "content": request.instructions}, *messages]
+    chat = {"model": request.model, "messages": messages}
+    if _includes(request):
+        chat.update(logprobs=True, top_logprobs=request.top_logprobs or 0)
     for ours, theirs in (("max_output_tokens", "max_tokens"), ("temperature", "temperature"), ("top_p", "top_p")):
-        if body.get(ours) is not None:
-            chat[theirs] = body[ours]
-    fmt = (body.get("text") or {}).get("format")
-    if fmt and fmt["type"] == "json_schema":
+        if getattr(request, ours) is not None:
+            chat[theirs] = getattr(request, ours)
+    fmt = request.text.format if request.text is not None else None
+    if fmt is not None and fmt.type == "json_schema":
         chat["response_format"] = {"type": "json_schema", "json_schema": {
-            "name": fmt["name"], "schema": fmt["schema"], "strict": fmt.get("strict")}}
-    elif fmt:
-        chat["response_format"] = {"type": fmt["type"]}
-    return chat
+            "name": fmt.name, "schema": fmt.schema_, **({"strict": fmt.strict} if fmt.strict is not None else {})}}
+    elif fmt is not None:
+        chat["response_format"] = {"type": fmt.type}
+    return parse(ChatRequest, chat)
 
 
 def _response(state, body: dict, plan: ChatPlan, ids: tuple[str, str, int], choice: Choice | None) -> dict:
@@ -123,14 +122,14 @@ def router(state) -> APIRouter:
 
     @api.post("/v1/responses")
     async def responses(request: Request):
-        body = await json_body(request, ResponsesRequest)
-        plan = await asyncio.to_thread(lambda: pending_of(chat_body(body), state))
+        asked, body = await json_body(request, ResponsesRequest)
+        plan = await asyncio.to_thread(lambda: pending_of(chat_request(asked), state))
         if state.proxy is not None:  # checked as on lorakit's engine, decoded by vLLM
             limit = {} if body.get("max_output_tokens") else {"max_output_tokens": plan.pending.max_tokens}
             return await state.proxy.forward("/v1/responses", body, state.registry.get(plan.model_id),
                                              defaults=limit)
         ids = (f"resp_{uuid.uuid4().hex}", f"msg_{uuid.uuid4().hex}", int(time.time()))
-        if body.get("stream"):
+        if asked.stream:
             return StreamingResponse(_events(state, body, plan, ids), media_type="text/event-stream",
                                      headers={"cache-control": "no-cache"})
         choices = await unless_gone(request, state.scheduler, plan.pending)
