@@ -9,6 +9,9 @@ above its share: that row leaves the batch and keeps what it has decoded, and jo
 so far prefilled again) when there is room. So one request of n=32 and 2,000 tokens holds the whole batch only
 while nobody else asks, and a short request's latency does not grow with a long one's length.
 
+Rows that join while a batch runs are prefilled together: each prefill is a forward pass of its own, so while
+others decode, newcomers join when JOIN_TOGETHER of them can, or JOIN_WAIT_STEPS steps after the last join.
+
 A grammar (a JSON schema) is compiled off the decoding thread, before its request joins.
 """
 
@@ -30,6 +33,8 @@ from lorakit.inference.rules import RowDecoder, RowRules, TokenLogprob
 from lorakit.inference.streaming import TextStream
 
 log = logging.getLogger("lorakit.server")
+JOIN_TOGETHER = 4  # newcomers prefilled together while a batch runs ...
+JOIN_WAIT_STEPS = 4  # ... or fewer, this many decoding steps after the last join
 
 
 @dataclass
@@ -85,6 +90,7 @@ class Scheduler:
         self.tokens = 0  # tokens decoded for the rows (each row's own, up to where it ended)
         self.abandoned = 0  # requests whose client left before the answer ended (their decoding stopped there)
         self.preempted = 0  # rows that left the batch to make room for a request below its share
+        self._joined = 0  # the decoding step rows last joined at
         self._grammars = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lorakit-grammar")
         self._thread = threading.Thread(target=self._run, name="lorakit-decoding", daemon=True)
 
@@ -220,6 +226,9 @@ class Scheduler:
                     self.waiting = [r for r in self.waiting if r.owner is not p]
         loop = self._model()
         joining, leaving = plan(loop.rows, self.waiting, self.max_batch)
+        if loop.rows and not leaving and len(joining) < JOIN_TOGETHER and loop.steps - self._joined < JOIN_WAIT_STEPS:
+            return  # the batch decodes on; the newcomers join together in a step or two
+        self._joined = loop.steps
         if leaving:
             loop.evict(leaving)
             self.preempted += len(leaving)

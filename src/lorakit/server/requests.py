@@ -233,28 +233,32 @@ class _Identified(Shape):
     service_tier: str | None = None
 
 
-class ChatRequest(_Identified):
-    only_known_fields: ClassVar[bool] = True  # OpenAI's 400 for a field it does not know
+class _Sampled(Shape):
+    """The decoding settings chat and legacy completions share (OpenAI's ranges)."""
     model: str
-    messages: list[Message] = Field(min_length=1)
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
     n: Annotated[int, Field(ge=1, le=128)] | None = None
     seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None
     stop: str | Annotated[list[str], Field(max_length=4)] | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
+    frequency_penalty: Penalty | None = None
+    presence_penalty: Penalty | None = None
+    logit_bias: Annotated[dict[str, Bias], Field(max_length=1024)] | None = None
+
+
+class ChatRequest(_Identified, _Sampled):
+    only_known_fields: ClassVar[bool] = True  # OpenAI's 400 for a field it does not know
+    messages: list[Message] = Field(min_length=1)
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
     tools: list[Tool] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
     response_format: ResponseFormat | None = None
-    frequency_penalty: Penalty | None = None
-    presence_penalty: Penalty | None = None
-    logit_bias: Annotated[dict[str, Bias], Field(max_length=1024)] | None = None
     # OpenAI's, refused when asked for (lorakit.server.chat_request.REFUSED says why)
     store: bool | None = None
     audio: object = None
@@ -270,26 +274,15 @@ class ChatRequest(_Identified):
 TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 
 
-class CompletionRequest(Shape):
+class CompletionRequest(_Sampled):
     """OpenAI's legacy completions (what lm-eval's local-completions sends)."""
     only_known_fields: ClassVar[bool] = True  # OpenAI's 400 for a field it does not know
-    model: str
     prompt: Annotated[str, Field(min_length=1)] | Annotated[list[str], Field(min_length=1)] | TokenIds | \
         Annotated[list[TokenIds], Field(min_length=1)]
     max_tokens: Annotated[int, Field(ge=0)] | None = None
-    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
-    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    n: Annotated[int, Field(ge=1, le=128)] | None = None
     best_of: Annotated[int, Field(ge=1, le=128)] | None = None
-    seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None
-    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
-    stream: bool | None = None
-    stream_options: StreamOptions | None = None
     logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
     echo: bool | None = None
-    frequency_penalty: Penalty | None = None
-    presence_penalty: Penalty | None = None
-    logit_bias: Annotated[dict[str, Bias], Field(max_length=1024)] | None = None
     user: str | None = None
     suffix: str | None = None  # refused when set: no model served here fills in the middle
 
