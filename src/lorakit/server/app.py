@@ -63,8 +63,9 @@ def create_app(state: State, *, key: str | None, max_body: int, max_upload: int,
 
     @app.get("/health")
     async def health():
-        """Liveness; the decoding batches and rows the server has run (rows/batch = batching at work), and the
-        requests whose client left before their answer ended (their decoding stopped there)."""
+        """Liveness; the decoding steps the server has run and the rows they decoded (rows / batches: the mean
+        batch), the tokens answered, the requests whose client left before their answer ended (their decoding
+        stopped there), and the rows that gave up their place to a request below its fair share."""
         return {"status": "ok", "engine": "vllm" if state.proxy is not None else "lorakit",
                 "decoding": {"batches": state.scheduler.batches, "rows": state.scheduler.rows,
                              "tokens": state.scheduler.tokens, "abandoned": state.scheduler.abandoned,
