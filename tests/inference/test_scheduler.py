@@ -104,3 +104,21 @@ def test_the_plan_gives_each_request_its_share():
     # at its share, a request waits for room: nobody is preempted
     joining, leaving = plan(_rows(long, 4) + _rows(short, 4), _rows(short, 1), max_batch=8)
     assert not joining and not leaving
+
+
+def test_seeded_choices_at_the_ends_of_the_seed_range_decode(tiny):
+    """OpenAI's whole seed range decodes with n > 1, and a seed gives the same choices again (each its own)."""
+    from lorakit.inference.engine import Engine
+    from lorakit.inference.scheduler import Scheduler
+
+    base, _ = tiny
+    scheduler = Scheduler(Engine(base, cuda=False), max_batch=8)
+    scheduler.start()
+    try:
+        ids = base.tokenizer("hello", add_special_tokens=False)["input_ids"]
+        asked = [scheduler.submit(Pending(None, ids, max_tokens=4, temperature=1.0, n=3, seed=seed))
+                 for seed in (2**63 - 1, -(2**63), 5, 5)]
+        answers = [[c.token_ids for c in f.result(timeout=60)] for f in asked]
+        assert answers[2] == answers[3] and len({tuple(a) for a in answers[2]}) > 1  # repeatable, choices differ
+    finally:
+        scheduler.stop()

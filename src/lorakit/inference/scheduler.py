@@ -144,7 +144,7 @@ class Scheduler:
     def _rows(self, p: Pending) -> list[Row]:
         rows = []
         for i in range(p.n):
-            seed = None if p.seed is None else p.seed + 7919 * i  # each choice of a seeded request its own draw
+            seed = None if p.seed is None else (p.seed + 7919 * i) % 2**63  # each choice its own draw, in range
             stream = TextStream(self.tokenizer, eot_ids=self.eot_ids, max_tokens=p.max_tokens, stop=p.stop)
             if not p.max_tokens:  # echo only: nothing of this row is decoded
                 stream.finish_reason = "length"
