@@ -4,6 +4,7 @@ fair-share plan."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -21,6 +22,19 @@ def tiny(tiny_dir):
 
     base = load_base(compose_cfg("model=tiny-llama").model)
     return base, load_model(base, {}, cuda=False).eval()
+
+
+@contextlib.contextmanager
+def _scheduler(base, max_batch: int):
+    from lorakit.inference.engine import Engine
+    from lorakit.inference.scheduler import Scheduler
+
+    scheduler = Scheduler(Engine(base, cuda=False), max_batch=max_batch)
+    scheduler.start()
+    try:
+        yield scheduler
+    finally:
+        scheduler.stop()
 
 
 def _row(base, prompt: str, tokens: int) -> Row:
@@ -59,13 +73,8 @@ def test_rows_joining_and_leaving_mid_way_answer_as_alone(tiny):
 
 
 def test_a_short_request_is_answered_while_a_long_one_fills_the_batch(tiny):
-    from lorakit.inference.engine import Engine
-    from lorakit.inference.scheduler import Scheduler
-
     base, _ = tiny
-    scheduler = Scheduler(Engine(base, cuda=False), max_batch=4)
-    scheduler.start()
-    try:
+    with _scheduler(base, max_batch=4) as scheduler:
         ids = base.tokenizer("tell me a long story", add_special_tokens=False)["input_ids"]
         no_end = RowRules(logit_bias={t: -100.0 for t in base.eot_ids})
         long = scheduler.submit(Pending(None, ids, max_tokens=400, temperature=1.0, n=4, rules=no_end))
@@ -80,8 +89,6 @@ def test_a_short_request_is_answered_while_a_long_one_fills_the_batch(tiny):
         assert scheduler.preempted >= 1 and scheduler.batches - alone_before < 50
         longs = long.result(timeout=300)
         assert [c.tokens for c in longs] == [400] * 4 and all(c.finish_reason == "length" for c in longs)
-    finally:
-        scheduler.stop()
 
 
 def _rows(owner, n, tokens=0):
@@ -108,17 +115,10 @@ def test_the_plan_gives_each_request_its_share():
 
 def test_seeded_choices_at_the_ends_of_the_seed_range_decode(tiny):
     """OpenAI's whole seed range decodes with n > 1, and a seed gives the same choices again (each its own)."""
-    from lorakit.inference.engine import Engine
-    from lorakit.inference.scheduler import Scheduler
-
     base, _ = tiny
-    scheduler = Scheduler(Engine(base, cuda=False), max_batch=8)
-    scheduler.start()
-    try:
+    with _scheduler(base, max_batch=8) as scheduler:
         ids = base.tokenizer("hello", add_special_tokens=False)["input_ids"]
         asked = [scheduler.submit(Pending(None, ids, max_tokens=4, temperature=1.0, n=3, seed=seed))
                  for seed in (2**63 - 1, -(2**63), 5, 5)]
         answers = [[c.token_ids for c in f.result(timeout=60)] for f in asked]
         assert answers[2] == answers[3] and len({tuple(a) for a in answers[2]}) > 1  # repeatable, choices differ
-    finally:
-        scheduler.stop()
