@@ -122,3 +122,17 @@ def test_seeded_choices_at_the_ends_of_the_seed_range_decode(tiny):
                  for seed in (2**63 - 1, -(2**63), 5, 5)]
         answers = [[c.token_ids for c in f.result(timeout=60)] for f in asked]
         assert answers[2] == answers[3] and len({tuple(a) for a in answers[2]}) > 1  # repeatable, choices differ
+
+
+def test_a_request_whose_prefill_fails_gets_the_error_and_the_batch_decodes_on(tiny):
+    base, _ = tiny
+    with _scheduler(base, max_batch=8) as scheduler:
+        ids = base.tokenizer("tell me a story", add_special_tokens=False)["input_ids"]
+        no_end = RowRules(logit_bias={t: -100.0 for t in base.eot_ids})
+        running = scheduler.submit(Pending(None, ids, max_tokens=60, rules=no_end))
+        while scheduler.batches < 3:
+            time.sleep(0.01)
+        broken = scheduler.submit(Pending(None, [len(base.tokenizer) + 10**6], max_tokens=4))  # no such token
+        with pytest.raises(IndexError):
+            broken.result(timeout=60)
+        assert [c.tokens for c in running.result(timeout=60)] == [60]  # not failed with it

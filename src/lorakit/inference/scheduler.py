@@ -193,13 +193,18 @@ class Scheduler:
             p.future.set_result([_choice(r) for r in p.rows])
 
     def _fail(self, err: Exception) -> None:
-        rows = self.loop.rows if self.loop is not None else []
-        for row in rows:
-            if not row.owner.future.done():
-                row.owner.future.set_exception(err)
-        failed = {id(r.owner) for r in rows}
-        self.waiting = [r for r in self.waiting if id(r.owner) not in failed]
+        """A decoding step failed: every request in the batch gets the error, and a new batch starts."""
+        self._refuse({id(r.owner): r.owner for r in (self.loop.rows if self.loop is not None else [])}.values(), err)
         self.loop = None
+
+    def _refuse(self, requests, err: Exception) -> None:
+        """These requests get the error; their rows still waiting are dropped."""
+        failed = set()
+        for p in requests:
+            failed.add(id(p))
+            if not p.future.done():
+                p.future.set_exception(err)
+        self.waiting = [r for r in self.waiting if id(r.owner) not in failed]
         if self.engine.cuda:
             torch.cuda.empty_cache()
 
@@ -222,8 +227,7 @@ class Scheduler:
                 try:
                     self.engine.add_adapter(p.adapter[0], p.adapter[1])
                 except Exception as err:  # noqa: BLE001 - this request gets the error
-                    p.future.set_exception(err)
-                    self.waiting = [r for r in self.waiting if r.owner is not p]
+                    self._refuse([p], err)
         loop = self._model()
         joining, leaving = plan(loop.rows, self.waiting, self.max_batch)
         if loop.rows and not leaving and len(joining) < JOIN_TOGETHER and loop.steps - self._joined < JOIN_WAIT_STEPS:
@@ -234,7 +238,12 @@ class Scheduler:
             self.preempted += len(leaving)
         self.waiting = leaving + [r for r in self.waiting if all(r is not j for j in joining)]
         if joining:
-            loop.admit(joining)
+            try:
+                loop.admit(joining)  # the running batch is left as it was when a prefill fails
+            except Exception as err:  # noqa: BLE001 - the joining requests get the error; the batch decodes on
+                log.exception("prefill failed")
+                self._refuse({id(r.owner): r.owner for r in joining}.values(), err)
+                return
             for row in joining:
                 if all(row is not r for r in loop.rows):  # ended at its prefill (echo only)
                     row.finish()
