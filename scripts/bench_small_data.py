@@ -62,7 +62,8 @@ def run(task: str, n: int, settings: str, out: Path, test: int) -> dict:
 
 def same_settings(n: int, task: str) -> bool:
     """Whether the new defaults decide what the old ones fixed: 10% validation and 3 epochs of >= 60 steps."""
-    from lorakit.training.plan import MIN_STEPS, MIN_VALIDATION_POOL
+    from lorakit.data.splits import MIN_VALIDATION_POOL
+    from lorakit.training.plan import MIN_STEPS
 
     total = n or len((ROOT / "data" / task / "train.jsonl").read_text().splitlines())
     return total >= MIN_VALIDATION_POOL and 3 * ((total - round(0.1 * total) + 3) // 4) >= MIN_STEPS
