@@ -79,8 +79,8 @@ def _b0(cfg, base, cuda: bool, fields: dict):
 
 def _lorakit(cfg, base, cuda: bool):
     from lorakit.evaluation.graders.run import grade
-    from lorakit.stages import prepare
     from lorakit.methods.reinforcement import prepared_tasks
+    from lorakit.stages import prepare
     from lorakit.training.grpo import build_grpo_trainer
 
     prepare.run(cfg, base.tokenizer, base.eot_ids, Path(cfg.run_dir))
