@@ -6,6 +6,7 @@ Usage:
     .venv/bin/python scripts/bench_serve.py --clients 16 --per-client 4 --max-tokens 128 --model smollm2-135m
     .venv/bin/python scripts/bench_serve.py --engine vllm       # vLLM decoding behind lorakit.serve
     .venv/bin/python scripts/bench_serve.py --long-short        # short requests alone, then beside one long one
+    .venv/bin/python scripts/bench_serve.py --big-schema        # short requests beside a 10,000-property schema
 
 Prints requests/s and completion tokens/s of both, their ratio (target >= 3x), p50/p95 latency, the server's
 rows per decoding batch, and whether every request was answered (and answered the same in both phases: greedy).
@@ -117,6 +118,37 @@ def long_short(client, model: str, asks, args) -> None:
     print(f"short answers the same alone and beside the long one: {same}/{len(shorts)}")
 
 
+def big_schema(client, model: str) -> None:
+    """5 short greedy requests, one after another, while one request decodes 200 tokens under a JSON schema of
+    10,000 properties (its grammar compiles for seconds and masks every step): their latency, and its own."""
+    def ask():
+        start = time.perf_counter()
+        client.chat.completions.create(model=model, max_tokens=16, temperature=0,
+                                       messages=[{"role": "user", "content": "Name a color."}])
+        return time.perf_counter() - start
+
+    alone = ask()
+    schema = {"type": "object", "properties": {f"p{i}": {"type": "integer"} for i in range(10_000)},
+              "required": ["p0"]}
+    done: dict = {}
+
+    def big() -> None:
+        start = time.perf_counter()
+        reply = client.chat.completions.create(
+            model=model, max_tokens=200, temperature=0, messages=[{"role": "user", "content": "Fill the form."}],
+            response_format={"type": "json_schema", "json_schema": {"name": "form", "schema": schema}})
+        done["s"], done["tokens"] = time.perf_counter() - start, reply.usage.completion_tokens
+
+    thread = threading.Thread(target=big)
+    thread.start()
+    time.sleep(1.0)
+    beside = [ask() for _ in range(5)]
+    thread.join()
+    print(f"short request alone {alone:.2f} s; beside the schema request: "
+          f"{', '.join(f'{x:.2f}' for x in beside)} s; the schema request: {done.get('tokens')} tokens in "
+          f"{done.get('s', float('nan')):.1f} s")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="smollm2-135m")
@@ -125,6 +157,7 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--engine", default="lorakit", choices=["lorakit", "vllm"], help="the server's --engine")
     p.add_argument("--long-short", action="store_true", help="short requests alone, then beside one long one")
+    p.add_argument("--big-schema", action="store_true", help="short requests beside a 10,000-property schema")
     p.add_argument("--shorts", type=int, default=8, help="--long-short: the short requests")
     p.add_argument("--long-n", type=int, default=4, help="--long-short: the long request's choices (n)")
     p.add_argument("--long-tokens", type=int, default=400, help="--long-short: the long request's max_tokens")
@@ -137,6 +170,9 @@ def main() -> None:
         one(client, args.model, asks[0], 8)  # warm-up
         if args.long_short:
             long_short(client, args.model, asks, args)
+            return
+        if args.big_schema:
+            big_schema(client, args.model)
             return
         wall, alone = sequential(client, args.model, asks, args.max_tokens)
         seq = summary("one at a time", wall, alone)
