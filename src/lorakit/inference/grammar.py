@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 
 _TOKENIZERS: dict[tuple[int, tuple[int, ...]], object] = {}
 _LOCK = threading.Lock()
+_MASKS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lorakit-mask")  # next masks, during forward passes
 ANY_OBJECT = {"type": "object"}  # response_format json_object: any JSON object
 
 
@@ -72,7 +74,9 @@ def json_grammar(schema: dict | None, tokenizer, eot_ids: set[int]) -> str:
 
 
 class Constraint:
-    """One row's matcher: mask() the tokens allowed next, advance() with the token chosen."""
+    """One row's matcher: mask() the tokens allowed next, advance() with the token chosen. The next mask is
+    computed on a worker thread as soon as a token is chosen, while the model runs its next forward pass (a large
+    schema's mask takes longer than a small model's step)."""
 
     def __init__(self, grammar: str, tokenizer, eot_ids: set[int]):
         from llguidance import LLMatcher
@@ -80,13 +84,17 @@ class Constraint:
         self.eot_ids = eot_ids
         self.matcher = LLMatcher(_ll_tokenizer(tokenizer, eot_ids), grammar, log_level=0)
         self.ended = False
+        self._next: Future | None = _MASKS.submit(self.matcher.compute_logit_bias)
 
     def mask(self, vocab: int) -> torch.Tensor | None:
         """True for each token that may come next (the model's vocabulary may be wider than the tokenizer's);
         None once the row has ended."""
+        ahead, self._next = self._next, None
+        bias = ahead.result() if ahead is not None else None  # the matcher is not to be touched while it computes
         if self.ended or self.matcher.is_error():
             return None
-        allowed = torch.frombuffer(bytearray(self.matcher.compute_logit_bias()), dtype=torch.uint8) > 0
+        bias = bias if bias is not None else self.matcher.compute_logit_bias()
+        allowed = torch.frombuffer(bytearray(bias), dtype=torch.uint8) > 0
         out = torch.zeros(vocab, dtype=torch.bool)
         out[: min(vocab, allowed.numel())] = allowed[:vocab]
         return out
@@ -98,3 +106,5 @@ class Constraint:
             self.ended = True
             return
         self.matcher.consume_token(token)
+        if not self.matcher.is_error():
+            self._next = _MASKS.submit(self.matcher.compute_logit_bias)
