@@ -136,3 +136,20 @@ def test_a_request_whose_prefill_fails_gets_the_error_and_the_batch_decodes_on(t
         with pytest.raises(IndexError):
             broken.result(timeout=60)
         assert [c.tokens for c in running.result(timeout=60)] == [60]  # not failed with it
+
+
+def test_requests_waiting_when_the_model_fails_to_load_get_the_error(tiny, tmp_path):
+    import dataclasses
+
+    from lorakit.inference.engine import Engine
+    from lorakit.inference.scheduler import Scheduler
+
+    base, _ = tiny
+    scheduler = Scheduler(Engine(dataclasses.replace(base, path=str(tmp_path / "gone")), cuda=False))
+    scheduler.start(preload=False)  # as the server with vLLM decoding: loaded on the first request
+    try:
+        ids = base.tokenizer("hello", add_special_tokens=False)["input_ids"]
+        with pytest.raises(OSError):
+            scheduler.submit(Pending(None, ids, max_tokens=4)).result(timeout=60)
+    finally:
+        scheduler.stop()

@@ -138,7 +138,7 @@ class DecodeLoop:
         if len(keep) == len(self.rows):
             return
         if not keep:
-            self.rows, self.cache, self.mask, self.logits = [], None, None, None
+            self.clear()
             return
         index = torch.tensor(keep, device=self.device)
         self.cache.batch_select_indices(index)
@@ -148,6 +148,10 @@ class DecodeLoop:
             for layer in self.cache.layers:
                 layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
             self.mask = self.mask[:, first:]
+
+    def clear(self) -> None:
+        """No row is decoding any more (the counters stay)."""
+        self.rows, self.cache, self.mask, self.logits = [], None, None, None
 
     @torch.inference_mode()
     def step(self) -> list[Row]:

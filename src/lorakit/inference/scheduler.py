@@ -23,7 +23,6 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import count
 
 import torch
 
@@ -63,7 +62,6 @@ class Pending:
     echo_top: int | None = None  # the prompt's log-probabilities with this many alternatives (None: not asked)
     on_delta: Callable[[int, str], None] | None = None  # (choice index, text) while decoding
     future: Future = field(default_factory=Future)  # -> list[Choice]
-    number: int = 0
     abandoned: bool = False  # its client left: its rows stop decoding, and it is not started if still queued
     rows: list[Row] = field(default_factory=list)
     constraints: list[Constraint | None] = field(default_factory=list)
@@ -84,7 +82,6 @@ class Scheduler:
         self.engine, self.tokenizer, self.eot_ids = engine, engine.tokenizer, engine.eot_ids
         self.max_batch = max_batch
         self.queue: queue.Queue[Pending | None] = queue.Queue()
-        self.numbers = count()
         self.waiting: list[Row] = []
         self.loop: DecodeLoop | None = None
         self.tokens = 0  # tokens decoded for the rows (each row's own, up to where it ended)
@@ -125,7 +122,6 @@ class Scheduler:
             self.abandoned += 1
 
     def submit(self, pending: Pending) -> Future:
-        pending.number = next(self.numbers)
         if pending.rules.grammar is None:
             self.queue.put(pending)
         else:  # compiling a large schema takes seconds: not on the decoding thread
@@ -193,9 +189,12 @@ class Scheduler:
             p.future.set_result([_choice(r) for r in p.rows])
 
     def _fail(self, err: Exception) -> None:
-        """A decoding step failed: every request in the batch gets the error, and a new batch starts."""
-        self._refuse({id(r.owner): r.owner for r in (self.loop.rows if self.loop is not None else [])}.values(), err)
-        self.loop = None
+        """A decoding step failed: every request in the batch gets the error, and a new batch starts. With no
+        batch yet (the model itself failed to load), the waiting requests get it: they would wait for ever."""
+        failed = self.loop.rows if self.loop is not None and self.loop.rows else self.waiting
+        self._refuse({id(r.owner): r.owner for r in failed}.values(), err)
+        if self.loop is not None:
+            self.loop.clear()
 
     def _refuse(self, requests, err: Exception) -> None:
         """These requests get the error; their rows still waiting are dropped."""
