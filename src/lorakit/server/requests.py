@@ -124,7 +124,7 @@ async def json_body(request, schema: type[BaseModel]) -> tuple[BaseModel, dict]:
 def refuse_fields(body: dict, schema: type[BaseModel]) -> None:
     """A 400 for the first top-level field the route's schema does not know (OpenAI's own message)."""
     for name in body:
-        if name not in schema.model_fields and not any(f.alias == name for f in schema.model_fields.values()):
+        if name not in schema.model_fields:
             raise APIError(400, f"Unrecognized request argument supplied: {name} (lorakit.serve takes "
                            f"{', '.join(sorted(schema.model_fields))})", param=name, code="unknown_parameter")
 
