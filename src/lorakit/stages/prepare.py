@@ -22,7 +22,7 @@ from lorakit import methods
 from lorakit.core.runs import RunFolder, write_jsonl
 from lorakit.data import data_report, task_match
 from lorakit.data.checks import Finding
-from lorakit.data.encoding import test_rows
+from lorakit.data.examine import examine
 from lorakit.data.preferences import PAIR_FORMATS
 from lorakit.data.reading import DataError, Example, listing
 from lorakit.data.splits import SPLITS, Selection, select
@@ -167,24 +167,11 @@ def run(cfg, tokenizer, eot_ids: set[int], run_dir: Path) -> dict:
                        task_fields=fields)
     _check_method(cfg, method, selection)
     _check_task_match(data, selection)
-    findings = list(selection.findings)
-    kept: dict[str, list[dict]] = {}
-    for name in ("train", "validation"):
-        kept[name], found = method.encode(selection.splits[name], tokenizer, eot_ids, data)
-        findings += found
-    test, found = test_rows(selection.splits["test"], tokenizer, data.max_length)
-    findings += found
-    _check_some_rendered(selection, findings)
-    order = {path: i for i, path in enumerate(selection.records)}  # report in file and line order
-    findings.sort(key=lambda f: (order.get(f.file, len(order)), f.record, f.line))
-    # a row is one training sequence; an example trained turn by turn has several
-    used = {name: list({id(r["example"]): r["example"] for r in kept[name]}.values()) for name in ("train", "validation")}
-    used["test"] = test
-
-    report = data_report.build(cfg, tokenizer, selection.records, used, findings, kept["train"], selection.decisions,
-                               completions=cfg.method.get("num_generations") if fields is not None else None)
+    examined = examine(cfg, selection, method.encode, tokenizer, eot_ids, tasks=fields is not None)
+    _check_some_rendered(selection, examined.findings)
+    report = examined.report
     data_report.write(run_dir, report)
     data_report.log_summary(report)
-    _refuse(data, findings, kept["train"], run_dir)
-    _save(run_dir, kept, used, method.columns)
+    _refuse(data, examined.findings, examined.kept["train"], run_dir)
+    _save(run_dir, examined.kept, examined.used, method.columns)
     return report
