@@ -1,8 +1,11 @@
 """`/v1/files`: upload (multipart, purpose `fine-tune`), list, retrieve, content, delete.
 
 A `fine-tune` upload is read and checked with the prepare stage's checks at once; its file object's `status`
-is `processed`, or `error` with `status_details` naming every unusable line and the fix. A job given a file
-with errors fails the way OpenAI's do (`invalid_training_file`, the same lines in the message).
+is `processed`, or `error` with `status_details` naming every unusable line and the fix. A job given a file with
+errors fails the way OpenAI's do (`invalid_training_file`, the same lines in the message).
+
+`GET /v1/files/{id}/report` (lorakit's own) gives the whole data report of a `fine-tune` upload, as the prepare
+stage writes it (lorakit.server.file_report).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from fastapi.responses import FileResponse
 from lorakit.data.checks import SpecialTokens
 from lorakit.data.reading import DataError, listing, read_file
 from lorakit.data.tasks import read_tasks
+from lorakit.server import file_report
 from lorakit.server.api_errors import APIError
 from lorakit.server.store import new_id, page
 
@@ -23,9 +27,9 @@ PURPOSES = {"fine-tune", "fine-tune-results", "batch", "assistants", "user_data"
 
 
 def check_training_file(path, filename: str, tokenizer) -> tuple[int, str | None, str | None]:
-    """(examples, "chat", "pairs" or "tasks", None), or (0, None, what is wrong: one `file:line: category: problem`
-    per unusable line). A file is read as reinforcement tasks when more of its lines are usable as tasks than as
-    chat examples (every conversation ending in a user turn)."""
+    """(examples, "chat", "pairs" or "tasks", None), or (0, what the usable lines hold, what is wrong: one
+    `file:line: category: problem` per unusable line). A file is read as reinforcement tasks when more of its lines
+    are usable as tasks than as chat examples (every conversation ending in a user turn)."""
     special = SpecialTokens(tokenizer)
     try:
         read = read_file(path, "auto", None, special)
@@ -36,13 +40,13 @@ def check_training_file(path, filename: str, tokenizer) -> tuple[int, str | None
         return 0, None, f"{filename}: JSON nested too deep to read; no training record nests like this"
     if len(tasks.examples) > len(read.examples):
         read = tasks
+    kind = "tasks" if read is tasks else "pairs" if any(ex.rejected is not None for ex in read.examples) else "chat"
     errors = [f for f in read.findings if f.drops]
     if errors:
-        return 0, None, (f"{len({f.record for f in errors})} unusable record(s) in {filename}:\n"
+        return 0, kind, (f"{len({f.record for f in errors})} unusable record(s) in {filename}:\n"
                          + listing(errors).replace(str(path), filename))
     if not read.examples:
         return 0, None, f"{filename}: no examples; the file is empty"
-    kind = "tasks" if read is tasks else "pairs" if read.examples[0].rejected is not None else "chat"
     return len(read.examples), kind, None
 
 
@@ -100,6 +104,11 @@ def router(state) -> APIRouter:
     async def content(file_id: str):
         body = _get(file_id)
         return FileResponse(store.file_path(file_id), filename=body["filename"], media_type="application/octet-stream")
+
+    @api.get("/v1/files/{file_id}/report")
+    async def data_report(file_id: str):
+        """lorakit's own: what the prepare stage finds in the file (lorakit.server.file_report)."""
+        return await asyncio.to_thread(file_report.report, state, _get(file_id))
 
     @api.delete("/v1/files/{file_id}")
     async def delete(file_id: str):

@@ -47,6 +47,10 @@ class Store:
     def file_path(self, file_id: str) -> Path:
         return self.root / "files" / file_id
 
+    def report_path(self, file_id: str) -> Path:
+        """The upload's data report (lorakit.server.file_report), made when it is first asked for."""
+        return self.root / "files" / f"{file_id}.report.json"
+
     def put_file(self, body: dict) -> None:
         self._run("INSERT OR REPLACE INTO files VALUES (?, ?, ?)", (body["id"], body["created_at"], json.dumps(body)))
 
@@ -60,6 +64,7 @@ class Store:
     def delete_file(self, file_id: str) -> None:
         self._run("DELETE FROM files WHERE id = ?", (file_id,))
         self.file_path(file_id).unlink(missing_ok=True)
+        self.report_path(file_id).unlink(missing_ok=True)
 
     # jobs: the OpenAI object, and lorakit's own fields (run folder, process id) apart from it
     def run_dir(self, job_id: str) -> Path:
