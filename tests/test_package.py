@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,10 @@ def test_the_installed_package_holds_its_configuration_and_example_data(installe
     assert package == str(target / "lorakit") and root == str(tmp_path)  # not the checkout: the current folder
     assert not os.path.islink(conf) and os.path.isfile(os.path.join(conf, "experiment", "quickstart.yaml"))
     assert os.path.isfile(os.path.join(data, "tool_picker", "train.jsonl"))
+    page = target / "lorakit" / "server" / "web"  # the fine-tuning page, every file its index loads
+    assert {"index.html", "app.js", "style.css"} <= {p.name for p in page.iterdir()}
+    imported = {m for p in page.glob("*.js") for m in re.findall(r'from "\./([\w.]+)"', p.read_text())}
+    assert imported and all((page / m).is_file() for m in imported)
 
 
 def test_the_lorakit_command_trains_from_any_folder(installed, tmp_path, tiny_dir):

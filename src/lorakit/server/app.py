@@ -13,7 +13,7 @@ from transformers import PreTrainedTokenizerBase
 
 from lorakit.core import sandbox
 from lorakit.inference.scheduler import Scheduler
-from lorakit.server import api_errors, chat_api, completions_api, files_api, graders_api, jobs_api, responses_api
+from lorakit.server import api_errors, chat_api, completions_api, files_api, graders_api, jobs_api, page, responses_api
 from lorakit.server.browsers import BrowserRules
 from lorakit.server.job_runner import JobRunner
 from lorakit.server.registry import Registry
@@ -72,7 +72,7 @@ def create_app(state: State, *, key: str | None, max_body: int, max_upload: int,
                              "preempted": state.scheduler.preempted}}
 
     routers = [module.router(state) for module in (chat_api, completions_api, responses_api, files_api, jobs_api,
-                                                   graders_api)]
+                                                   graders_api, page)]
     for router in routers:
         app.include_router(router)
     app.state.served = sorted({f"{method} {route.path}" for router in routers for route in router.routes

@@ -21,8 +21,9 @@ from pathlib import Path
 from lorakit.core.errors import UserError
 from lorakit.server.api_errors import APIError
 from lorakit.server.browsers import BrowserRules, is_preflight
+from lorakit.server.page import is_page
 
-OPEN_PATHS = {"/health"}  # answered without the key
+OPEN_PATHS = {"/health"}  # answered without the key, as is the fine-tuning page (page.py)
 log = logging.getLogger("lorakit.server")
 
 
@@ -68,8 +69,8 @@ def _refuse(status: int, message: str, code: str) -> tuple[dict, bytes]:
 
 
 class Guard:
-    """ASGI middleware: the browser rules and the bearer key on every route (the key: all but /health), and the
-    body size limits."""
+    """ASGI middleware: the browser rules and the bearer key on every route (the key: all but /health and the page's
+    static files), and the body size limits."""
 
     def __init__(self, app, *, key: str | None, max_body: int, max_upload: int, browsers: BrowserRules):
         self.app, self.key, self.max_body, self.max_upload = app, key, max_body, max_upload
@@ -84,7 +85,7 @@ class Guard:
             return await self._send(send, *_refuse(*refused))
         if is_preflight(scope["method"], headers):  # an allowed origin's preflight: the CORS middleware answers
             return await self.app(scope, receive, send)
-        if self.key is not None and scope["path"] not in OPEN_PATHS:
+        if self.key is not None and scope["path"] not in OPEN_PATHS and not is_page(scope["method"], scope["path"]):
             given = headers.get(b"authorization", b"").decode("latin-1")
             token = given[7:].strip() if given[:7].lower() == "bearer " else ""
             if not hmac.compare_digest(token.encode("utf-8", "replace"), self.key.encode("utf-8")):
