@@ -95,6 +95,7 @@ def test_an_upload_with_bad_lines_shows_each_finding_as_the_api_reports_it(chrom
     shown = [[cell.strip() for cell in row.split("\t")] for row in table.all_inner_texts()]
     assert [(s[0], s[1], s[3]) for s in shown] == [(str(f["line"]), f["category"], f["message"]) for f in report["findings"]]
     assert [s[0] for s in shown] == ["4", "8", "11"]
+    expect(page.locator("#refused-note")).to_contain_text("A fine-tuning job refuses this file")  # status error
     counts = page.locator(".counts").inner_text()
     assert "15 records" in counts and "12 to train on" in counts and "3 dropped" in counts
     assert f"{report['openai_cost']['billed_tokens']:,}".replace(",", "") in page.locator(".cost").inner_text().replace(",", "")
@@ -202,6 +203,12 @@ def test_a_running_job_is_paused_resumed_and_cancelled_from_its_page(chromium, s
             assert client.fine_tuning.jobs.retrieve(job.id).status == status
         else:
             expect(page.locator("#job-status")).not_to_have_text("paused", timeout=30_000)
+    other = client.fine_tuning.jobs.create(training_file=upload.id, model="tiny-llama", hyperparameters={"n_epochs": 50})
+    page.goto(f"{site.url}/#/jobs")
+    row = page.locator("table.jobs tbody tr", has_text=other.id)
+    expect(row.locator(".status")).not_to_have_text("cancelled")
+    client.fine_tuning.jobs.cancel(other.id)  # elsewhere: the list shows it without a reload
+    expect(row.locator(".status")).to_have_text("cancelled", timeout=15_000)
 
 
 def test_a_grader_is_tried_on_a_sample_before_the_job(chromium, site):

@@ -106,6 +106,9 @@ export async function fileView(root, id) {
     clear(body, meta.status_details ? h("pre", { class: "details" }, meta.status_details) : null);
     return;
   }
-  clear(body, h("p", {}, `Read as data for a ${report.method} job: no validation split held out, as for a job `
-      + "without a validation file."), accounting(report), h("h2", {}, "Findings"), findings(report), tokens(report));
+  clear(body, meta.status === "error" ? h("p", { class: "bad", id: "refused-note" }, "A fine-tuning job refuses this "
+      + "file until every line is usable (as OpenAI's do): fix the lines below and upload it again. python -m train "
+      + "trains on it as it is, without the dropped lines.") : null,
+    h("p", {}, `Read as data for a ${report.method} job: no validation split held out, as for a job without a `
+      + "validation file."), accounting(report), h("h2", {}, "Findings"), findings(report), tokens(report));
 }

@@ -11,13 +11,28 @@ const CURVES = [
   ["Preference accuracy", [["train_rewards_accuracies", "training"], ["valid_rewards_accuracies", "validation", true]]],
 ];
 
+function jobRows(jobs) {
+  if (!jobs.length) return h("p", { class: "muted" }, "No jobs yet: ", h("a", { href: "#/new" }, "start one"), ".");
+  return table(["job", "method", "model", "status", "fine-tuned model", "created"], jobs.map((j) => [
+    h("a", { href: `#/jobs/${j.id}` }, j.id), j.method ? j.method.type : "supervised", j.model,
+    h("span", { class: `status ${j.status}` }, j.status), j.fine_tuned_model || "", when(j.created_at)]),
+  { class: "jobs" });
+}
+
 export function jobsView(root) {
+  let live = false;  // a job shown is not over: the list is asked again every few seconds
   const list = cursorPaged((after) => get(`/v1/fine_tuning/jobs?limit=20${after ? `&after=${after}` : ""}`),
-    (jobs) => jobs.length ? table(["job", "method", "model", "status", "fine-tuned model", "created"], jobs.map((j) => [
-      h("a", { href: `#/jobs/${j.id}` }, j.id), j.method ? j.method.type : "supervised", j.model,
-      h("span", { class: `status ${j.status}` }, j.status), j.fine_tuned_model || "", when(j.created_at)]),
-    { class: "jobs" }) : h("p", { class: "muted" }, "No jobs yet: ", h("a", { href: "#/new" }, "start one"), "."));
+    (jobs) => {
+      live = jobs.some((j) => !FINAL.has(j.status));
+      return jobRows(jobs);
+    });
   clear(root, h("h1", {}, "Jobs ", h("a", { href: "#/new", class: "button" }, "New job")), list);
+  const again = () => {
+    if (location.hash !== "#/jobs" || !list.isConnected) return;
+    if (live) list.refresh();
+    setTimeout(again, 3 * POLL_MS);
+  };
+  setTimeout(again, 3 * POLL_MS);
 }
 
 function hyperparameters(job) {

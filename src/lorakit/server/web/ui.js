@@ -117,5 +117,6 @@ export function cursorPaged(load, render) {
         onclick: () => { cursors.push(page.last_id); act(null, draw); } }, "Next")) : null);
   };
   box.ready = act(null, draw);
+  box.refresh = () => act(null, draw);  // the same page again
   return box;
 }
