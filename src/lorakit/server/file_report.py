@@ -39,7 +39,8 @@ def build(state, meta: dict, path: Path) -> dict:
     """
     method = method_for(meta.get("lorakit_kind"))
     overrides = [f"method={method.name}", *state.runner.model_overrides, f"data.train_file={quoted(path)}",
-                 "data.test_file=null", "data.test_fraction=0", "data.val_fraction=0"]
+                 "data.test_file=null", "data.test_fraction=0", "data.val_fraction=0",
+                 "data.num_proc=1"]  # tokenized in this thread: no worker processes forked from the server
     with _COMPOSING:
         cfg = compose(*overrides)
     tasks = method.data == "tasks"  # the grader's fields are checked when a job names its grader

@@ -34,6 +34,7 @@ class Store:
         self.root = Path(data_dir)
         (self.root / "files").mkdir(parents=True, exist_ok=True)
         (self.root / "jobs").mkdir(parents=True, exist_ok=True)
+        (self.root / "reports").mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.root / "lorakit.sqlite", check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
@@ -49,7 +50,7 @@ class Store:
 
     def report_path(self, file_id: str) -> Path:
         """The upload's data report (lorakit.server.file_report), made when it is first asked for."""
-        return self.root / "files" / f"{file_id}.report.json"
+        return self.root / "reports" / f"{file_id}.json"
 
     def put_file(self, body: dict) -> None:
         self._run("INSERT OR REPLACE INTO files VALUES (?, ?, ?)", (body["id"], body["created_at"], json.dumps(body)))
