@@ -25,6 +25,7 @@ from lorakit.core.errors import ConfigError, exit_2_on_user_error
 from lorakit.inference import engines
 from lorakit.inference.scheduler import Scheduler
 from lorakit.models.loading import load_base
+from lorakit.server import job_slots
 from lorakit.server import tools as tool_syntax
 from lorakit.server.app import State, create_app
 from lorakit.server.browsers import BrowserRules
@@ -33,6 +34,7 @@ from lorakit.server.registry import Registry, find_adapters, find_aliases
 from lorakit.server.security import check_bind, load_key
 from lorakit.server.store import Store
 from lorakit.server.vllm_proxy import VllmProxy
+from lorakit.sweeps import gpus
 
 log = logging.getLogger("lorakit.server")
 
@@ -68,6 +70,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                           "./.venv-vllm, or `vllm` on PATH)")
     p.add_argument("--vllm-gpu-memory", type=float, default=0.5,
                    help="the share of GPU memory vLLM takes (the rest is left to the fine-tuning jobs)")
+    p.add_argument("--job-gpus", default="all",
+                   help="the GPUs fine-tuning jobs may use: all (every GPU the server sees), none, or ids such as 1,2 "
+                        "(serving decodes on the first GPU the server sees; leave it out to keep it for serving)")
+    p.add_argument("--gpus-per-job", type=int, default=1,
+                   help="GPUs a job holds (a job's metadata {\"lorakit_gpus\": \"N\"} asks for N); several: DDP")
+    p.add_argument("--max-jobs", type=int, default=None,
+                   help="jobs running at once (default: as many as the job GPUs hold; 1 without GPUs)")
     p.add_argument("--max-batch", type=int, default=32,
                    help="rows decoded together at most (requests join the running batch at each decoding step)")
     p.add_argument("--max-tokens", type=int, default=1024, help="a completion's token limit when the request sets none")
@@ -90,6 +99,7 @@ def base_id(spec: str) -> tuple[str, str]:
 def build(args: argparse.Namespace, key: str | None):
     """Load the base model's tokenizer and config, find the adapters, open the store: the app, ready to run."""
     served_id, args.model = base_id(args.model)
+    slots = _slots(args)  # a setting that cannot work is refused before the model loads
     overrides = model_overrides(args.model, args.quant)
     composed = compose(*overrides)  # as python -m train composes it: the model's quantization and learning rate
     quant = OmegaConf.to_container(composed.quant, resolve=True)
@@ -110,11 +120,21 @@ def build(args: argparse.Namespace, key: str | None):
                   scheduler=Scheduler(engine, max_batch=args.max_batch),
                   store=Store(Path(args.data_dir)), context=base.context, default_max_tokens=args.max_tokens,
                   learning_rate=float(composed.train.learning_rate))
-    state.runner = JobRunner(state, model_overrides=overrides)
+    state.runner = JobRunner(state, model_overrides=overrides, slots=slots)
     state.proxy = _proxy(args, base, registry, quant, cuda, job_rank=int(composed.lora.r))
+    visible = gpus.visible() if cuda else []
+    job_slots.check_split(state.runner.slots.gpus, visible,
+                          vllm_share=args.vllm_gpu_memory if state.proxy is not None and cuda else None)
     browsers = BrowserRules(bind=args.host, hosts=frozenset(args.allow_host), origins=frozenset(args.allow_origin))
     return create_app(state, key=key, max_body=int(args.max_request_mb * 2**20),
                       max_upload=int(args.max_upload_mb * 2**20), browsers=browsers)
+
+
+def _slots(args: argparse.Namespace) -> job_slots.Slots:
+    """Where the fine-tuning jobs run (server/job_slots.py): their GPUs, and how many at once."""
+    visible = gpus.visible() if cuda_available() else []
+    return job_slots.Slots(job_slots.parse_gpus(args.job_gpus, visible), per_job=args.gpus_per_job,
+                           max_jobs=args.max_jobs)
 
 
 def _proxy(args: argparse.Namespace, base, registry: Registry, quant: dict, cuda: bool, *,

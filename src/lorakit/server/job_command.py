@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 import sys
 from pathlib import Path
 
 from lorakit import methods
-from lorakit.core.paths import quoted
+from lorakit.core.paths import CONF_DIR, quoted
 
 HOLDS = {"chat": "chat examples", "pairs": "preference pairs",
          "tasks": "tasks (every conversation ends in a user turn)"}  # an upload's kind (files_api), as said
@@ -38,10 +39,22 @@ def file_problem(job: dict, meta: dict, path: Path) -> str | None:
     return f"{said}. Train on them with method={json.dumps({'type': other.name, **own})}"
 
 
+def launcher(gpus: int) -> list[str]:
+    """How a job's `python -m train` starts: itself, or on several GPUs under `accelerate launch` (DDP, one process
+    per GPU, its rendezvous on a free port of its own so that jobs side by side do not meet)."""
+    if gpus <= 1:
+        return [sys.executable, "-m", "train"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONF_DIR / "accelerate" / "ddp.yaml"),
+            "--num_processes", str(gpus), "--main_process_port", str(port), "-m", "train"]
+
+
 def command(body: dict, init_from: str | None, run_dir: Path, *, training_file: Path, validation_file: Path | None,
-            model_overrides: list[str], learning_rate: float, base_model: str) -> list[str]:
-    """`python -m train ...` for the job: prepare and train in run_dir, checkpoints every epoch, metrics every
-    step."""
+            model_overrides: list[str], learning_rate: float, base_model: str, gpus: int = 0) -> list[str]:
+    """`python -m train ...` for the job (on `gpus` GPUs): prepare and train in run_dir, checkpoints every epoch,
+    metrics every step."""
     hp, kind = body["hyperparameters"], body["method"]["type"]
     start = [f"init_from={quoted(init_from)}"] if init_from else []
     overrides = [f"method={kind}", *start, *model_overrides, "stages=[prepare,train]",
@@ -59,7 +72,7 @@ def command(body: dict, init_from: str | None, run_dir: Path, *, training_file: 
     overrides += methods.get(kind).job_overrides(body, hp, run_dir, base_model)  # batch, beta, a grader...
     if hp["learning_rate_multiplier"] != "auto":
         overrides.append(f"train.learning_rate={learning_rate * float(hp['learning_rate_multiplier'])!r}")
-    return [sys.executable, "-m", "train", *overrides]
+    return [*launcher(gpus), *overrides]
 
 
 def retrain_script(job: dict, folder: Path, *, training_file: Path, validation_file: Path | None,

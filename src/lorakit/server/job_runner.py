@@ -1,5 +1,6 @@
-"""Fine-tuning jobs: each one is `python -m train stages=[prepare,train]` in its own process, one at a time,
-the next ones queued. Statuses: validating_files -> queued -> running -> succeeded | failed | cancelled.
+"""Fine-tuning jobs: each one is `python -m train stages=[prepare,train]` in its own process, as many at once as
+the machine has room for (job_slots: GPUs, --max-jobs), the next ones queued in order. Statuses:
+validating_files -> queued -> running -> succeeded | failed | cancelled.
 
 While a job runs, its run folder's progress.jsonl becomes events (step, training loss, validation loss); when it
 succeeds, its adapter is served as `ft:<base>:<suffix>:<job id>` and every saved epoch checkpoint as
@@ -9,6 +10,7 @@ server starts again (its process dies with the server).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -16,6 +18,7 @@ import signal
 import subprocess
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -25,6 +28,7 @@ from lorakit.core.runs import RunFolder, holds_adapter, logged_error
 from lorakit.models.adapters import AdapterError
 from lorakit.server import job_command
 from lorakit.server.api_errors import APIError, without_paths
+from lorakit.server.job_slots import Slots
 from lorakit.server.store import new_id
 
 log = logging.getLogger("lorakit.server")
@@ -68,14 +72,23 @@ METRICS = (("train_loss", "loss"), ("train_mean_token_accuracy", "mean_token_acc
              for what in ("chosen", "rejected", "accuracies", "margins")))
 
 
+@dataclass
+class Running:
+    """A job's training process, the GPUs it holds, and how far its progress has been read."""
+
+    job_id: str
+    proc: subprocess.Popen
+    gpus: list[str]
+    seen_lines: int = 0
+    step_metrics: dict = field(default_factory=dict)  # the values logged so far at the step the job is at
+
+
 class JobRunner:
-    def __init__(self, state, *, model_overrides: list[str], poll_s: float = 0.5):
+    def __init__(self, state, *, model_overrides: list[str], slots: Slots | None = None, poll_s: float = 0.5):
         self.state, self.store = state, state.store
         self.model_overrides, self.poll_s = model_overrides, poll_s
-        self.proc: subprocess.Popen | None = None
-        self.running: str | None = None
-        self.seen_lines = 0
-        self.step_metrics: dict = {}  # the values logged so far at the step the running job is at
+        self.slots = slots or Slots(gpus=[])
+        self.running: dict[str, Running] = {}
         self._stop = threading.Event()
         self._lock = threading.RLock()
         self._thread = threading.Thread(target=self._loop, name="lorakit-jobs", daemon=True)
@@ -90,9 +103,9 @@ class JobRunner:
         self._stop.set()
         self._thread.join(timeout=10)
         with self._lock:
-            if self.proc is not None and self.running:
-                self._kill()
-                self._fail(self.running, "server_stopped", "the server was stopped while this job was running; "
+            for run in list(self.running.values()):
+                self._kill(run)
+                self._fail(run.job_id, "server_stopped", "the server was stopped while this job was running; "
                            "create the job again")
 
     def _recover(self) -> None:
@@ -126,12 +139,11 @@ class JobRunner:
             for body in reversed(self.store.jobs()):  # oldest first
                 if body["status"] == "validating_files":
                     self._validate(body)
-            if self.running:
-                self._follow()
-            if not self.running:
-                queued = [b for b in reversed(self.store.jobs()) if b["status"] == "queued"]
-                if queued:
-                    self._launch(queued[0])
+            for run in list(self.running.values()):
+                self._follow(run)
+            for body in [b for b in reversed(self.store.jobs()) if b["status"] == "queued"]:  # in order: none overtakes
+                if not self._launch(body):
+                    break
 
     def _validate(self, body: dict) -> None:
         for param in ("training_file", "validation_file"):
@@ -152,46 +164,57 @@ class JobRunner:
         self.store.add_event(body["id"], "Files validated, moving job to queued state")
         self._set(body["id"], status="queued")
 
-    def _command(self, body: dict, run_dir: Path) -> list[str]:
+    def _command(self, body: dict, run_dir: Path, gpus: int = 0) -> list[str]:
         _, private = self.store.job(body["id"])
         validation = self.store.file_path(body["validation_file"]) if body.get("validation_file") else None
         return job_command.command(body, private.get("init_from"), run_dir,
                                    training_file=self.store.file_path(body["training_file"]), validation_file=validation,
                                    model_overrides=self.model_overrides, learning_rate=self.state.learning_rate,
-                                   base_model=self.state.registry.model_name)
+                                   base_model=self.state.registry.model_name, gpus=gpus)
 
-    def _launch(self, body: dict) -> None:
+    def _launch(self, body: dict) -> bool:
+        """Start a queued job where its GPUs are free; False: it waits (no room yet)."""
+        gpus = self.slots.take(body["id"], self.slots.need(body))
+        if gpus is None:
+            return False
         run_dir = self.store.run_dir(body["id"])
         run_dir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k not in {"LORAKIT_API_KEY", "OPENAI_API_KEY"}}
         env.setdefault("WANDB_MODE", "disabled")
+        if self.slots.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+        if self.slots.threads():  # jobs side by side share the cores instead of each taking them all
+            for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                env.setdefault(name, str(self.slots.threads()))
         with RunFolder(run_dir).log.open("ab") as out:
-            self.proc = subprocess.Popen(self._command(body, run_dir), stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
-        self.running, self.seen_lines = body["id"], len(_progress(run_dir))  # a resumed job: its earlier steps
-        self.step_metrics = {}
-        self._set(body["id"], status="running", private={"pid": self.proc.pid, "run_dir": str(run_dir)})
-        self.store.add_event(body["id"], "Fine-tuning job started")
-        log.info("job %s started (process %d): %s", body["id"], self.proc.pid, run_dir)
+            proc = subprocess.Popen(self._command(body, run_dir, len(gpus)), stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
+        # a resumed job: its earlier steps are events already
+        self.running[body["id"]] = Running(body["id"], proc, gpus, seen_lines=len(_progress(run_dir)))
+        self._set(body["id"], status="running", private={"pid": proc.pid, "run_dir": str(run_dir), "gpus": gpus})
+        self.store.add_event(body["id"], "Fine-tuning job started" + (f" on GPU {','.join(gpus)}" if gpus else ""))
+        log.info("job %s started (process %d%s): %s", body["id"], proc.pid, f", GPU {','.join(gpus)}" if gpus else "",
+                 run_dir)
+        return True
 
-    def _follow(self) -> None:
-        job_id = self.running
+    def _follow(self, run: Running) -> None:
+        job_id = run.job_id
         lines = _progress(self.store.run_dir(job_id))
-        for line in lines[self.seen_lines:]:
+        for line in lines[run.seen_lines:]:
             metrics = {name: line[key] for name, key in METRICS if key in line}
             if not metrics:
                 continue
-            if self.step_metrics.get("step") != line["step"]:  # a step's later lines (validation) carry its earlier
-                self.step_metrics = {"step": line["step"]}
-            self.step_metrics.update(metrics)
-            data = {"step": line["step"], "total_steps": line["max_steps"], **self.step_metrics}
+            if run.step_metrics.get("step") != line["step"]:  # a step's later lines (validation) carry its earlier
+                run.step_metrics = {"step": line["step"]}
+            run.step_metrics.update(metrics)
+            data = {"step": line["step"], "total_steps": line["max_steps"], **run.step_metrics}
             text = ", ".join(f"{k}={v:.4f}" for k, v in data.items() if k not in {"step", "total_steps"})
             self.store.add_event(job_id, f"Step {line['step']}/{line['max_steps']}: {text}", data=data, kind="metrics")
-        self.seen_lines = len(lines)
-        code = self.proc.poll()
+        run.seen_lines = len(lines)
+        code = run.proc.poll()
         if code is None:
             return
-        self.proc, self.running = None, None
+        self._release(run)
         body, _ = self.store.job(job_id)
         if body["status"] in {"cancelled", "paused"}:
             return
@@ -294,9 +317,8 @@ class JobRunner:
             body, _ = self.store.job(job_id)
             if body["status"] in FINAL:
                 return body
-            if self.running == job_id:
-                self._kill()
-                self.proc, self.running = None, None
+            if job_id in self.running:
+                self._kill(self.running[job_id])
             self._set(job_id, status="cancelled", finished_at=int(time.time()))
             self.store.add_event(job_id, "Fine-tuning job cancelled")
             return self.store.job(job_id)[0]
@@ -313,10 +335,9 @@ class JobRunner:
             if body["status"] not in {"running", "queued", "validating_files"}:
                 raise APIError(400, f"job {job_id} is {body['status']}; only a running or queued job can be paused",
                                param="fine_tuning_job_id", code="invalid_job_state")
-            step = self._last_step(job_id) if self.running == job_id else None
-            if self.running == job_id:
-                self._kill()
-                self.proc, self.running = None, None
+            step = self._last_step(job_id) if job_id in self.running else None
+            if job_id in self.running:
+                self._kill(self.running[job_id])
             self._set(job_id, status="paused", private={"paused_from": body["status"]})
             self.store.add_event(job_id, "Fine-tuning job paused" + (f" at step {step[0]} of {step[1]}; it will go "
                                  "on from its last checkpoint" if step else ""))
@@ -338,13 +359,21 @@ class JobRunner:
             self.store.add_event(job_id, "Fine-tuning job resumed")
             return self.store.job(job_id)[0]
 
-    def _kill(self) -> None:
+    def _kill(self, run: Running) -> None:
+        """Stop a job's process group (accelerate's workers with it), and free its GPUs."""
         try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=10)
+            os.killpg(run.proc.pid, signal.SIGTERM)
+            run.proc.wait(timeout=10)
         except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait()
+            with contextlib.suppress(OSError):
+                os.killpg(run.proc.pid, signal.SIGKILL)
+            run.proc.kill()
+            run.proc.wait()
+        self._release(run)
+
+    def _release(self, run: Running) -> None:
+        self.running.pop(run.job_id, None)
+        self.slots.give(run.job_id)
 
     def _fail(self, job_id: str, code: str, message: str, param: str | None = None) -> None:
         self._set(job_id, status="failed", finished_at=int(time.time()),

@@ -10,7 +10,7 @@ import time
 from fastapi import APIRouter, Request
 
 from lorakit import methods
-from lorakit.server import graders_api
+from lorakit.server import graders_api, job_slots
 from lorakit.server.api_errors import APIError
 from lorakit.server.job_requests import job_request
 from lorakit.server.requests import json_body
@@ -129,6 +129,9 @@ def router(state) -> APIRouter:
     async def create(request: Request):
         _, body = await json_body(request, job_request(tuple(methods.names())))
         job, private = new_job(state, body)
+        unfit = runner.slots.problem(job)
+        if unfit:
+            raise APIError(400, unfit, param=f"metadata.{job_slots.METADATA_KEY}", code="invalid_value")
         store.put_job(job, private)
         store.add_event(job["id"], f"Validating training file: {job['training_file']}"
                         + (f" and validation file: {job['validation_file']}" if job["validation_file"] else ""))
