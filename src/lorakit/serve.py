@@ -29,6 +29,7 @@ from lorakit.server import job_slots
 from lorakit.server import tools as tool_syntax
 from lorakit.server.app import State, create_app
 from lorakit.server.browsers import BrowserRules
+from lorakit.server.job_executors import LocalExecutor, SlurmExecutor
 from lorakit.server.job_runner import JobRunner
 from lorakit.server.registry import Registry, find_adapters, find_aliases
 from lorakit.server.security import check_bind, load_key
@@ -77,6 +78,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="GPUs a job holds (a job's metadata {\"lorakit_gpus\": \"N\"} asks for N); several: DDP")
     p.add_argument("--max-jobs", type=int, default=None,
                    help="jobs running at once (default: as many as the job GPUs hold; 1 without GPUs)")
+    p.add_argument("--executor", default="local", choices=["local", "slurm"],
+                   help="where jobs train: here, or each as a SLURM job (submitit; --data-dir on a file system the "
+                        "nodes share)")
+    p.add_argument("--slurm-partition", default=None)
+    p.add_argument("--slurm-account", default=None)
+    p.add_argument("--slurm-time-min", type=int, default=1440, help="a SLURM job's time limit in minutes")
+    p.add_argument("--slurm-gpus-per-job", type=int, default=1, help="GPUs per SLURM job (0 on a CPU partition)")
+    p.add_argument("--slurm-cpus-per-job", type=int, default=None)
+    p.add_argument("--slurm-mem-gb", type=float, default=None)
+    p.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other sbatch option, e.g. qos=high (repeatable)")
     p.add_argument("--max-batch", type=int, default=32,
                    help="rows decoded together at most (requests join the running batch at each decoding step)")
     p.add_argument("--max-tokens", type=int, default=1024, help="a completion's token limit when the request sets none")
@@ -120,7 +132,7 @@ def build(args: argparse.Namespace, key: str | None):
                   scheduler=Scheduler(engine, max_batch=args.max_batch),
                   store=Store(Path(args.data_dir)), context=base.context, default_max_tokens=args.max_tokens,
                   learning_rate=float(composed.train.learning_rate))
-    state.runner = JobRunner(state, model_overrides=overrides, slots=slots)
+    state.runner = JobRunner(state, model_overrides=overrides, slots=slots, executor=_executor(args))
     state.proxy = _proxy(args, base, registry, quant, cuda, job_rank=int(composed.lora.r))
     visible = gpus.visible() if cuda else []
     job_slots.check_split(state.runner.slots.gpus, visible,
@@ -130,8 +142,23 @@ def build(args: argparse.Namespace, key: str | None):
                       max_upload=int(args.max_upload_mb * 2**20), browsers=browsers)
 
 
+def _executor(args: argparse.Namespace) -> LocalExecutor | SlurmExecutor:
+    if args.executor == "local":
+        return LocalExecutor()
+    options = dict(o.split("=", 1) for o in args.slurm_option if "=" in o)
+    if len(options) != len(args.slurm_option):
+        raise ConfigError(f"--slurm-option takes KEY=VALUE (an sbatch option without its dashes), not "
+                          f"{[o for o in args.slurm_option if '=' not in o][0]!r}")
+    return SlurmExecutor(partition=args.slurm_partition, account=args.slurm_account, time_min=args.slurm_time_min,
+                         gpus=args.slurm_gpus_per_job, cpus=args.slurm_cpus_per_job, mem_gb=args.slurm_mem_gb,
+                         options=options)
+
+
 def _slots(args: argparse.Namespace) -> job_slots.Slots:
-    """Where the fine-tuning jobs run (server/job_slots.py): their GPUs, and how many at once."""
+    """Where the fine-tuning jobs run (server/job_slots.py): their GPUs, and how many at once (on SLURM: as many as
+    --max-jobs, default all; SLURM queues them)."""
+    if args.executor == "slurm":
+        return job_slots.Slots([], max_jobs=args.max_jobs or 10_000)
     visible = gpus.visible() if cuda_available() else []
     return job_slots.Slots(job_slots.parse_gpus(args.job_gpus, visible), per_job=args.gpus_per_job,
                            max_jobs=args.max_jobs)

@@ -4,18 +4,17 @@ validating_files -> queued -> running -> succeeded | failed | cancelled.
 
 While a job runs, its run folder's progress.jsonl becomes events (step, training loss, validation loss); when it
 succeeds, its adapter is served as `ft:<base>:<suffix>:<job id>` and every saved epoch checkpoint as
-`...:ckpt-step-N`. A job that was running when the server stopped is marked failed, with the reason, when the
-server starts again (its process dies with the server).
+`...:ckpt-step-N`. A local job that was running when the server stopped is marked failed, with the reason, when the
+server starts again (its process dies with the server); a job SLURM runs (job_executors, --executor slurm) goes on,
+and the server started again follows it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,22 +27,12 @@ from lorakit.core.runs import RunFolder, holds_adapter, logged_error
 from lorakit.models.adapters import AdapterError
 from lorakit.server import job_command
 from lorakit.server.api_errors import APIError, without_paths
+from lorakit.server.job_executors import LocalExecutor, LocalHandle, SlurmExecutor, SlurmHandle
 from lorakit.server.job_slots import Slots
 from lorakit.server.store import new_id
 
 log = logging.getLogger("lorakit.server")
 FINAL = {"succeeded", "failed", "cancelled"}
-
-
-def _die_with_parent() -> None:
-    """In the child: be killed when the server dies, however it dies (Linux); a process group of its own."""
-    os.setsid()
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _progress(run_dir: Path) -> list[dict]:
@@ -74,20 +63,22 @@ METRICS = (("train_loss", "loss"), ("train_mean_token_accuracy", "mean_token_acc
 
 @dataclass
 class Running:
-    """A job's training process, the GPUs it holds, and how far its progress has been read."""
+    """A job's training process (here or on SLURM), the GPUs it holds, and how far its progress has been read."""
 
     job_id: str
-    proc: subprocess.Popen
+    handle: LocalHandle | SlurmHandle
     gpus: list[str]
     seen_lines: int = 0
     step_metrics: dict = field(default_factory=dict)  # the values logged so far at the step the job is at
 
 
 class JobRunner:
-    def __init__(self, state, *, model_overrides: list[str], slots: Slots | None = None, poll_s: float = 0.5):
+    def __init__(self, state, *, model_overrides: list[str], slots: Slots | None = None,
+                 executor: LocalExecutor | SlurmExecutor | None = None, poll_s: float = 0.5):
         self.state, self.store = state, state.store
         self.model_overrides, self.poll_s = model_overrides, poll_s
         self.slots = slots or Slots(gpus=[])
+        self.executor = executor or LocalExecutor()
         self.running: dict[str, Running] = {}
         self._stop = threading.Event()
         self._lock = threading.RLock()
@@ -104,16 +95,23 @@ class JobRunner:
         self._thread.join(timeout=10)
         with self._lock:
             for run in list(self.running.values()):
+                if isinstance(run.handle, SlurmHandle):  # SLURM runs it on: the next server follows it (_recover)
+                    log.info("job %s goes on as SLURM job %s", run.job_id, run.handle.ref["slurm_job_id"])
+                    continue
                 self._kill(run)
                 self._fail(run.job_id, "server_stopped", "the server was stopped while this job was running; "
                            "create the job again")
 
     def _recover(self) -> None:
-        """Jobs left running or validating by a server that died: failed with the reason; their models served."""
+        """Jobs left running or validating by a server that died: a SLURM job still held is followed on; the others
+        fail with the reason (a local child died with the server). Succeeded jobs' models are served."""
         for body in self.store.jobs():
             body, private = self.store.job(body["id"])
             if body["status"] == "succeeded":
                 self._serve(body)
+            elif body["status"] == "running" and (handle := self.executor.attach(private)) is not None:
+                self.running[body["id"]] = Running(body["id"], handle, [], seen_lines=self._reported(body["id"]))
+                self.store.add_event(body["id"], f"The server restarted; following SLURM job {handle.ref['slurm_job_id']}")
             elif body["status"] in {"running", "validating_files"}:
                 if _alive(private.get("pid")):
                     try:
@@ -183,18 +181,22 @@ class JobRunner:
         env.setdefault("WANDB_MODE", "disabled")
         if self.slots.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
-        if self.slots.threads():  # jobs side by side share the cores instead of each taking them all
+        if self.slots.threads() and self.executor.name == "local":  # jobs side by side share the cores
             for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
                 env.setdefault(name, str(self.slots.threads()))
-        with RunFolder(run_dir).log.open("ab") as out:
-            proc = subprocess.Popen(self._command(body, run_dir, len(gpus)), stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
+        try:
+            handle = self.executor.start(body["id"], self._command(body, run_dir, len(gpus)), env,
+                                         RunFolder(run_dir).log, run_dir)
+        except BaseException:
+            self.slots.give(body["id"])  # the job stays queued; its GPUs are free again
+            raise
         # a resumed job: its earlier steps are events already
-        self.running[body["id"]] = Running(body["id"], proc, gpus, seen_lines=len(_progress(run_dir)))
-        self._set(body["id"], status="running", private={"pid": proc.pid, "run_dir": str(run_dir), "gpus": gpus})
-        self.store.add_event(body["id"], "Fine-tuning job started" + (f" on GPU {','.join(gpus)}" if gpus else ""))
-        log.info("job %s started (process %d%s): %s", body["id"], proc.pid, f", GPU {','.join(gpus)}" if gpus else "",
-                 run_dir)
+        self.running[body["id"]] = Running(body["id"], handle, gpus, seen_lines=len(_progress(run_dir)))
+        self._set(body["id"], status="running", private={**handle.ref, "run_dir": str(run_dir), "gpus": gpus})
+        where = (f" as SLURM job {handle.ref['slurm_job_id']}" if "slurm_job_id" in handle.ref
+                 else f" on GPU {','.join(gpus)}" if gpus else "")
+        self.store.add_event(body["id"], "Fine-tuning job started" + where)
+        log.info("job %s started%s: %s", body["id"], where, run_dir)
         return True
 
     def _follow(self, run: Running) -> None:
@@ -211,7 +213,7 @@ class JobRunner:
             text = ", ".join(f"{k}={v:.4f}" for k, v in data.items() if k not in {"step", "total_steps"})
             self.store.add_event(job_id, f"Step {line['step']}/{line['max_steps']}: {text}", data=data, kind="metrics")
         run.seen_lines = len(lines)
-        code = run.proc.poll()
+        code = run.handle.poll()
         if code is None:
             return
         self._release(run)
@@ -360,15 +362,8 @@ class JobRunner:
             return self.store.job(job_id)[0]
 
     def _kill(self, run: Running) -> None:
-        """Stop a job's process group (accelerate's workers with it), and free its GPUs."""
-        try:
-            os.killpg(run.proc.pid, signal.SIGTERM)
-            run.proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            with contextlib.suppress(OSError):
-                os.killpg(run.proc.pid, signal.SIGKILL)
-            run.proc.kill()
-            run.proc.wait()
+        """Stop a job (its process group here, scancel on SLURM), and free its GPUs."""
+        run.handle.stop()
         self._release(run)
 
     def _release(self, run: Running) -> None:
@@ -384,6 +379,12 @@ class JobRunner:
     def _set(self, job_id: str, private: dict | None = None, **changes) -> None:
         body, old = self.store.job(job_id)
         self.store.put_job({**body, **changes}, {**old, **(private or {})})
+
+    def _reported(self, job_id: str) -> int:
+        """The progress lines already turned into events (a restarted server goes on after them)."""
+        steps = [e["data"]["step"] for e in self.store.events(job_id) if e["type"] == "metrics"]
+        lines = _progress(self.store.run_dir(job_id))
+        return len([line for line in lines if steps and line["step"] <= max(steps)])
 
     def _last_step(self, job_id: str) -> tuple[int, int] | None:
         lines = _progress(self.store.run_dir(job_id))
