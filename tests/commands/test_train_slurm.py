@@ -38,12 +38,13 @@ def test_a_grid_runs_as_slurm_jobs_skips_finished_ones_and_resumes_a_cancelled_o
     seen, cancelled = set(), None
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
-        jobs = slurm.queue()
+        jobs = [j for j in slurm.queue() if j[1] == "train"]
         seen |= {(j[0], j[2]) for j in jobs}
         progress = sweep / "1" / "progress.jsonl"
         saved = (sweep / "1" / "checkpoints").is_dir() and any((sweep / "1" / "checkpoints").iterdir())
         if cancelled is None and saved and progress.is_file() and len(progress.read_text().splitlines()) >= 8:
-            [(cancelled, _, _)] = [j for j in jobs if j[2] == "RUNNING"]  # job 0 ran alone first: job 1 runs now
+            # job 0 ran alone first: job 1 runs now (the launcher names its jobs after hydra's job name, "train")
+            [(cancelled, _, _)] = [j for j in jobs if j[2] == "RUNNING"]
             subprocess.run(["scancel", cancelled], check=True, timeout=30)
         if cancelled and not jobs:  # SLURM has ended it
             break
