@@ -5,9 +5,12 @@ from its checkpoint."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from helpers import serving, slurm, tool_picker_rows, write_jsonl
+from helpers.fixtures import KEY
 
+SLURM_STATE = Path("/var/spool/slurm-lorakit")  # scripts/start_slurm.sh: what slurmctld and slurmd keep
 ON_THIS_NODE = ("--model", "tiny-llama", "--executor", "slurm", "--slurm-gpus-per-job", "0", "--slurm-mem-gb", "3",
                 "--slurm-cpus-per-job", "1", "--slurm-time-min", "30")
 
@@ -28,9 +31,9 @@ def wait_until(check, what: str, timeout: float = 300):
 def test_jobs_run_on_slurm_outlive_the_server_and_a_paused_one_resumes(tmp_path, tiny_dir):
     slurm.cluster()
     data = tmp_path / "data"
-    server = serving.start(data, *ON_THIS_NODE)
+    server = serving.start(data, *ON_THIS_NODE, key=KEY)
     try:
-        client = server.client("local")
+        client = server.client()
         upload = client.files.create(file=open(write_jsonl(tmp_path / "t.jsonl", tool_picker_rows("train", 24)), "rb"),
                                      purpose="fine-tune")
         short, long = (client.fine_tuning.jobs.create(training_file=upload.id, model="tiny-llama",
@@ -47,8 +50,8 @@ def test_jobs_run_on_slurm_outlive_the_server_and_a_paused_one_resumes(tmp_path,
         server.proc.kill()  # kill -9: no shutdown at all
         server.proc.wait()
         assert names_in_queue().get(f"lorakit-{long}") == "RUNNING"  # SLURM runs it on
-        server = serving.start(data, *ON_THIS_NODE)
-        client = server.client("local")
+        server = serving.start(data, *ON_THIS_NODE, key=KEY)
+        client = server.client()
         finished = serving.wait_for(client, long, {"succeeded", "failed", "cancelled"}, timeout=600)
         assert finished.status == "succeeded", finished.error
         events = [e.message for e in client.fine_tuning.jobs.list_events(long, limit=1000).data]
@@ -68,5 +71,8 @@ def test_jobs_run_on_slurm_outlive_the_server_and_a_paused_one_resumes(tmp_path,
         resumed = serving.wait_for(client, paused, {"succeeded", "failed", "cancelled"}, timeout=600)
         assert resumed.status == "succeeded", resumed.error
         assert "resuming from" in (data / "jobs" / paused / "train.log").read_text()
+        files = [p for root in (SLURM_STATE, data) for p in root.rglob("*") if p.is_file()] + [server.log]
+        kept = [p for p in files if KEY.encode() in p.read_bytes()]
+        assert not kept, kept  # the key: in no job environment SLURM or submitit keep, no run file, no server log
     finally:
         serving.stop(server)

@@ -15,14 +15,20 @@ import signal
 import subprocess
 from pathlib import Path
 
+SECRETS = ("LORAKIT_API_KEY", "OPENAI_API_KEY")  # never in a job's environment, nor in what SLURM keeps of it
 GONE_POLLS = 3  # a SLURM job missing from squeue, without its result file, this many polls in a row has ended
 
 
-def run_logged(command: list[str], env: dict[str, str], log: str) -> int:
+def job_env(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment (the node's, on SLURM) without the keys, and the server's settings for the job."""
+    return {**{k: v for k, v in os.environ.items() if k not in SECRETS}, **extra}
+
+
+def run_logged(command: list[str], extra: dict[str, str], log: str) -> int:
     """On the node: the job's command, its output appended to the run's log; its exit status."""
     with open(log, "ab") as out:
         return subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              env=env).returncode
+                              env=job_env(extra)).returncode
 
 
 class LocalHandle:
@@ -59,10 +65,10 @@ def _die_with_parent() -> None:
 class LocalExecutor:
     name = "local"
 
-    def start(self, job_id: str, command: list[str], env: dict[str, str], log: Path, run_dir: Path) -> LocalHandle:
+    def start(self, job_id: str, command: list[str], extra: dict[str, str], log: Path, run_dir: Path) -> LocalHandle:
         with log.open("ab") as out:
             return LocalHandle(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                env=env, preexec_fn=_die_with_parent))
+                                                env=job_env(extra), preexec_fn=_die_with_parent))
 
     def attach(self, ref: dict) -> None:
         """A local job does not outlive the server that started it."""
@@ -105,15 +111,17 @@ class SlurmExecutor:
                  mem_gb: float | None, options: dict[str, str]):
         self.parameters = {"partition": partition, "account": account, "time": time_min,
                            "gpus_per_node": gpus or None, "cpus_per_task": cpus,
-                           "mem": f"{int(mem_gb * 1024)}M" if mem_gb else None, "additional_parameters": options}
+                           "mem": f"{int(mem_gb * 1024)}M" if mem_gb else None,
+                           # sbatch sends the server's environment, and slurmctld keeps it on disk: not the keys
+                           "additional_parameters": {"export": "ALL," + ",".join(f"{k}=" for k in SECRETS), **options}}
 
-    def start(self, job_id: str, command: list[str], env: dict[str, str], log: Path, run_dir: Path) -> SlurmHandle:
+    def start(self, job_id: str, command: list[str], extra: dict[str, str], log: Path, run_dir: Path) -> SlurmHandle:
         import submitit
 
         executor = submitit.SlurmExecutor(folder=run_dir / "slurm")
         executor.update_parameters(job_name=f"lorakit-{job_id}", **{k: v for k, v in self.parameters.items()
                                                                       if v not in (None, {})})
-        return SlurmHandle(executor.submit(run_logged, command, env, str(log)))
+        return SlurmHandle(executor.submit(run_logged, command, extra, str(log)))
 
     def attach(self, ref: dict) -> SlurmHandle | None:
         """The SLURM job a restarted server follows on, or None for a job it did not submit."""

@@ -177,13 +177,12 @@ class JobRunner:
             return False
         run_dir = self.store.run_dir(body["id"])
         run_dir.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if k not in {"LORAKIT_API_KEY", "OPENAI_API_KEY"}}
-        env.setdefault("WANDB_MODE", "disabled")
+        env = {} if "WANDB_MODE" in os.environ else {"WANDB_MODE": "disabled"}  # over the job's own environment
         if self.slots.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
         if self.slots.threads() and self.executor.name == "local":  # jobs side by side share the cores
-            for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-                env.setdefault(name, str(self.slots.threads()))
+            env.update({name: str(self.slots.threads()) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+                        if name not in os.environ})
         try:
             handle = self.executor.start(body["id"], self._command(body, run_dir, len(gpus)), env,
                                          RunFolder(run_dir).log, run_dir)
