@@ -5,6 +5,8 @@ Either way the job writes its run folder (progress.jsonl, checkpoints, adapter, 
 dir, and the server follows it from there: on a cluster that folder must be on a file system the nodes share. A
 handle says whether the job has ended (poll), stops it (stop), and what the job's record keeps to find it again
 (ref): a SLURM job outlives the server, and a restarted server follows it on (attach); a local child dies with it.
+A SLURM job that is preempted or runs out of time is requeued by submitit and goes on from its checkpoint
+(LoggedCommand).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+
+import submitit
 
 SECRETS = ("LORAKIT_API_KEY", "OPENAI_API_KEY")  # never in a job's environment, nor in what SLURM keeps of it
 GONE_POLLS = 3  # a SLURM job missing from squeue, without its result file, this many polls in a row has ended
@@ -29,6 +33,15 @@ def run_logged(command: list[str], extra: dict[str, str], log: str) -> int:
     with open(log, "ab") as out:
         return subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                               env=job_env(extra)).returncode
+
+
+class LoggedCommand(submitit.helpers.Checkpointable):
+    """run_logged as a SLURM job that submitit requeues when SLURM preempts it or its time runs out (the signal it
+    asks for signal_delay_s before the limit; time-outs up to max_num_timeout times): the same command again goes
+    on from the run's last checkpoint (resume=auto)."""
+
+    def __call__(self, command: list[str], extra: dict[str, str], log: str) -> int:
+        return run_logged(command, extra, log)
 
 
 class LocalHandle:
@@ -116,17 +129,13 @@ class SlurmExecutor:
                            "additional_parameters": {"export": "ALL," + ",".join(f"{k}=" for k in SECRETS), **options}}
 
     def start(self, job_id: str, command: list[str], extra: dict[str, str], log: Path, run_dir: Path) -> SlurmHandle:
-        import submitit
-
         executor = submitit.SlurmExecutor(folder=run_dir / "slurm")
         executor.update_parameters(job_name=f"lorakit-{job_id}", **{k: v for k, v in self.parameters.items()
                                                                       if v not in (None, {})})
-        return SlurmHandle(executor.submit(run_logged, command, extra, str(log)))
+        return SlurmHandle(executor.submit(LoggedCommand(), command, extra, str(log)))
 
     def attach(self, ref: dict) -> SlurmHandle | None:
         """The SLURM job a restarted server follows on, or None for a job it did not submit."""
         if "slurm_job_id" not in ref:
             return None
-        import submitit
-
         return SlurmHandle(submitit.SlurmJob(folder=ref["slurm_folder"], job_id=ref["slurm_job_id"]))
