@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
 
 from helpers import tool_picker_rows, write_jsonl
+from lorakit.core.distributed import free_port
 
 COMMON = ["model=tiny-llama", "data.train_file=train.jsonl", "train.num_train_epochs=1", "stages=[prepare,train]",
           "train.logging_steps=1", "train.per_device_train_batch_size=4", "data.val_fraction=0.1"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _losses(run) -> list[float]:
@@ -32,7 +26,7 @@ def test_two_processes_train_like_one_at_the_same_effective_batch(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                  "--main_process_port", str(_free_port())]
+                  "--main_process_port", str(free_port())]
     two = subprocess.run([*accelerate, "-m", "train", *COMMON, f"hydra.run.dir={tmp_path / 'two'}"], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=600)
     log = two.stdout + two.stderr

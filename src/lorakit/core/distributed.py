@@ -13,9 +13,17 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now: a run's rendezvous (accelerate's --main_process_port), or a child server's."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def world_size() -> int:

@@ -18,13 +18,13 @@ import logging
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from lorakit.core.distributed import free_port
 from lorakit.core.errors import ConfigError
 from lorakit.core.paths import ROOT
 
@@ -61,12 +61,6 @@ def problems(kind: str, *, quant: dict | None, settings: dict | None) -> list[st
 def _lora_rank(adapter: Path) -> int:
     config = json.loads((Path(adapter) / "adapter_config.json").read_text())
     return int(config.get("r", 8))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class VllmEngine:
@@ -114,7 +108,7 @@ class VllmEngine:
             return
         import httpx
 
-        port, self.key = _free_port(), secrets.token_urlsafe(24)
+        port, self.key = free_port(), secrets.token_urlsafe(24)
         env = {**os.environ, "VLLM_API_KEY": self.key, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
                "VLLM_CPU_KVCACHE_SPACE": str(self.settings.get("cpu_kvcache_gib") or 2)}
         self._log = Path(tempfile.mkstemp(prefix="lorakit-vllm-", suffix=".log")[1])

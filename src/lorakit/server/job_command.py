@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import shlex
-import socket
 import sys
 from pathlib import Path
 
 from lorakit import methods
+from lorakit.core.distributed import free_port
 from lorakit.core.paths import CONF_DIR, quoted
 
 HOLDS = {"chat": "chat examples", "pairs": "preference pairs",
@@ -44,11 +44,8 @@ def launcher(gpus: int) -> list[str]:
     per GPU, its rendezvous on a free port of its own so that jobs side by side do not meet)."""
     if gpus <= 1:
         return [sys.executable, "-m", "train"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONF_DIR / "accelerate" / "ddp.yaml"),
-            "--num_processes", str(gpus), "--main_process_port", str(port), "-m", "train"]
+            "--num_processes", str(gpus), "--main_process_port", str(free_port()), "-m", "train"]
 
 
 def command(body: dict, init_from: str | None, run_dir: Path, *, training_file: Path, validation_file: Path | None,
