@@ -15,42 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
+import local_server
 from openai import OpenAI
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def serve(data_dir: Path, model: str, max_jobs: int) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if k != "LORAKIT_API_KEY"}
-    proc = subprocess.Popen([sys.executable, "-m", "lorakit.serve", "--model", model, "--port", str(port),
-                             "--data-dir", str(data_dir), "--max-jobs", str(max_jobs), "--log-level", "warning"],
-                            stdout=open(data_dir.parent / f"server-{max_jobs}.log", "wb"), stderr=subprocess.STDOUT,
-                            env=env)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    raise SystemExit(f"the server did not start: {data_dir.parent / f'server-{max_jobs}.log'}")
-
-
 def phase(tmp: Path, args, max_jobs: int, train: Path) -> dict:
-    proc, url = serve(tmp / f"data-{max_jobs}", args.model, max_jobs)
+    proc, url = local_server.start(tmp / f"data-{max_jobs}", "--model", args.model, "--max-jobs", str(max_jobs),
+                                   "--log-level", "warning", log=tmp / f"server-{max_jobs}.log")
     try:
         client = OpenAI(base_url=f"{url}/v1", api_key="local", max_retries=0)
         upload = client.files.create(file=open(train, "rb"), purpose="fine-tune")

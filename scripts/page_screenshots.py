@@ -12,36 +12,17 @@ playground, the models. Needs `apt-get install chromium` (the page's tests insta
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 from playwright.sync_api import expect, sync_playwright
+
+import local_server
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "page"
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def serve(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "lorakit.serve", "--port", str(port), "--data-dir", str(data_dir)],
-                            stdout=open(data_dir.parent / "server.log", "wb"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    raise SystemExit(f"lorakit.serve did not start; see {data_dir.parent / 'server.log'}")
 
 
 def files(tmp: Path) -> tuple[Path, Path]:
@@ -98,7 +79,7 @@ def walk(page, url: str, good: Path, bad: Path) -> None:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = serve(Path(tmp) / "data")
+        proc, url = local_server.start(Path(tmp) / "data", log=Path(tmp) / "server.log")
         try:
             good, bad = files(Path(tmp))
             with sync_playwright() as p:
