@@ -111,11 +111,12 @@ def base_id(spec: str) -> tuple[str, str]:
 def build(args: argparse.Namespace, key: str | None):
     """Load the base model's tokenizer and config, find the adapters, open the store: the app, ready to run."""
     served_id, args.model = base_id(args.model)
-    slots = _slots(args)  # a setting that cannot work is refused before the model loads
+    cuda = cuda_available()
+    visible = gpus.visible() if cuda else []
+    slots = _slots(args, visible)  # a setting that cannot work is refused before the model loads
     overrides = model_overrides(args.model, args.quant)
     composed = compose(*overrides)  # as python -m train composes it: the model's quantization and learning rate
     quant = OmegaConf.to_container(composed.quant, resolve=True)
-    cuda = cuda_available()
     if quant and not cuda:
         raise ConfigError(f"--model {args.model} is loaded quantized by its config, which needs a CUDA GPU; add "
                           "--quant none on this machine")
@@ -134,7 +135,6 @@ def build(args: argparse.Namespace, key: str | None):
                   learning_rate=float(composed.train.learning_rate))
     state.runner = JobRunner(state, model_overrides=overrides, slots=slots, executor=_executor(args))
     state.proxy = _proxy(args, base, registry, quant, cuda, job_rank=int(composed.lora.r))
-    visible = gpus.visible() if cuda else []
     job_slots.check_split(state.runner.slots.gpus, visible,
                           vllm_share=args.vllm_gpu_memory if state.proxy is not None and cuda else None)
     browsers = BrowserRules(bind=args.host, hosts=frozenset(args.allow_host), origins=frozenset(args.allow_origin))
@@ -154,12 +154,11 @@ def _executor(args: argparse.Namespace) -> LocalExecutor | SlurmExecutor:
                          options=options)
 
 
-def _slots(args: argparse.Namespace) -> job_slots.Slots:
+def _slots(args: argparse.Namespace, visible: list[str]) -> job_slots.Slots:
     """Where the fine-tuning jobs run (server/job_slots.py): their GPUs, and how many at once (on SLURM: as many as
     --max-jobs, default all; SLURM queues them)."""
     if args.executor == "slurm":
         return job_slots.Slots([], max_jobs=args.max_jobs or 10_000)
-    visible = gpus.visible() if cuda_available() else []
     return job_slots.Slots(job_slots.parse_gpus(args.job_gpus, visible), per_job=args.gpus_per_job,
                            max_jobs=args.max_jobs)
 
