@@ -63,7 +63,8 @@ def test_a_rebinding_host_is_refused_on_every_route(which, keyless, server):
     srv = keyless if which == "keyless" else server
     auth = {"authorization": f"Bearer {srv.key}"} if srv.key else {}
     for method, path in (("GET", "/health"), ("GET", "/v1/models"), ("GET", "/v1/files"),
-                         ("POST", "/v1/chat/completions")):
+                         ("POST", "/v1/chat/completions"), ("GET", "/"), ("GET", "/static/app.js"),
+                         ("GET", "/v1/files/file-x/report")):
         response = httpx.request(method, f"{srv.url}{path}", headers={"host": "evil.example", **auth},
                                  json={"model": "tiny-llama", "messages": []}, timeout=60)
         assert response.status_code == 403 and response.json()["error"]["code"] == "host_not_allowed", path

@@ -53,6 +53,9 @@ def test_the_page_is_open_its_data_is_not(site):
     assert httpx.get(f"{site.url}/v1/models", timeout=10).status_code == 401
     rebound = httpx.get(f"{site.url}/", headers={"Host": "attacker.example"}, timeout=10)
     assert rebound.status_code == 403 and rebound.json()["error"]["code"] == "host_not_allowed"
+    foreign = httpx.get(f"{site.url}/v1/files/file-x/report", timeout=10,  # a page of another origin, key or not
+                        headers={"Origin": "http://evil.example", "Authorization": f"Bearer {KEY}"})
+    assert foreign.status_code == 403 and foreign.json()["error"]["code"] == "origin_not_allowed"
 
 
 def test_the_key_is_asked_once_per_session_and_never_put_in_a_url(chromium, site):
